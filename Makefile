@@ -1,0 +1,42 @@
+# Pipelens: `make run` starts the portal, `make test` runs every test.
+# Both set up everything they need: virtualenv, packages, services, migrations.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+WITH_ENV := bash deploy/local/with-env.sh
+B ?=
+
+.PHONY: help venv services services-down migrate test run bench clean-local
+
+help:
+	@echo "make run    - start the portal with its real services and a demo login"
+	@echo "make test   - run the whole test suite against the real services"
+	@echo "make bench  - run every benchmark (B=<name> runs bench/<name>.py)"
+	@echo "make services-down - stop the local services"
+
+$(VENV)/.installed: requirements.txt
+	python3.11 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+services: venv
+	bash deploy/local/services.sh up
+
+services-down:
+	bash deploy/local/services.sh down
+
+migrate: services
+	$(WITH_ENV) $(PY) manage.py migrate --noinput -v 0
+
+test: services
+	bash deploy/local/install-browser.sh
+	$(WITH_ENV) $(PY) -m pytest
+
+run: migrate
+	$(WITH_ENV) bash deploy/local/run.sh
+
+bench: migrate
+	$(WITH_ENV) bash bench/run.sh $(B)

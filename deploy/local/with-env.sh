@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run a command with the connection settings of the local services exported
+# (DATABASE_URL, REDIS_URL, KAFKA_BOOTSTRAP_SERVERS, MINIO_*), so that port
+# overrides given to services.sh reach Django too.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+eval "$(bash "$here/services.sh" env)"
+exec "$@"

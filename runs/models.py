@@ -1,0 +1,202 @@
+"""The runs database: topics, buckets, runs, steps, artifacts, ingest errors.
+
+See docs/architecture.md for how an event becomes rows here. Models hold
+data and constraints only; every write goes through ``runs/services.py``.
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from runs.layouts import DEFAULT_LAYOUTS, validate_layout_names
+
+
+def default_layouts() -> list[str]:
+    return list(DEFAULT_LAYOUTS)
+
+
+def _validate_layouts(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationError("Layouts must be a list of layout names.")
+    try:
+        validate_layout_names(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+class KafkaTopic(models.Model):
+    """A Kafka topic that MinIO publishes bucket events to.
+
+    ``consume_events`` subscribes to every enabled topic and follows changes
+    to this table without a restart.
+    """
+
+    name = models.CharField(max_length=249, unique=True)
+    bootstrap_servers = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Leave empty to use the KAFKA_BOOTSTRAP_SERVERS setting.",
+    )
+    enabled = models.BooleanField(default=True)
+    partitions = models.PositiveIntegerField(default=4)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Bucket(models.Model):
+    """A MinIO (or other S3) bucket whose events Pipelens records.
+
+    ``layouts`` lists the key layouts (runs/layouts.py) tried in order for
+    this bucket's keys; the first that matches decides run, step and artifact.
+    """
+
+    class NotificationStatus(models.TextChoices):
+        UNKNOWN = "unknown", "Not configured yet"
+        CONFIGURED = "configured", "Configured"
+        FAILED = "failed", "Failed"
+
+    name = models.CharField(max_length=63, unique=True)
+    endpoint = models.CharField(
+        max_length=200, blank=True, help_text="MinIO endpoint alias; empty means MINIO_ENDPOINT."
+    )
+    topic = models.ForeignKey(
+        KafkaTopic, on_delete=models.PROTECT, null=True, blank=True, related_name="buckets"
+    )
+    layouts = models.JSONField(default=default_layouts, validators=[_validate_layouts])
+    prefix_filter = models.CharField(max_length=1024, blank=True)
+    suffix_filter = models.CharField(max_length=1024, blank=True)
+    event_names = models.JSONField(
+        default=list, blank=True, help_text="Notification event names; empty means created+removed."
+    )
+    notification_status = models.CharField(
+        max_length=20, choices=NotificationStatus.choices, default=NotificationStatus.UNKNOWN
+    )
+    notification_error = models.TextField(blank=True)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Run(models.Model):
+    """One pipeline run: every artifact whose key resolves to the same run key."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    bucket = models.ForeignKey(Bucket, on_delete=models.CASCADE, related_name="runs")
+    run_key = models.CharField(max_length=1024)
+    name = models.CharField(max_length=1024)
+    pipeline = models.CharField(max_length=512, blank=True)
+    namespace = models.CharField(max_length=253, blank=True)
+    layout = models.CharField(max_length=50)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    first_event_at = models.DateTimeField()
+    last_event_at = models.DateTimeField()
+    artifact_count = models.PositiveIntegerField(default=0)
+    # Bumped by every batch that touches the run; browsers use it to notice
+    # missed pushes (DESIGN.md §1 step 6).
+    seq = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bucket", "run_key"], name="run_unique_key_per_bucket")
+        ]
+        indexes = [models.Index(fields=["-last_event_at"], name="run_last_event_idx")]
+        ordering = ["-last_event_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Step(models.Model):
+    """A step (Kubeflow pod or task) of a run."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=512)
+    status = models.CharField(max_length=20, choices=Run.Status.choices, default=Run.Status.RUNNING)
+    first_event_at = models.DateTimeField()
+    last_event_at = models.DateTimeField()
+    artifact_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="step_unique_name_per_run")]
+        ordering = ["first_event_at", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Artifact(models.Model):
+    """One object in a bucket, as of the newest event seen for its key.
+
+    ``event_order`` (the MinIO sequencer, or the event time in ns) guards
+    against an older event overwriting a newer one. A removed object keeps
+    its row with ``deleted=True`` so that a late, older "created" event
+    cannot bring it back.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="artifacts")
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="artifacts")
+    bucket = models.ForeignKey(Bucket, on_delete=models.CASCADE, related_name="artifacts")
+    key = models.CharField(max_length=1024)
+    name = models.CharField(max_length=1024)
+    kind = models.CharField(max_length=30, default="other")
+    size = models.BigIntegerField(null=True, blank=True)
+    etag = models.CharField(max_length=100, blank=True)
+    content_type = models.CharField(max_length=255, blank=True)
+    version_id = models.CharField(max_length=100, blank=True)
+    sequencer = models.CharField(max_length=40, blank=True)
+    event_order = models.BigIntegerField()
+    event_time = models.DateTimeField()
+    deleted = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bucket", "key"], name="artifact_unique_key_per_bucket")
+        ]
+        indexes = [models.Index(fields=["run", "step"], name="artifact_run_step_idx")]
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class IngestError(models.Model):
+    """A Kafka message that could not be parsed or resolved, kept verbatim."""
+
+    topic = models.CharField(max_length=249)
+    partition = models.IntegerField()
+    offset = models.BigIntegerField()
+    message_key = models.BinaryField(null=True, blank=True)
+    raw = models.BinaryField(null=True, blank=True)
+    error = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["topic", "partition", "offset"], name="ingesterror_coords_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}: {self.error[:80]}"
+
+    @property
+    def raw_preview(self) -> str:
+        """The first bytes of the message, readable whatever they hold."""
+        if self.raw is None:
+            return "(no value)"
+        return bytes(self.raw[:2000]).decode("utf-8", errors="replace")

@@ -1,0 +1,388 @@
+"""Writes to the runs database. Only this module writes; see docs/architecture.md.
+
+``ingest_events`` stores one consumer batch in one transaction. Raw SQL is
+used for the upserts because the ORM cannot say "update only if newer"
+(``ON CONFLICT ... DO UPDATE ... WHERE``) nor return which rows changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from runs.kinds import guess_kind
+from runs.layouts import ResolvedKey, UnresolvableKey, resolve_key
+from runs.models import Bucket, IngestError, KafkaTopic
+from runs.storage import minio_client
+from streaming.events import EventAction, ObjectEvent
+
+logger = logging.getLogger(__name__)
+
+# Rows per INSERT statement: keeps each statement under PostgreSQL's 65,535
+# bind-parameter limit with room to spare.
+_CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedMessage:
+    """A Kafka message, or one event of it, that will become an IngestError row."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    raw: bytes | None
+    error: str
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """What one batch changed; returned to the consumer for its log line."""
+
+    stored: int = 0  # artifact rows inserted or updated
+    stale: int = 0  # events that lost to a newer one already stored
+    rejected: int = 0  # IngestError rows written
+    changed_artifact_ids: list[int] = field(default_factory=list)
+    run_seqs: dict[int, int] = field(default_factory=dict)  # run id -> new seq
+
+
+# Hooks run on commit with the IngestResult (broadcast, render tasks). Kept as
+# a list so the apps that own those side effects register themselves here
+# rather than this module importing them.
+on_batch_committed: list[Callable[[IngestResult], None]] = []
+
+
+def _newest_per_key(events: Iterable[ObjectEvent]) -> list[ObjectEvent]:
+    """Dedupe a batch by (bucket, key), keeping the newest event of each key."""
+    newest: dict[tuple[str, str], ObjectEvent] = {}
+    for event in events:
+        ident = (event.bucket, event.key)
+        seen = newest.get(ident)
+        if seen is None or (event.order, event.offset) > (seen.order, seen.offset):
+            newest[ident] = event
+    return list(newest.values())
+
+
+def _values_sql(columns: int, rows: int) -> str:
+    row = "(" + ", ".join(["%s"] * columns) + ")"
+    return ", ".join([row] * rows)
+
+
+def _chunks(rows: Sequence, size: int = _CHUNK):
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _upsert_runs(cursor, runs: dict[tuple[int, str], dict]) -> dict[tuple[int, str], tuple[int, int]]:
+    """Insert or touch runs; returns (bucket id, run key) -> (run id, seq)."""
+    out: dict[tuple[int, str], tuple[int, int]] = {}
+    # Sorted so that concurrent consumers lock rows in the same order.
+    rows = [runs[k] for k in sorted(runs)]
+    for chunk in _chunks(rows):
+        params: list = []
+        for r in chunk:
+            params += [r["bucket_id"], r["run_key"], r["name"], r["pipeline"], r["namespace"],
+                       r["layout"], r["first"], r["last"]]
+        cursor.execute(
+            f"""
+            INSERT INTO runs_run (bucket_id, run_key, name, pipeline, namespace, layout,
+                                  first_event_at, last_event_at, status, artifact_count, seq)
+            SELECT v.bucket_id, v.run_key, v.name, v.pipeline, v.namespace, v.layout,
+                   v.first_at::timestamptz, v.last_at::timestamptz, 'running', 0, 1
+            FROM (VALUES {_values_sql(8, len(chunk))})
+                 AS v(bucket_id, run_key, name, pipeline, namespace, layout, first_at, last_at)
+            ON CONFLICT (bucket_id, run_key) DO UPDATE SET
+                first_event_at = LEAST(runs_run.first_event_at, EXCLUDED.first_event_at),
+                last_event_at = GREATEST(runs_run.last_event_at, EXCLUDED.last_event_at),
+                seq = runs_run.seq + 1
+            RETURNING id, bucket_id, run_key, seq
+            """,
+            params,
+        )
+        for run_id, bucket_id, run_key, seq in cursor.fetchall():
+            out[(bucket_id, run_key)] = (run_id, seq)
+    return out
+
+
+def _upsert_steps(cursor, steps: dict[tuple[int, str], dict]) -> dict[tuple[int, str], int]:
+    """Insert or touch steps; returns (run id, step name) -> step id."""
+    out: dict[tuple[int, str], int] = {}
+    rows = [steps[k] for k in sorted(steps)]
+    for chunk in _chunks(rows):
+        params: list = []
+        for s in chunk:
+            params += [s["run_id"], s["name"], s["first"], s["last"]]
+        cursor.execute(
+            f"""
+            INSERT INTO runs_step (run_id, name, first_event_at, last_event_at, status, artifact_count)
+            SELECT v.run_id, v.name, v.first_at::timestamptz, v.last_at::timestamptz, 'running', 0
+            FROM (VALUES {_values_sql(4, len(chunk))}) AS v(run_id, name, first_at, last_at)
+            ON CONFLICT (run_id, name) DO UPDATE SET
+                first_event_at = LEAST(runs_step.first_event_at, EXCLUDED.first_event_at),
+                last_event_at = GREATEST(runs_step.last_event_at, EXCLUDED.last_event_at)
+            RETURNING id, run_id, name
+            """,
+            params,
+        )
+        for step_id, run_id, name in cursor.fetchall():
+            out[(run_id, name)] = step_id
+    return out
+
+
+def _upsert_artifacts(cursor, rows: list[list]) -> list[tuple[int, int]]:
+    """Insert or update artifacts, newer event wins; returns (artifact id, run id) changed."""
+    changed: list[tuple[int, int]] = []
+    rows = sorted(rows, key=lambda r: (r[2], r[3]))  # (bucket_id, key): stable lock order
+    for chunk in _chunks(rows):
+        params = [value for row in chunk for value in row]
+        # A removed event keeps the last known size/etag/type for the record;
+        # the WHERE clause is the newer-wins guard: an event that is not
+        # strictly newer than the stored one changes nothing.
+        cursor.execute(
+            f"""
+            INSERT INTO runs_artifact (run_id, step_id, bucket_id, key, name, kind, size, etag,
+                                       content_type, version_id, sequencer, event_order,
+                                       event_time, deleted, created_at, updated_at)
+            SELECT v.run_id, v.step_id, v.bucket_id, v.key, v.name, v.kind, v.size::bigint, v.etag,
+                   v.content_type, v.version_id, v.sequencer, v.event_order::bigint,
+                   v.event_time::timestamptz, v.deleted::boolean, now(), now()
+            FROM (VALUES {_values_sql(14, len(chunk))})
+                 AS v(run_id, step_id, bucket_id, key, name, kind, size, etag, content_type,
+                      version_id, sequencer, event_order, event_time, deleted)
+            ON CONFLICT (bucket_id, key) DO UPDATE SET
+                run_id = EXCLUDED.run_id,
+                step_id = EXCLUDED.step_id,
+                name = EXCLUDED.name,
+                kind = EXCLUDED.kind,
+                size = CASE WHEN EXCLUDED.deleted THEN runs_artifact.size ELSE EXCLUDED.size END,
+                etag = CASE WHEN EXCLUDED.deleted THEN runs_artifact.etag ELSE EXCLUDED.etag END,
+                content_type = CASE WHEN EXCLUDED.deleted THEN runs_artifact.content_type
+                                    ELSE EXCLUDED.content_type END,
+                version_id = EXCLUDED.version_id,
+                sequencer = EXCLUDED.sequencer,
+                event_order = EXCLUDED.event_order,
+                event_time = EXCLUDED.event_time,
+                deleted = EXCLUDED.deleted,
+                updated_at = now()
+            WHERE runs_artifact.event_order < EXCLUDED.event_order
+            RETURNING id, run_id
+            """,
+            params,
+        )
+        changed.extend(cursor.fetchall())
+    return changed
+
+
+def _recount(cursor, run_ids: Sequence[int]) -> None:
+    """Recompute live artifact counts of the touched runs and their steps."""
+    if not run_ids:
+        return
+    cursor.execute(
+        """
+        UPDATE runs_step s SET artifact_count = c.n
+        FROM (SELECT st.id, count(a.id) FILTER (WHERE NOT a.deleted) AS n
+              FROM runs_step st LEFT JOIN runs_artifact a ON a.step_id = st.id
+              WHERE st.run_id = ANY(%s) GROUP BY st.id) c
+        WHERE s.id = c.id AND s.artifact_count <> c.n
+        """,
+        [list(run_ids)],
+    )
+    cursor.execute(
+        """
+        UPDATE runs_run r SET artifact_count = c.n
+        FROM (SELECT run_id, count(*) FILTER (WHERE NOT deleted) AS n
+              FROM runs_artifact WHERE run_id = ANY(%s) GROUP BY run_id) c
+        WHERE r.id = c.run_id AND r.artifact_count <> c.n
+        """,
+        [list(run_ids)],
+    )
+
+
+def _bucket_map(names: set[str]) -> dict[str, Bucket]:
+    return {b.name: b for b in Bucket.objects.filter(name__in=names)}
+
+
+@transaction.atomic
+def ingest_events(
+    *,
+    events: Sequence[ObjectEvent],
+    rejected: Sequence[RejectedMessage] = (),
+    raw_messages: Mapping[tuple[str, int, int], tuple[bytes | None, bytes | None]] | None = None,
+) -> IngestResult:
+    """Store one consumer batch: events become runs/steps/artifacts, rejects become IngestErrors.
+
+    One transaction for the whole batch, so the caller may commit its Kafka
+    offsets once this returns. Idempotent: replaying a batch changes nothing.
+    Accessed and metadata-only events are skipped (the caller counts them).
+    ``raw_messages`` maps (topic, partition, offset) to the message's (key,
+    value) so that an event whose key resolves to no run is kept verbatim.
+    """
+    raw_messages = raw_messages or {}
+    result = IngestResult()
+    failures = list(rejected)
+    stored_events = [e for e in events if e.action in (EventAction.CREATED, EventAction.REMOVED)]
+    newest = _newest_per_key(stored_events)
+    buckets = _bucket_map({e.bucket for e in newest})
+
+    resolved: list[tuple[ObjectEvent, Bucket, ResolvedKey]] = []
+    for event in newest:
+        bucket = buckets.get(event.bucket)
+        if bucket is None:
+            failures.append(_reject(event, raw_messages,
+                                    f"bucket {event.bucket!r} is not registered in Pipelens"))
+            continue
+        try:
+            resolved.append((event, bucket, resolve_key(event.key, bucket.layouts)))
+        except (UnresolvableKey, ValueError) as exc:
+            failures.append(_reject(event, raw_messages, f"key {event.key!r} matches no layout "
+                                                         f"of bucket {bucket.name!r}: {exc}"))
+
+    with connection.cursor() as cursor:
+        if resolved:
+            _store_resolved(cursor, resolved, result)
+            _touch_buckets(cursor, resolved)
+    if failures:
+        IngestError.objects.bulk_create(
+            IngestError(topic=f.topic, partition=f.partition, offset=f.offset,
+                        message_key=f.key, raw=f.raw, error=f.error[:5000])
+            for f in failures
+        )
+    result.rejected = len(failures)
+    # Superseded inside the batch, plus those the newer-wins guard refused.
+    result.stale = (len(stored_events) - len(newest)) + (len(resolved) - result.stored)
+
+    hooks = list(on_batch_committed)
+    if hooks and (result.run_seqs or result.changed_artifact_ids):
+        transaction.on_commit(lambda: [hook(result) for hook in hooks])
+    return result
+
+
+def _store_resolved(cursor, resolved, result: IngestResult) -> None:
+    runs: dict[tuple[int, str], dict] = {}
+    steps_wanted: list[tuple[tuple[int, str], str, datetime]] = []
+    for event, bucket, where in resolved:
+        ident = (bucket.id, where.run_key)
+        run = runs.get(ident)
+        if run is None:
+            runs[ident] = {"bucket_id": bucket.id, "run_key": where.run_key, "name": where.run_name,
+                           "pipeline": where.pipeline, "namespace": where.namespace,
+                           "layout": where.layout, "first": event.event_time,
+                           "last": event.event_time}
+        else:
+            run["first"] = min(run["first"], event.event_time)
+            run["last"] = max(run["last"], event.event_time)
+        steps_wanted.append((ident, where.step_name, event.event_time))
+
+    run_ids = _upsert_runs(cursor, runs)
+    result.run_seqs = {run_id: seq for run_id, seq in run_ids.values()}
+
+    steps: dict[tuple[int, str], dict] = {}
+    for ident, step_name, at in steps_wanted:
+        run_id = run_ids[ident][0]
+        step = steps.get((run_id, step_name))
+        if step is None:
+            steps[(run_id, step_name)] = {"run_id": run_id, "name": step_name, "first": at, "last": at}
+        else:
+            step["first"] = min(step["first"], at)
+            step["last"] = max(step["last"], at)
+    step_ids = _upsert_steps(cursor, steps)
+
+    rows = []
+    for event, bucket, where in resolved:
+        run_id = run_ids[(bucket.id, where.run_key)][0]
+        removed = event.action == EventAction.REMOVED
+        rows.append([
+            run_id, step_ids[(run_id, where.step_name)], bucket.id, event.key, where.artifact_name,
+            guess_kind(where.artifact_name, event.content_type), event.size, event.etag[:100],
+            event.content_type[:255], event.version_id[:100], event.sequencer[:40], event.order,
+            event.event_time, removed,
+        ])
+    changed = _upsert_artifacts(cursor, rows)
+    result.stored = len(changed)
+    result.changed_artifact_ids = [artifact_id for artifact_id, _ in changed]
+    _recount(cursor, sorted({run_id for _, run_id in changed}))
+
+
+def _touch_buckets(cursor, resolved) -> None:
+    latest: dict[int, datetime] = {}
+    for event, bucket, _ in resolved:
+        if bucket.id not in latest or event.event_time > latest[bucket.id]:
+            latest[bucket.id] = event.event_time
+    for bucket_id, at in sorted(latest.items()):
+        cursor.execute(
+            "UPDATE runs_bucket SET last_event_at = %s WHERE id = %s "
+            "AND (last_event_at IS NULL OR last_event_at < %s)",
+            [at, bucket_id, at],
+        )
+
+
+def _reject(event: ObjectEvent, raw_messages: Mapping, reason: str) -> RejectedMessage:
+    key, raw = raw_messages.get((event.topic, event.partition, event.offset),
+                                (f"{event.bucket}/{event.key}".encode(), None))
+    return RejectedMessage(topic=event.topic, partition=event.partition, offset=event.offset,
+                           key=key, raw=raw, error=reason)
+
+
+# --- Buckets and topics -------------------------------------------------------
+
+# What MinIO should publish when a bucket names no event filter: content
+# changes only (accessed events are noise; DESIGN.md §4).
+DEFAULT_NOTIFY_EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+
+
+def topic_ensure(*, name: str, partitions: int = 4) -> KafkaTopic:
+    """The enabled KafkaTopic row called ``name``, created if missing."""
+    topic, _ = KafkaTopic.objects.get_or_create(name=name, defaults={"partitions": partitions})
+    return topic
+
+
+def bucket_register(*, name: str, topic_name: str | None = None,
+                    layouts: Sequence[str] | None = None) -> Bucket:
+    """Register a bucket: its row, the MinIO bucket if missing, and its event notification.
+
+    The notification status and any error are recorded on the row, so the
+    admin shows why a bucket publishes nothing; the row is saved either way.
+    """
+    topic = topic_ensure(name=topic_name or settings.MINIO_KAFKA_TOPIC)
+    bucket, created = Bucket.objects.get_or_create(
+        name=name, defaults={"topic": topic, **({"layouts": list(layouts)} if layouts else {})}
+    )
+    if not created and bucket.topic_id is None:
+        bucket.topic = topic
+        bucket.save(update_fields=["topic"])
+    bucket_notification_configure(bucket=bucket)
+    return bucket
+
+
+def bucket_notification_configure(*, bucket: Bucket) -> Bucket:
+    """Point the MinIO bucket's notifications at Pipelens' Kafka target (ARN setting)."""
+    from minio.error import MinioException
+    from minio.notificationconfig import NotificationConfig, PrefixFilterRule, QueueConfig, SuffixFilterRule
+
+    client = minio_client(bucket.endpoint)
+    try:
+        if not client.bucket_exists(bucket.name):
+            client.make_bucket(bucket.name)
+        prefix = PrefixFilterRule(bucket.prefix_filter) if bucket.prefix_filter else None
+        suffix = SuffixFilterRule(bucket.suffix_filter) if bucket.suffix_filter else None
+        queue = QueueConfig(
+            settings.MINIO_NOTIFY_ARN,
+            bucket.event_names or DEFAULT_NOTIFY_EVENTS,
+            config_id="pipelens",
+            prefix_filter_rule=prefix,
+            suffix_filter_rule=suffix,
+        )
+        client.set_bucket_notification(bucket.name, NotificationConfig(queue_config_list=[queue]))
+    except (MinioException, OSError, ValueError) as exc:
+        bucket.notification_status = Bucket.NotificationStatus.FAILED
+        bucket.notification_error = str(exc)[:2000]
+    else:
+        bucket.notification_status = Bucket.NotificationStatus.CONFIGURED
+        bucket.notification_error = ""
+    bucket.save(update_fields=["notification_status", "notification_error"])
+    return bucket

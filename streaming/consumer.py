@@ -1,0 +1,221 @@
+"""The ingest loop: Kafka batches in, one database transaction per batch, offsets out.
+
+The only module that touches Kafka offsets (docs/architecture.md). Parsing
+lives in ``streaming/events.py``; storing in ``runs.services.ingest_events``.
+
+Guarantees:
+- offsets are committed only after the batch's transaction has committed;
+- a message that cannot be parsed becomes an ``IngestError`` row and the
+  loop carries on;
+- a lost database stops progress, not the process: the batch is retried
+  with back-off and nothing is committed until it is stored;
+- a stop request (SIGTERM/SIGINT) finishes the batch in hand, commits it,
+  and closes the consumer, which leaves the group cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
+
+from runs.selectors import enabled_topic_names
+from runs.services import IngestResult, RejectedMessage, ingest_events
+from streaming.events import EventAction, EventParseError, ObjectEvent, parse_message
+from streaming.kafka import consumer_config
+from vizsite.logs import log_event
+
+logger = logging.getLogger("pipelens.consumer")
+
+# Back-off while the database is unreachable: doubles up to the cap.
+_DB_RETRY_FIRST_S = 0.5
+_DB_RETRY_MAX_S = 30.0
+
+
+@dataclass(slots=True)
+class ParsedBatch:
+    """A batch of Kafka messages turned into events and rejects."""
+
+    events: list[ObjectEvent]
+    rejected: list[RejectedMessage]
+    raw: dict[tuple[str, int, int], tuple[bytes | None, bytes | None]]
+    offsets: dict[tuple[str, int], int]  # (topic, partition) -> next offset to commit
+    counts: Counter
+
+
+def parse_batch(messages) -> ParsedBatch:
+    """Parse Kafka messages; nothing here can raise for bad message content."""
+    batch = ParsedBatch([], [], {}, {}, Counter())
+    for msg in messages:
+        err = msg.error()
+        if err is not None:
+            # Broker-side notices (a subscribed topic not yet created, a
+            # partition EOF) are not messages; log them and go on.
+            if err.fatal():
+                raise KafkaException(err)
+            if err.code() != KafkaError._PARTITION_EOF:
+                log_event(logger, "kafka_notice", level=logging.WARNING, error=err.str())
+            continue
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        batch.offsets[(topic, partition)] = max(batch.offsets.get((topic, partition), 0), offset + 1)
+        key, value = msg.key(), msg.value()
+        batch.raw[(topic, partition, offset)] = (key, value)
+        try:
+            events = parse_message(value, key=key, topic=topic, partition=partition, offset=offset)
+        except EventParseError as exc:
+            batch.rejected.append(RejectedMessage(topic, partition, offset, key, value, str(exc)))
+            batch.counts["rejected"] += 1
+            continue
+        for event in events:
+            batch.counts[event.action.value] += 1
+            if event.action in (EventAction.CREATED, EventAction.REMOVED):
+                batch.events.append(event)
+    return batch
+
+
+class IngestConsumer:
+    """Runs the consume → store → commit loop until ``stop()`` is called."""
+
+    def __init__(self, *, group_id: str | None = None, bootstrap_servers: str | None = None,
+                 batch_size: int | None = None, batch_timeout_s: float | None = None,
+                 topic_refresh_s: float | None = None) -> None:
+        self.bootstrap_servers = bootstrap_servers or settings.KAFKA_BOOTSTRAP_SERVERS
+        self.config = consumer_config(group_id=group_id, bootstrap_servers=self.bootstrap_servers)
+        self.batch_size = batch_size or settings.KAFKA_BATCH_SIZE
+        self.batch_timeout_s = batch_timeout_s or settings.KAFKA_BATCH_TIMEOUT_S
+        self.topic_refresh_s = topic_refresh_s or settings.KAFKA_TOPIC_REFRESH_S
+        self._stop = threading.Event()
+        self._topics: list[str] = []
+        self._topics_checked_at = 0.0
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in hand and return. Safe from a signal handler."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        consumer = Consumer(self.config)
+        log_event(logger, "consumer_started", group=self.config["group.id"],
+                  bootstrap=self.bootstrap_servers)
+        try:
+            while not self.stopping:
+                self._follow_topics(consumer)
+                if not self._topics:
+                    self._stop.wait(min(self.topic_refresh_s, 1.0))
+                    continue
+                messages = consumer.consume(num_messages=self.batch_size, timeout=self.batch_timeout_s)
+                if messages:
+                    self._handle(consumer, messages)
+        finally:
+            consumer.close()
+            log_event(logger, "consumer_stopped")
+
+    def _follow_topics(self, consumer: Consumer) -> None:
+        """Re-read the enabled topics now and then; resubscribe when they change."""
+        now = time.monotonic()
+        if now - self._topics_checked_at < self.topic_refresh_s:
+            return
+        try:
+            close_old_connections()
+            topics = enabled_topic_names(bootstrap_servers=self.bootstrap_servers)
+        except (OperationalError, InterfaceError) as exc:
+            log_event(logger, "topics_unavailable", level=logging.WARNING, error=str(exc).strip())
+            connection.close()
+            self._topics_checked_at = now
+            return
+        self._topics_checked_at = now
+        if topics == self._topics:
+            return
+        if topics:
+            consumer.subscribe(topics)
+        else:
+            consumer.unsubscribe()
+        log_event(logger, "subscribed", topics=",".join(topics) or "-")
+        self._topics = topics
+
+    def _handle(self, consumer: Consumer, messages) -> None:
+        started = time.monotonic()
+        batch = parse_batch(messages)
+        result = self._store(batch)
+        if result is None:
+            return  # stopping before the batch was stored: commit nothing
+        if batch.offsets:
+            try:
+                consumer.commit(
+                    offsets=[TopicPartition(t, p, o) for (t, p), o in sorted(batch.offsets.items())],
+                    asynchronous=False,
+                )
+            except KafkaException as exc:
+                # Lost the partitions (rebalance, long outage): the batch is
+                # stored, and its redelivery to the next owner is idempotent.
+                log_event(logger, "commit_failed", level=logging.WARNING, error=str(exc))
+        log_event(
+            logger, "batch_stored", count=len(messages), stored=result.stored, stale=result.stale,
+            rejected=result.rejected, accessed=batch.counts["accessed"],
+            runs=len(result.run_seqs), duration_ms=round((time.monotonic() - started) * 1000, 1),
+            lag=self._lag(consumer),
+        )
+
+    def _store(self, batch: ParsedBatch) -> IngestResult | None:
+        """Store the batch, retrying while the database is away. None if stopped first."""
+        delay = _DB_RETRY_FIRST_S
+        while True:
+            try:
+                close_old_connections()
+                return ingest_events(events=batch.events, rejected=batch.rejected, raw_messages=batch.raw)
+            except (OperationalError, InterfaceError) as exc:
+                log_event(logger, "database_unavailable", level=logging.WARNING,
+                          error=str(exc).strip()[:200], retry_in_s=delay)
+                connection.close()
+            except DatabaseError as exc:
+                # Data the database refuses (not an outage): store what it
+                # accepts event by event, the rest as IngestErrors.
+                log_event(logger, "batch_refused", level=logging.WARNING, error=str(exc).strip()[:200])
+                return self._store_one_by_one(batch)
+            if self._stop.wait(delay):
+                return None
+            delay = min(delay * 2, _DB_RETRY_MAX_S)
+
+    def _store_one_by_one(self, batch: ParsedBatch) -> IngestResult:
+        total = IngestResult()
+        rejected = list(batch.rejected)
+        for event in batch.events:
+            try:
+                result = ingest_events(events=[event], raw_messages=batch.raw)
+            except (OperationalError, InterfaceError):
+                raise
+            except DatabaseError as exc:
+                key, raw = batch.raw.get((event.topic, event.partition, event.offset), (None, None))
+                rejected.append(RejectedMessage(event.topic, event.partition, event.offset, key, raw,
+                                                f"database refused the event: {str(exc).strip()[:500]}"))
+                continue
+            total.stored += result.stored
+            total.stale += result.stale
+            total.rejected += result.rejected
+            total.run_seqs.update(result.run_seqs)
+            total.changed_artifact_ids += result.changed_artifact_ids
+        if rejected:
+            total.rejected += ingest_events(events=[], rejected=rejected).rejected
+        return total
+
+    @staticmethod
+    def _lag(consumer: Consumer) -> int:
+        """Messages behind the head over the assigned partitions (from cached watermarks)."""
+        try:
+            lag = 0
+            for tp in consumer.position(consumer.assignment()):
+                _, high = consumer.get_watermark_offsets(tp, cached=True)
+                if tp.offset >= 0 and high >= 0:
+                    lag += max(high - tp.offset, 0)
+            return lag
+        except KafkaException:
+            return -1

@@ -1,0 +1,9 @@
+"""Settings for the test suite: the real services, faster hashing."""
+
+from .base import *  # noqa: F403
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Test databases are created per run; connections must not outlive a test.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
