@@ -1,0 +1,130 @@
+"""Shared fixtures. Integration fixtures talk to the real local services and
+fail loudly (never skip) when one is missing: start them with `make services`."""
+
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+from django.conf import settings
+
+
+def _tcp_check(name: str, hostport: str) -> None:
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return
+    except OSError as exc:
+        pytest.fail(f"{name} is not reachable at {hostport} ({exc}); run `make services` first",
+                    pytrace=False)
+
+
+def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value; fail with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def minio():
+    """The real MinIO, through the official client."""
+    from runs.storage import minio_client
+
+    _tcp_check("MinIO", settings.MINIO_ENDPOINT)
+    return minio_client()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap():
+    _tcp_check("Kafka", settings.KAFKA_BOOTSTRAP_SERVERS.split(",")[0])
+    return settings.KAFKA_BOOTSTRAP_SERVERS
+
+
+@pytest.fixture
+def unique_name():
+    return lambda prefix="t": f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def live_bucket(transactional_db, minio, kafka_bootstrap, unique_name):
+    """A fresh MinIO bucket publishing to the MinIO topic, registered in Pipelens."""
+    from runs.models import Bucket
+    from runs.services import bucket_register
+
+    bucket = bucket_register(name=unique_name("t"))
+    assert bucket.notification_status == Bucket.NotificationStatus.CONFIGURED, bucket.notification_error
+    yield bucket
+    for obj in minio.list_objects(bucket.name, recursive=True):
+        minio.remove_object(bucket.name, obj.object_name)
+    minio.remove_bucket(bucket.name)
+
+
+def skip_to_end(*, group_id: str, topic: str) -> None:
+    """Commit the topic's current end offsets for ``group_id``, so a new test
+    consumer reads only what the test itself produces."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from streaming.kafka import consumer_config
+
+    consumer = Consumer(consumer_config(group_id=group_id))
+    try:
+        meta = consumer.list_topics(topic, timeout=10)
+        partitions = sorted(meta.topics[topic].partitions)
+        assert partitions, f"topic {topic} has no partitions"
+        ends = []
+        for p in partitions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            ends.append(TopicPartition(topic, p, high))
+        consumer.commit(offsets=ends, asynchronous=False)
+    finally:
+        consumer.close()
+
+
+class ConsumerThread:
+    """``IngestConsumer`` running in a thread of the test process."""
+
+    def __init__(self, group_id: str):
+        from streaming.consumer import IngestConsumer
+
+        self.group_id = group_id
+        self.consumer = IngestConsumer(group_id=group_id, topic_refresh_s=0.2, batch_timeout_s=0.05)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="test-consumer", daemon=True)
+
+    def _run(self):
+        from django.db import connection
+
+        try:
+            self.consumer.run()
+        except BaseException as exc:  # surfaced by the fixture
+            self.error = exc
+        finally:
+            connection.close()
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.consumer.stop()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "consumer did not stop within 30 s"
+        if self.error:
+            raise self.error
+
+
+@pytest.fixture
+def running_consumer(live_bucket, unique_name):
+    """The ingest consumer, in a thread, reading only what this test produces."""
+    group = unique_name("test-group")
+    skip_to_end(group_id=group, topic=settings.MINIO_KAFKA_TOPIC)
+    worker = ConsumerThread(group).start()
+    yield worker
+    worker.stop()

@@ -1,0 +1,140 @@
+"""runs.services.ingest_events against the real PostgreSQL."""
+
+import pytest
+
+from runs import services
+from runs.models import Artifact, IngestError, Run, Step
+from runs.services import RejectedMessage, ingest_events
+from streaming.events import EventAction
+from tests.factories import BucketFactory, object_event
+
+pytestmark = pytest.mark.django_db
+
+V1 = "artifacts/iris-pipeline-7xk2p/2026/11/29/iris-pipeline-7xk2p-3301820553/{}.tgz"
+V2 = "v2/artifacts/iris/5f1c1a7e-95b2-4bb0-9a86-3b3f5c3b1f10/train-model/{}"
+
+
+def test_batch_creates_runs_steps_and_artifacts_with_counts():
+    bucket = BucketFactory(name="mlpipeline")
+    events = [
+        object_event("mlpipeline", V1.format("mlpipeline-ui-metadata"), seconds=1),
+        object_event("mlpipeline", V1.format("mlpipeline-metrics"), seconds=2),
+        object_event("mlpipeline", V2.format("model.pkl"), seconds=3),
+    ]
+    result = ingest_events(events=events)
+
+    assert result.stored == 3 and result.rejected == 0
+    v1 = Run.objects.get(bucket=bucket, run_key="artifacts/iris-pipeline-7xk2p")
+    assert (v1.name, v1.pipeline, v1.layout, v1.artifact_count, v1.seq) == (
+        "iris-pipeline-7xk2p", "iris-pipeline", "kfp_v1_dated", 2, 1)
+    assert v1.first_event_at == events[0].event_time and v1.last_event_at == events[1].event_time
+    step = Step.objects.get(run=v1)
+    assert (step.name, step.artifact_count) == ("iris-pipeline-7xk2p-3301820553", 2)
+    kinds = dict(Artifact.objects.filter(run=v1).values_list("name", "kind"))
+    assert kinds == {"mlpipeline-ui-metadata.tgz": "kfp_ui_metadata",
+                     "mlpipeline-metrics.tgz": "metrics"}
+    v2 = Run.objects.get(run_key="v2/artifacts/iris/5f1c1a7e-95b2-4bb0-9a86-3b3f5c3b1f10")
+    assert v2.steps.get().name == "train-model"
+    bucket.refresh_from_db()
+    assert bucket.last_event_at == events[2].event_time
+
+
+def test_newest_event_of_a_key_wins_inside_a_batch_whatever_the_order():
+    BucketFactory(name="b")
+    key = "run/step/out.csv"
+    newer = object_event("b", key, seconds=10, etag="new")
+    older = object_event("b", key, seconds=5, etag="old")
+    result = ingest_events(events=[newer, older])
+    assert result.stored == 1 and result.stale == 1
+    assert Artifact.objects.get(key=key).etag == "new"
+
+
+def test_older_event_arriving_late_changes_nothing():
+    BucketFactory(name="b")
+    key = "run/step/out.csv"
+    ingest_events(events=[object_event("b", key, seconds=10, etag="new", size=2)])
+    before = Artifact.objects.get(key=key)
+    result = ingest_events(events=[object_event("b", key, seconds=5, etag="old", size=1)])
+    after = Artifact.objects.get(key=key)
+    assert result.stored == 0 and result.stale == 1
+    assert (after.etag, after.size, after.updated_at) == ("new", 2, before.updated_at)
+
+
+def test_replaying_a_batch_is_idempotent():
+    BucketFactory(name="b")
+    events = [object_event("b", f"run/step/{i}.txt", seconds=i) for i in range(5)]
+    ingest_events(events=events)
+    result = ingest_events(events=events)
+    assert result.stored == 0
+    assert Artifact.objects.count() == 5 and Run.objects.get().artifact_count == 5
+
+
+def test_removal_marks_deleted_keeps_metadata_and_recounts():
+    BucketFactory(name="b")
+    ingest_events(events=[object_event("b", "run/step/a.txt", seconds=1, etag="e1"),
+                          object_event("b", "run/step/b.txt", seconds=1)])
+    ingest_events(events=[object_event("b", "run/step/a.txt", action=EventAction.REMOVED, seconds=2)])
+    gone = Artifact.objects.get(key="run/step/a.txt")
+    assert gone.deleted and gone.etag == "e1"
+    assert Run.objects.get().artifact_count == 1 and Step.objects.get().artifact_count == 1
+
+
+def test_removal_seen_before_creation_is_not_undone_by_an_older_create():
+    BucketFactory(name="b")
+    key = "run/step/a.txt"
+    ingest_events(events=[object_event("b", key, action=EventAction.REMOVED, seconds=5)])
+    ingest_events(events=[object_event("b", key, seconds=1)])
+    assert Artifact.objects.get(key=key).deleted
+    ingest_events(events=[object_event("b", key, seconds=9, etag="again")])
+    artifact = Artifact.objects.get(key=key)
+    assert not artifact.deleted and artifact.etag == "again"
+
+
+def test_each_batch_bumps_the_seq_of_the_runs_it_touches():
+    BucketFactory(name="b")
+    first = ingest_events(events=[object_event("b", "r1/s/a", seconds=1), object_event("b", "r2/s/a")])
+    second = ingest_events(events=[object_event("b", "r1/s/b", seconds=2)])
+    r1 = Run.objects.get(run_key="r1")
+    assert first.run_seqs[r1.id] == 1 and second.run_seqs == {r1.id: 2}
+    assert Run.objects.get(run_key="r2").seq == 1
+
+
+def test_unknown_bucket_and_unresolvable_key_become_ingest_errors_with_raw_bytes():
+    BucketFactory(name="b")
+    unknown = object_event("nope", "run/step/a", offset=7)
+    flat = object_event("b", "just-a-file.txt", offset=8)
+    raw = {("minio-events", 0, 7): (b"nope/run/step/a", b"{raw 7}"),
+           ("minio-events", 0, 8): (b"b/just-a-file.txt", b"{raw 8}")}
+    result = ingest_events(events=[unknown, flat], raw_messages=raw)
+    assert result.rejected == 2 and Artifact.objects.count() == 0
+    errors = {e.offset: e for e in IngestError.objects.all()}
+    assert "bucket 'nope' is not registered" in errors[7].error
+    assert bytes(errors[7].raw) == b"{raw 7}" and bytes(errors[7].message_key) == b"nope/run/step/a"
+    assert "matches no layout" in errors[8].error and bytes(errors[8].raw) == b"{raw 8}"
+
+
+def test_rejected_messages_are_stored_in_the_same_transaction():
+    result = ingest_events(events=[], rejected=[
+        RejectedMessage("minio-events", 3, 42, b"k", b"\xff\xfe", "value is not UTF-8")])
+    error = IngestError.objects.get()
+    assert result.rejected == 1
+    assert (error.topic, error.partition, error.offset, bytes(error.raw), error.error) == (
+        "minio-events", 3, 42, b"\xff\xfe", "value is not UTF-8")
+
+
+def test_accessed_events_are_not_stored():
+    BucketFactory(name="b")
+    result = ingest_events(events=[object_event("b", "run/step/a", action=EventAction.ACCESSED)])
+    assert result.stored == 0 and Artifact.objects.count() == 0 and Run.objects.count() == 0
+
+
+def test_commit_hooks_run_after_commit_with_the_result(django_capture_on_commit_callbacks, monkeypatch):
+    BucketFactory(name="b")
+    seen = []
+    monkeypatch.setattr(services, "on_batch_committed", [seen.append])
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        ingest_events(events=[object_event("b", "run/step/a")])
+    assert seen == []  # nothing before commit
+    for callback in callbacks:
+        callback()
+    assert len(seen) == 1 and len(seen[0].changed_artifact_ids) == 1
