@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -47,11 +48,12 @@ class ParsedBatch:
     raw: dict[tuple[str, int, int], tuple[bytes | None, bytes | None]]
     offsets: dict[tuple[str, int], int]  # (topic, partition) -> next offset to commit
     counts: Counter
+    size: int = 0  # messages in the batch, errors included
 
 
 def parse_batch(messages) -> ParsedBatch:
     """Parse Kafka messages; nothing here can raise for bad message content."""
-    batch = ParsedBatch([], [], {}, {}, Counter())
+    batch = ParsedBatch([], [], {}, {}, Counter(), len(messages))
     for msg in messages:
         err = msg.error()
         if err is not None:
@@ -103,21 +105,36 @@ class IngestConsumer:
         return self._stop.is_set()
 
     def run(self) -> None:
+        """Consume until stopped. While batch N is stored (in a worker thread, which
+        waits on PostgreSQL without holding the GIL), batch N+1 is fetched and
+        parsed here; offsets are committed here, in order, once N is stored.
+        Every Kafka call stays on this thread."""
         consumer = Consumer(self.config)
         log_event(logger, "consumer_started", group=self.config["group.id"],
                   bootstrap=self.bootstrap_servers)
-        try:
-            while not self.stopping:
-                self._follow_topics(consumer)
-                if not self._topics:
-                    self._stop.wait(min(self.topic_refresh_s, 1.0))
-                    continue
-                messages = consumer.consume(num_messages=self.batch_size, timeout=self.batch_timeout_s)
-                if messages:
-                    self._handle(consumer, messages)
-        finally:
-            consumer.close()
-            log_event(logger, "consumer_stopped")
+        storing: Future | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-db") as db:
+            try:
+                while not self.stopping:
+                    self._follow_topics(consumer)
+                    if not self._topics:
+                        self._stop.wait(min(self.topic_refresh_s, 1.0))
+                        continue
+                    messages = consumer.consume(num_messages=self.batch_size,
+                                                timeout=self.batch_timeout_s)
+                    parsed = parse_batch(messages) if messages else None
+                    if storing is not None:
+                        self._finish(consumer, storing)
+                        storing = None
+                    if parsed is not None:
+                        storing = db.submit(self._store_timed, parsed)
+                if storing is not None:
+                    self._finish(consumer, storing)
+            finally:
+                # Resolved in the worker: `connection` is per thread.
+                db.submit(lambda: connection.close()).result()
+                consumer.close()
+                log_event(logger, "consumer_stopped")
 
     def _follow_topics(self, consumer: Consumer) -> None:
         """Re-read the enabled topics now and then; resubscribe when they change."""
@@ -142,12 +159,15 @@ class IngestConsumer:
         log_event(logger, "subscribed", topics=",".join(topics) or "-")
         self._topics = topics
 
-    def _handle(self, consumer: Consumer, messages) -> None:
+    def _store_timed(self, batch: ParsedBatch) -> tuple[ParsedBatch, IngestResult | None, float]:
         started = time.monotonic()
-        batch = parse_batch(messages)
-        result = self._store(batch)
+        return batch, self._store(batch), time.monotonic() - started
+
+    def _finish(self, consumer: Consumer, storing: Future) -> None:
+        """Wait for a batch to be stored, then commit its offsets and log it."""
+        batch, result, duration = storing.result()
         if result is None:
-            return  # stopping before the batch was stored: commit nothing
+            return  # stopped before the batch was stored: commit nothing
         if batch.offsets:
             try:
                 consumer.commit(
@@ -159,10 +179,9 @@ class IngestConsumer:
                 # stored, and its redelivery to the next owner is idempotent.
                 log_event(logger, "commit_failed", level=logging.WARNING, error=str(exc))
         log_event(
-            logger, "batch_stored", count=len(messages), stored=result.stored, stale=result.stale,
+            logger, "batch_stored", count=batch.size, stored=result.stored, stale=result.stale,
             rejected=result.rejected, accessed=batch.counts["accessed"],
-            runs=len(result.run_seqs), duration_ms=round((time.monotonic() - started) * 1000, 1),
-            lag=self._lag(consumer),
+            runs=len(result.run_seqs), duration_ms=round(duration * 1000, 1), lag=self._lag(consumer),
         )
 
     def _store(self, batch: ParsedBatch) -> IngestResult | None:

@@ -16,12 +16,13 @@ Accepted shapes:
 from __future__ import annotations
 
 import enum
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote_plus
+
+import orjson
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -121,7 +122,6 @@ _BUCKET_EVENTS = frozenset({"BucketCreated:*", "BucketRemoved:*"})
 _NS_SEQUENCER_MIN = 10**18
 _ORDER_MAX = 2**63 - 1
 _HEX = re.compile(r"[0-9A-Fa-f]{1,32}")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # S3 event times: "2026-11-29T06:02:43.123Z" (MinIO, AWS); Versity writes
 # Go's RFC 3339 with a numeric offset and no fraction.
 _EVENT_TIME = re.compile(
@@ -223,18 +223,17 @@ def _load_json(value: bytes | None) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise EventParseError(f"message value is not UTF-8: {exc}") from None
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise EventParseError("message value is not valid JSON: nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, and int() digit limits
+        # orjson: strict (no NaN/Infinity, no lone surrogates, 64-bit
+        # integers, bounded nesting) and several times faster than json,
+        # which matters at thousands of messages a second.
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
         raise EventParseError(f"message value is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise EventParseError(f"message value must be a JSON object, not {_type(doc)}")
     return doc
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
 
 
 def _parse_record(
@@ -329,19 +328,21 @@ def _parse_event_time(value: Any, where: str) -> tuple[datetime, int]:
         raise EventParseError(f"{where}.eventTime {value!r} is not an ISO-8601 UTC time")
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
     try:
-        offset = timedelta(0)
-        if not zulu:
+        if zulu:  # the common case (MinIO, AWS): already UTC, no conversion needed
+            whole = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
+                             tzinfo=timezone.utc)
+        else:
             if int(off_h) > 23 or int(off_m) > 59:
                 raise ValueError("offset out of range")
             offset = timedelta(hours=int(off_h), minutes=int(off_m))
             offset = -offset if sign == "-" else offset
-        local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
-                         tzinfo=timezone(offset))
-        whole = local.astimezone(timezone.utc)
+            local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
+                             tzinfo=timezone(offset))
+            whole = local.astimezone(timezone.utc)
     except (ValueError, OverflowError):
         raise EventParseError(f"{where}.eventTime {value!r} is not a valid time") from None
-    frac_ns = int((fraction or "").ljust(9, "0"))
-    time_ns = (whole - _EPOCH) // timedelta(seconds=1) * 10**9 + frac_ns
+    frac_ns = int(fraction.ljust(9, "0")) if fraction else 0
+    time_ns = int(whole.timestamp()) * 10**9 + frac_ns
     if not 0 <= time_ns <= _ORDER_MAX:
         raise EventParseError(f"{where}.eventTime {value!r} is out of range (1970..2262)")
     return whole.replace(microsecond=frac_ns // 1000), time_ns

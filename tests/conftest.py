@@ -61,6 +61,8 @@ def live_bucket(transactional_db, minio, kafka_bootstrap, unique_name):
     bucket = bucket_register(name=unique_name("t"))
     assert bucket.notification_status == Bucket.NotificationStatus.CONFIGURED, bucket.notification_error
     yield bucket
+    # Stop publishing first: clean-up events must not reach later tests.
+    minio.delete_bucket_notification(bucket.name)
     for obj in minio.list_objects(bucket.name, recursive=True):
         minio.remove_object(bucket.name, obj.object_name)
     minio.remove_bucket(bucket.name)

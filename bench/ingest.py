@@ -1,0 +1,192 @@
+"""Ingest throughput: realistic MinIO messages straight into Kafka, timed until stored.
+
+Produces N MinIO-shaped messages (KFP v1 dated, KFP v2 with uuid, a few
+overwrites and deletes) across many runs and steps into a fresh topic, then
+starts ``manage.py consume_events`` and times it until every key is stored.
+Three rounds; reports the median events/s, p99 batch duration from the
+consumer's log, and the consumer's peak RSS. Target (issue 2): >= 5,000
+events/s, RSS <= 250 MB on 2 cores. Run with ``make bench B=ingest``.
+"""
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote_plus
+
+from _common import ROOT, median, peak_rss_mb, percentile, report, setup_django
+
+EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+BUCKET = "mlpipeline"
+
+
+def record(bucket: str, key: str, name: str, at: datetime, seq: int) -> bytes:
+    created = name.startswith("s3:ObjectCreated")
+    obj = {"key": quote_plus(key, safe=""), "sequencer": f"{seq:X}",
+           "userMetadata": {"content-type": "application/gzip"}}
+    if created:
+        obj.update({"size": random.randint(100, 10_000_000), "eTag": uuid.uuid4().hex,
+                    "contentType": "application/gzip"})
+    rec = {
+        "eventVersion": "2.0", "eventSource": "minio:s3", "awsRegion": "",
+        "eventTime": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
+        "eventName": name, "userIdentity": {"principalId": "minio"},
+        "requestParameters": {"principalId": "minio", "region": "", "sourceIPAddress": "10.244.0.17"},
+        "responseElements": {"x-amz-id-2": uuid.uuid4().hex * 2, "x-amz-request-id": f"{seq:X}",
+                             "x-minio-deployment-id": "5b0c8a55-6d1f-4c5e-9a5c-0f7d3e2b1a90",
+                             "x-minio-origin-endpoint": "http://10.244.0.9:9000"},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "Config",
+               "bucket": {"name": bucket, "ownerIdentity": {"principalId": "minio"},
+                          "arn": f"arn:aws:s3:::{bucket}"},
+               "object": obj},
+        "source": {"host": "10.244.0.17", "port": "", "userAgent": "MinIO (linux; amd64) minio-go/v7.0.70"},
+    }
+    return json.dumps({"EventName": name, "Key": f"{bucket}/{key}", "Records": [rec]}).encode()
+
+
+def workload(n: int) -> tuple[list[tuple[bytes, bytes]], set[str]]:
+    """n messages over ~n/40 runs; returns (key, value) pairs and the live keys at the end."""
+    rng = random.Random(42)
+    start = datetime(2026, 11, 29, 6, 0, tzinfo=timezone.utc)
+    messages, keys, live = [], [], set()
+    outputs = ["mlpipeline-ui-metadata.tgz", "mlpipeline-metrics.tgz", "data.tgz", "model.tgz", "main.log"]
+    run = 0
+    while len(keys) < n:
+        run += 1
+        if run % 2:
+            wf = f"train-pipeline-{uuid.UUID(int=rng.getrandbits(128)).hex[:5]}"
+            for pod in range(8):
+                for out in outputs:
+                    keys.append(f"artifacts/{wf}/2026/11/29/{wf}-{1000000 + pod}/{out}")
+        else:
+            run_id = uuid.UUID(int=rng.getrandbits(128))
+            for task in ("load-data", "preprocess", "train-model", "evaluate"):
+                for i in range(10):
+                    keys.append(f"v2/artifacts/train/{run_id}/{task}/{uuid.UUID(int=rng.getrandbits(128))}"
+                                f"/output {i}/part+{i}.csv")
+    keys = keys[:n]
+    seq = int(start.timestamp() * 1e9)
+    for i, key in enumerate(keys):
+        seq += 1_000_000
+        at = start + timedelta(milliseconds=i)
+        # ~2% of events are deletes of an earlier key, ~3% overwrite one.
+        roll = rng.random()
+        if roll < 0.02 and i > 10:
+            target = keys[rng.randrange(i)]
+            messages.append((f"{BUCKET}/{target}".encode(),
+                             record(BUCKET, target, "s3:ObjectRemoved:Delete", at, seq)))
+            live.discard(target)
+            continue
+        if roll < 0.05 and i > 10:
+            key = keys[rng.randrange(i)]
+        messages.append((f"{BUCKET}/{key}".encode(), record(BUCKET, key, "s3:ObjectCreated:Put", at, seq)))
+        live.add(key)
+    return messages, live
+
+
+def produce(topic: str, messages) -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from django.conf import settings
+
+    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS})
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
+    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "linger.ms": 20,
+                         "batch.num.messages": 10000, "queue.buffering.max.messages": 200000})
+    for key, value in messages:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    assert producer.flush(60) == 0
+
+
+def all_committed(topic: str, *, group: str) -> bool:
+    from confluent_kafka import Consumer, TopicPartition
+    from django.conf import settings
+
+    probe = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "group.id": group})
+    try:
+        parts = [TopicPartition(topic, p) for p in range(4)]
+        ends = [probe.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
+        done = probe.committed(parts, timeout=10)
+        return all(tp.offset >= end for tp, end in zip(done, ends))
+    finally:
+        probe.close()
+
+
+def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[float, float, list[float]]:
+    from django.db import connection
+
+    from runs.models import Artifact, Bucket, KafkaTopic
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE runs_artifact, runs_step, runs_run, runs_ingesterror, runs_bucket, "
+                       "runs_kafkatopic CASCADE")
+    topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
+    produce(topic, messages)
+    Bucket.objects.create(name=BUCKET, topic=KafkaTopic.objects.create(name=topic, partitions=4))
+    env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_DEBUG": "false", "LOG_LEVEL": "INFO"}
+    with open(log_path, "w") as log:
+        started = time.monotonic()
+        prefix = os.environ.get("BENCH_CONSUMER_PREFIX", "").split()  # e.g. a profiler
+        proc = subprocess.Popen([*prefix, sys.executable, "manage.py", "consume_events", "--group", topic],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            # The consumer commits offsets only after the batch's transaction
+            # commits, so "all offsets committed" means "all stored"; asking
+            # Kafka keeps the bench from loading PostgreSQL while it measures.
+            deadline = started + 600
+            while not all_committed(topic, group=topic):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"consumer stopped or timed out; see {log_path}")
+                time.sleep(0.1)
+            elapsed = time.monotonic() - started
+            rss = peak_rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    live = Artifact.objects.filter(deleted=False).count()
+    if live != expected:
+        raise SystemExit(f"expected {expected} live artifacts, found {live}; see {log_path}")
+    durations = [float(m) for m in re.findall(r"duration_ms=([0-9.]+)", open(log_path).read())]
+    from confluent_kafka.admin import AdminClient
+    from django.conf import settings
+
+    AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS}).delete_topics([topic])
+    return elapsed, rss, durations
+
+
+def main() -> None:
+    db_url = setup_django("bench")
+    messages, live = workload(EVENTS)
+    rates, rss_values, durations = [], [], []
+    for n in range(ROUNDS):
+        log_path = os.path.join(tempfile.gettempdir(), f"bench-ingest-{n}.log")
+        elapsed, rss, batch_ms = one_round(db_url, messages, len(live), log_path)
+        rates.append(len(messages) / elapsed)
+        rss_values.append(rss)
+        durations += batch_ms
+        print(f"round {n + 1}: {len(messages)} events in {elapsed:.2f} s = {rates[-1]:.0f} events/s, "
+              f"peak RSS {rss} MB, {len(batch_ms)} batches")
+    report({
+        "events": len(messages),
+        "rounds": ROUNDS,
+        "events_per_s": round(median(rates)),
+        "batch_ms_p50": round(median(durations), 1),
+        "batch_ms_p99": round(percentile(durations, 99), 1),
+        "consumer_rss_mb": max(rss_values),
+    })
+
+
+if __name__ == "__main__":
+    main()

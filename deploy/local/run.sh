@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# `make run`: the portal with its real services (already up), a demo login,
+# and every process under one runner (honcho). Ctrl-C stops them all.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+export PATH="$PWD/.venv/bin:$PATH"
+export PIPELENS_WEB_PORT="${PIPELENS_WEB_PORT:-8000}"
+python manage.py setup_demo
+url="http://127.0.0.1:${PIPELENS_WEB_PORT}/"
+cat <<MSG
+
+  Pipelens is starting: open ${url}  (admin: ${url}admin/)
+  Upload into the MinIO bucket 'mlpipeline' at http://${MINIO_ENDPOINT}/ (access key ${MINIO_ACCESS_KEY})
+  and watch runs and artifacts appear. Ctrl-C stops the portal; 'make services-down' stops the services.
+
+MSG
+exec honcho -f deploy/local/Procfile -d . start

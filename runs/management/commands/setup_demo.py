@@ -1,0 +1,29 @@
+"""``python manage.py setup_demo``: the demo login and the ``mlpipeline`` bucket for ``make run``."""
+
+import os
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from runs.models import Bucket
+from runs.services import bucket_register
+
+
+class Command(BaseCommand):
+    help = "Create the demo superuser and register the mlpipeline bucket (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default=os.environ.get("PIPELENS_DEMO_USER", "demo"))
+        parser.add_argument("--password", default=os.environ.get("PIPELENS_DEMO_PASSWORD", "pipelens-demo"))
+        parser.add_argument("--bucket", default="mlpipeline")
+
+    def handle(self, *args, username, password, bucket, **options):
+        User = get_user_model()
+        user, _ = User.objects.get_or_create(username=username, defaults={"email": f"{username}@localhost"})
+        user.is_staff = user.is_superuser = True
+        user.set_password(password)
+        user.save()
+        registered = bucket_register(name=bucket)
+        if registered.notification_status != Bucket.NotificationStatus.CONFIGURED:
+            self.stderr.write(f"bucket {bucket}: notification not configured: {registered.notification_error}")
+        self.stdout.write(f"demo login: {username} / {password}; bucket {bucket} -> topic {registered.topic}")
