@@ -210,3 +210,72 @@ class IngestError(models.Model):
         if self.raw is None:
             return "(no value)"
         return bytes(self.raw[:2000]).decode("utf-8", errors="replace")
+
+
+class BucketGrant(models.Model):
+    """Lets the members of a group see a bucket's runs (DESIGN.md §6).
+
+    Optionally narrowed to runs whose run key starts with ``key_prefix``
+    and/or to one Kubeflow ``namespace``. Superusers see everything; other
+    users see exactly the union of their groups' grants, decided in one
+    place: ``runs.selectors.runs_visible_to``.
+    """
+
+    group = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="bucket_grants")
+    bucket = models.ForeignKey(Bucket, on_delete=models.CASCADE, related_name="grants")
+    key_prefix = models.CharField(max_length=1024, blank=True,
+                                  help_text="Only runs whose run key starts with this prefix.")
+    namespace = models.CharField(max_length=253, blank=True,
+                                 help_text="Only runs of this Kubeflow namespace.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["group", "bucket", "key_prefix", "namespace"],
+                                    name="bucketgrant_unique")
+        ]
+        ordering = ["bucket__name", "group__name"]
+
+    def __str__(self) -> str:
+        scope = " ".join(filter(None, [self.key_prefix and f"prefix={self.key_prefix}",
+                                       self.namespace and f"namespace={self.namespace}"]))
+        return f"{self.group} → {self.bucket}" + (f" ({scope})" if scope else "")
+
+
+class Rendition(models.Model):
+    """A pre-rendered preview of one artifact version (DESIGN.md §5).
+
+    One artifact can have several (a KFP ``mlpipeline-ui-metadata`` file
+    lists many outputs), ordered by ``position``. Rows are per ``etag``, so
+    a render task is idempotent per (artifact, etag) and a new version gets
+    fresh renditions. State lives here, not in a Celery result backend.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RENDERING = "rendering", "Rendering"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    artifact = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="renditions")
+    etag = models.CharField(max_length=100, blank=True)
+    position = models.PositiveIntegerField(default=0)
+    viewer = models.CharField(max_length=30)
+    title = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    payload = models.JSONField(default=dict, blank=True)
+    preview_key = models.CharField(max_length=1024, blank=True,
+                                   help_text="Stored preview object in the portal's own bucket.")
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["artifact", "etag", "position"], name="rendition_unique")
+        ]
+        ordering = ["artifact_id", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.artifact_id}#{self.position} {self.viewer} {self.status}"

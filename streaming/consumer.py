@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
 from runs.selectors import enabled_topic_names
-from runs.services import IngestResult, RejectedMessage, ingest_events
+from runs.services.ingest import IngestResult, RejectedMessage, ingest_events
 from streaming.events import EventAction, EventParseError, ObjectEvent, parse_message
 from streaming.kafka import consumer_config
 from vizsite.logs import log_event

@@ -56,7 +56,7 @@ def unique_name():
 def live_bucket(transactional_db, minio, kafka_bootstrap, unique_name):
     """A fresh MinIO bucket publishing to the MinIO topic, registered in Pipelens."""
     from runs.models import Bucket
-    from runs.services import bucket_register
+    from runs.services.buckets import bucket_register
 
     bucket = bucket_register(name=unique_name("t"))
     assert bucket.notification_status == Bucket.NotificationStatus.CONFIGURED, bucket.notification_error

@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from django.conf import settings
@@ -22,7 +21,7 @@ from django.db import connection
 
 from runs.models import Artifact, IngestError, KafkaTopic, Run
 from streaming.kafka import consumer_config, producer_config
-from tests.conftest import ConsumerThread, skip_to_end, wait_for
+from tests.conftest import skip_to_end, wait_for
 from tests.streaming.test_events import minio_message
 from tests.tcp_proxy import TCPProxy
 

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from runs.models import Bucket
-from runs.services import bucket_register
+from runs.services.buckets import bucket_register
 
 
 class Command(BaseCommand):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from runs import services
+from runs.services import ingest as services
 from runs.models import Artifact, IngestError, Run, Step
-from runs.services import RejectedMessage, ingest_events
+from runs.services.ingest import RejectedMessage, ingest_events
 from streaming.events import EventAction
 from tests.factories import BucketFactory, object_event
 
