@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class RunsConfig(AppConfig):
     name = "runs"
     verbose_name = "Runs"
+
+    def ready(self) -> None:
+        from runs.services import ingest
+        from streaming.broadcast import on_ingest_committed
+
+        # Push every committed ingest batch to the browsers watching (docs/portal.md).
+        if on_ingest_committed not in ingest.on_batch_committed:
+            ingest.on_batch_committed.append(on_ingest_committed)

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "channels",
     "runs",
     "streaming",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -41,6 +42,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # django-axes wants to be last: it turns a lockout into its response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "vizsite.urls"
@@ -101,6 +104,47 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Portal: accounts, sessions, live pushes (docs/portal.md) ---------------
+# django-axes: its backend goes FIRST (axes/backends.py: "use this class as the
+# first item") so it vetoes a locked-out login before any backend checks the
+# password; its middleware goes last (above).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Lock a username from one address after this many failures, for this long.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = __import__("datetime").timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True  # no page script reads it; forms carry the token
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_FAILURE_VIEW = "django.views.csrf.csrf_failure"
+
+# Channels over Redis. The pub/sub layer sends a group message once per
+# process instead of once per member; docs/performance.md has the numbers
+# that chose it (bench/fanout.py). CHANNEL_LAYER=core selects the other one.
+_CHANNEL_BACKENDS = {
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "core": "channels_redis.core.RedisChannelLayer",
+}
+CHANNEL_LAYER = env("CHANNEL_LAYER", default="pubsub")
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": _CHANNEL_BACKENDS[CHANNEL_LAYER],
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHANNEL_LAYER_PREFIX", default="pipelens")},
+    },
+}
+# Runs per page in the runs list.
+RUNS_PAGE_SIZE = env.int("RUNS_PAGE_SIZE", default=50)
+# Bytes per chunk when a download is streamed from object storage.
+DOWNLOAD_CHUNK_BYTES = env.int("DOWNLOAD_CHUNK_BYTES", default=256 * 1024)
+
 # --- Kafka (streaming/kafka.py) -------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:19092")
 KAFKA_CONSUMER_GROUP = env("KAFKA_CONSUMER_GROUP", default="pipelens-ingest")
@@ -128,3 +172,58 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"kafka": {"level": "WARNING"}},
 }
+
+# --- Celery and rendering (runs/tasks.py, runs/rendering/; docs/viewers.md) ----
+# Redis database 1 by default, so the broker's keys stay apart from the channel layer's.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL.rsplit("/", 1)[0] + "/1")
+CELERY_TASK_IGNORE_RESULT = True  # rendition state lives in the database, not a result backend
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Seconds before a render is warned (soft) and then killed (hard).
+RENDER_SOFT_TIME_LIMIT_S = env.int("RENDER_SOFT_TIME_LIMIT_S", default=120)
+RENDER_HARD_TIME_LIMIT_S = env.int("RENDER_HARD_TIME_LIMIT_S", default=150)
+# A message taken by a worker that died unannounced goes back to the queue after
+# this many seconds; it must exceed the hard limit or long renders run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=RENDER_HARD_TIME_LIMIT_S + 60)
+}
+RENDER_QUEUE = env("RENDER_QUEUE", default="render")
+# Retries (with exponential back-off from RENDER_RETRY_BACKOFF_S) when object storage fails.
+RENDER_MAX_RETRIES = env.int("RENDER_MAX_RETRIES", default=4)
+RENDER_RETRY_BACKOFF_S = env.float("RENDER_RETRY_BACKOFF_S", default=2.0)
+# A rendition claimed this often without finishing (the worker kept dying) is failed.
+RENDER_MAX_ATTEMPTS = env.int("RENDER_MAX_ATTEMPTS", default=6)
+# Portal-owned bucket for thumbnails and extracted files; never registered for events.
+PREVIEW_BUCKET = env("PREVIEW_BUCKET", default="pipelens-previews")
+# Images: larger images are refused (decompression bombs), never decoded.
+MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=64_000_000)
+IMAGE_MAX_BYTES = env.int("IMAGE_MAX_BYTES", default=100 * 1024 * 1024)
+THUMBNAIL_SIZE = env.int("THUMBNAIL_SIZE", default=480)
+# KFP .tgz outputs are read in memory: caps on the archive, its members, each member.
+ARCHIVE_MAX_BYTES = env.int("ARCHIVE_MAX_BYTES", default=64 * 1024 * 1024)
+ARCHIVE_MAX_MEMBERS = env.int("ARCHIVE_MAX_MEMBERS", default=4)
+ARCHIVE_MAX_MEMBER_BYTES = env.int("ARCHIVE_MAX_MEMBER_BYTES", default=64 * 1024 * 1024)
+# Tables: rows per page, how much is sampled for column types, the row-offset
+# index granularity, and up to where sorting (which reads the whole file) is offered.
+TABLE_PAGE_ROWS = env.int("TABLE_PAGE_ROWS", default=50)
+TABLE_SAMPLE_BYTES = env.int("TABLE_SAMPLE_BYTES", default=256 * 1024)
+TABLE_MAX_COLUMNS = env.int("TABLE_MAX_COLUMNS", default=200)
+TABLE_MAX_CELL_CHARS = env.int("TABLE_MAX_CELL_CHARS", default=2000)
+TABLE_INDEX_CHUNK_BYTES = env.int("TABLE_INDEX_CHUNK_BYTES", default=512 * 1024)
+TABLE_SORT_MAX_BYTES = env.int("TABLE_SORT_MAX_BYTES", default=16 * 1024 * 1024)
+# Text files read whole (markdown, metadata, metrics, progress, chart CSVs, HTML).
+TEXT_MAX_BYTES = env.int("TEXT_MAX_BYTES", default=8 * 1024 * 1024)
+# Logs show their last TEXT_TAIL_BYTES; "load earlier" pages back by the same amount.
+TEXT_TAIL_BYTES = env.int("TEXT_TAIL_BYTES", default=64 * 1024)
+# ROC curves longer than this are downsampled (shape-preserving) for the browser.
+ROC_MAX_POINTS = env.int("ROC_MAX_POINTS", default=500)
+CONFUSION_MATRIX_MAX_LABELS = env.int("CONFUSION_MATRIX_MAX_LABELS", default=100)
+# KFP metadata: outputs per file, objects a wildcard source may concatenate.
+KFP_METADATA_MAX_OUTPUTS = env.int("KFP_METADATA_MAX_OUTPUTS", default=20)
+KFP_SOURCE_MAX_OBJECTS = env.int("KFP_SOURCE_MAX_OBJECTS", default=50)
+# Web-app (HTML) outputs are served only from this separate origin, through
+# signed URLs valid for WEBAPP_URL_MAX_AGE_S seconds (DESIGN.md §6).
+WEBAPP_ORIGIN = env("WEBAPP_ORIGIN", default="http://127.0.0.1:8001")
+WEBAPP_URL_MAX_AGE_S = env.int("WEBAPP_URL_MAX_AGE_S", default=300)

@@ -1,0 +1,129 @@
+"""Push committed changes to browsers: one message per run per batch (docs/portal.md#live).
+
+Only services call this, and only through ``transaction.on_commit``: a push
+must never describe data that could still roll back. Channel layers deliver
+at most once; each message carries the run's ``seq`` (read after commit) so a
+browser that misses one notices the gap and refetches the run's state.
+
+Sends go through one event loop in a daemon thread per process: the caller
+(the consumer's store thread, a request, a Celery task) is never blocked on
+Redis, and all sends share the layer's connections instead of opening new
+ones per call (``async_to_sync`` would start a fresh loop each time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from runs.selectors import artifact_states, run_summaries
+from streaming import groups
+from streaming.messages import RunChanged, RunsChanged
+from vizsite.logs import log_event
+
+logger = logging.getLogger("pipelens.broadcast")
+
+# Time to wait when a caller asks to (tests, benchmarks, shutdown).
+SEND_TIMEOUT_S = 5.0
+
+
+class _SendLoop:
+    """An asyncio loop in a daemon thread, one per process (re-created after fork)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="broadcast", daemon=True)
+        self.thread.start()
+
+    def submit(self, coro) -> Future:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+
+_sender: _SendLoop | None = None
+_sender_lock = threading.Lock()
+
+
+def _send_loop() -> _SendLoop:
+    global _sender
+    with _sender_lock:
+        if _sender is None or _sender.pid != os.getpid():
+            _sender = _SendLoop()
+        return _sender
+
+
+def build_messages(*, run_ids: Iterable[int], artifact_ids: Sequence[int]
+                   ) -> list[tuple[str, dict]]:
+    """(group, channel-layer event) pairs for the runs' current state (three queries)."""
+    states = artifact_states(artifact_ids=artifact_ids)
+    by_run: dict[int, list[dict]] = {}
+    for state in states:
+        by_run.setdefault(state["run_id"], []).append(state)
+    summaries = run_summaries(run_ids=set(run_ids) | set(by_run))
+    out: list[tuple[str, dict]] = []
+    for run_id, summary in sorted(summaries.items()):
+        run_msg = RunChanged(run_id=run_id, seq=summary["seq"], run=summary,
+                             artifacts=by_run.get(run_id, []))
+        out.append((groups.run_group(run_id), {"type": "run.changed", "message": run_msg.as_dict()}))
+        out.append((groups.runs_list_group(),
+                    {"type": "runs.changed", "message": RunsChanged(run=summary).as_dict()}))
+    return out
+
+
+async def _send_all(messages: list[tuple[str, dict]]) -> None:
+    layer = get_channel_layer()
+    results = await asyncio.gather(*(layer.group_send(group, event) for group, event in messages),
+                                   return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        log_event(logger, "broadcast_failed", level=logging.WARNING, failed=len(failed),
+                  total=len(messages), error=repr(failed[0])[:200])
+
+
+def broadcast_runs(*, run_ids: Iterable[int], artifact_ids: Sequence[int] = (),
+                   wait: bool = False) -> Future | None:
+    """Send the current state of ``run_ids`` (and of ``artifact_ids``) now. Call after commit only.
+
+    Returns the send's future; ``wait=True`` blocks until sent (bounded).
+    A failure is logged, never raised: browsers recover through ``seq``.
+    """
+    try:
+        messages = build_messages(run_ids=run_ids, artifact_ids=artifact_ids)
+    except Exception as exc:  # the data is committed; a lost push is recoverable
+        log_event(logger, "broadcast_failed", level=logging.WARNING, error=repr(exc)[:200])
+        return None
+    if not messages:
+        return None
+    future = _send_loop().submit(_send_all(messages))
+    if wait:
+        future.result(timeout=SEND_TIMEOUT_S)
+    return future
+
+
+def broadcast_artifacts_on_commit(*, artifact_ids: Sequence[int]) -> None:
+    """After the current transaction commits, push these artifacts' state to their runs.
+
+    One message per run (with the run's current ``seq``) to the run's group,
+    and a summary per run to the runs-list group. Outside a transaction the
+    push happens at once (Django runs on_commit callbacks immediately).
+    """
+    ids = list(artifact_ids)
+    if not ids:
+        return
+    transaction.on_commit(lambda: broadcast_runs(run_ids=(), artifact_ids=ids))
+
+
+def on_ingest_committed(result) -> None:
+    """Hook for ``runs.services.ingest.on_batch_committed``: runs on commit already.
+
+    Every run whose ``seq`` the batch bumped gets a message, even when no
+    artifact changed (all events stale), so browsers never see a false gap.
+    """
+    broadcast_runs(run_ids=result.run_seqs.keys(), artifact_ids=result.changed_artifact_ids)

@@ -1,0 +1,23 @@
+"""Every Channels group name, built here and nowhere else (docs/portal.md).
+
+Channels allows ``^[a-zA-Z0-9._-]{1,99}$``; run ids are integers, so the
+names stay well inside that.
+"""
+
+import re
+
+_VALID = re.compile(r"^[a-zA-Z0-9._-]{1,99}$")
+
+RUNS_LIST = "runs.list"
+
+
+def run_group(run_id: int) -> str:
+    """The group of the sockets watching one run page."""
+    name = f"run.{int(run_id)}"
+    assert _VALID.match(name), name
+    return name
+
+
+def runs_list_group() -> str:
+    """The group of the sockets watching the runs list (filtered per user by the consumer)."""
+    return RUNS_LIST

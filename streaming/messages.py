@@ -1,0 +1,103 @@
+"""Every WebSocket message type, declared once (docs/portal.md#messages).
+
+Server → browser:
+- ``hello``: sent on connect with the run's current ``seq`` (run sockets) so
+  that the page notices changes made between its render and the connect;
+- ``run.changed``: one per run per committed batch: the run's summary, its
+  new ``seq`` and the current state of the artifacts that changed;
+- ``runs.changed``: the same run summary for the runs list;
+- ``pong``: answer to a ``ping``;
+- ``error``: a frame the server could not use (the socket stays open).
+
+Browser → server: only ``{"type": "ping"}``.
+
+Channel layers deliver at most once, so ``seq`` is the contract: a browser
+that sees a gap refetches ``/api/runs/<id>/state?since=<seq>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import orjson
+
+
+class MessageError(ValueError):
+    """A frame from a browser that is not a message we accept."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    type: ClassVar[str] = "hello"
+    seq: int | None = None  # the run's seq; None on the runs-list socket
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **asdict(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class RunChanged:
+    type: ClassVar[str] = "run.changed"
+    run_id: int
+    seq: int
+    run: dict[str, Any]
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **asdict(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class RunsChanged:
+    type: ClassVar[str] = "runs.changed"
+    run: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **asdict(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    type: ClassVar[str] = "pong"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type}
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    type: ClassVar[str] = "error"
+    error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **asdict(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    type: ClassVar[str] = "ping"
+
+
+SERVER_MESSAGES = (Hello, RunChanged, RunsChanged, Pong, Error)
+CLIENT_MESSAGES = {Ping.type: Ping}
+MAX_CLIENT_FRAME = 1024  # a ping is ~16 bytes; anything bigger is not ours
+
+
+def parse_client_frame(text: str | None) -> Ping:
+    """Parse a browser frame; raises MessageError with a readable reason."""
+    if text is None:
+        raise MessageError("binary frames are not accepted; send JSON text")
+    if len(text) > MAX_CLIENT_FRAME:
+        raise MessageError(f"frame too large ({len(text)} > {MAX_CLIENT_FRAME} characters)")
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise MessageError("frame is not valid JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise MessageError('frame must be a JSON object with a "type"')
+    kind = CLIENT_MESSAGES.get(data["type"])
+    if kind is None:
+        raise MessageError(f"unknown message type {data['type'][:40]!r}; expected one of "
+                           f"{sorted(CLIENT_MESSAGES)}")
+    return kind()
