@@ -12,3 +12,9 @@ class RunsConfig(AppConfig):
         # Push every committed ingest batch to the browsers watching (docs/portal.md).
         if on_ingest_committed not in ingest.on_batch_committed:
             ingest.on_batch_committed.append(on_ingest_committed)
+
+        # Render what each committed batch changed (docs/viewers.md).
+        from runs.services.renditions import on_batch_committed as render_changed
+
+        if render_changed not in ingest.on_batch_committed:
+            ingest.on_batch_committed.append(render_changed)

@@ -36,6 +36,15 @@ _BY_NAME = {
     "mlpipeline-metrics": METRICS,
     "metrics.json": METRICS,
     "progress.json": PROGRESS,
+    "progress.txt": PROGRESS,
+    "progress.log": PROGRESS,
+}
+
+_BY_CONTENT_TYPE = {
+    "text/html": WEB_APP,
+    "text/markdown": MARKDOWN,
+    "text/csv": TABLE,
+    "text/tab-separated-values": TABLE,
 }
 
 
@@ -50,8 +59,35 @@ def guess_kind(name: str, content_type: str = "") -> str:
     ext = posixpath.splitext(base)[1]
     if ext in _BY_EXTENSION:
         return _BY_EXTENSION[ext]
-    if content_type.startswith("image/"):
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype in _BY_CONTENT_TYPE:
+        return _BY_CONTENT_TYPE[ctype]
+    if ctype.startswith("image/") and ctype != "image/svg+xml":  # SVG is a document, not a bitmap
         return IMAGE
     if content_type.startswith("text/"):
         return TEXT
     return OTHER
+
+
+def refine_kind(name: str, head: bytes, content_type: str = "") -> str:
+    """The kind of a file whose name says nothing (KFP v2 writes outputs without
+    extensions, e.g. ``.../html_artifact``), from its first bytes."""
+    kind = guess_kind(name, content_type)
+    if kind not in (OTHER, KFP_ARCHIVE):
+        return kind
+    start = head.lstrip()[:200].lower()
+    if start.startswith((b"<!doctype html", b"<html")):
+        return WEB_APP
+    if head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8")) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return IMAGE
+    if b"\x00" in head:
+        return OTHER
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the end of the sample
+            return OTHER
+    base = posixpath.basename(name).lower()
+    if "markdown" in base or start.startswith(b"# "):
+        return MARKDOWN
+    return TEXT

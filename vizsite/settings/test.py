@@ -9,3 +9,5 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 # Keep the suite's pushes apart from a `make run` sharing the same Redis.
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "pipelens-test"  # noqa: F405
+# Render tasks queued by tests go to their own queue, never to a `make run` worker's.
+RENDER_QUEUE = env("RENDER_QUEUE", default="render-test")  # noqa: F405

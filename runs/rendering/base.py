@@ -1,0 +1,135 @@
+"""The renderer contract: a source to read, outputs to produce (docs/viewers.md).
+
+A renderer is a function ``render(source, ctx) -> list[Output]``. It reads
+the object through ``source`` (bounded reads only), returns one or more
+outputs, and may store preview objects through ``ctx``. It raises
+``RenderError`` with a sentence a user can read when the input is refused;
+``StorageUnavailable`` means "try again later" (the task retries).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class RenderError(Exception):
+    """The input cannot be previewed; the message is shown to the user as is."""
+
+
+class StorageUnavailable(Exception):
+    """Object storage failed (network, 5xx): worth retrying later."""
+
+
+@dataclass
+class Output:
+    """One rendition to store: what the viewer partial receives as ``payload``."""
+
+    viewer: str
+    title: str = ""
+    payload: dict = field(default_factory=dict)
+    preview_key: str = ""
+    error: str = ""  # set: the rendition is failed with this reason
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error)
+
+
+def failed(viewer: str, title: str, reason: str) -> Output:
+    return Output(viewer=viewer, title=title, error=reason)
+
+
+class Source(Protocol):
+    """Bounded, byte-level access to one object (MinIO, or a file held in memory)."""
+
+    name: str  # path below the step, e.g. "metrics/mlpipeline-metrics.json"
+    content_type: str
+    size: int | None
+
+    def read(self, limit: int, *, offset: int = 0) -> bytes:
+        """Up to ``limit`` bytes from ``offset``."""
+
+    def read_all(self, cap: int, what: str) -> bytes:
+        """The whole object; RenderError naming ``what`` and the cap if it is larger."""
+
+    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+        """The whole object as a stream of chunks (bounded memory)."""
+
+    def location(self) -> dict:
+        """Where page requests re-read it: {"bucket", "key", "etag"}; {} if not addressable."""
+
+
+class BytesSource:
+    """A file held in memory: an archive member, an inline KFP source."""
+
+    def __init__(self, name: str, data: bytes, content_type: str = ""):
+        self.name = name
+        self.data = data
+        self.content_type = content_type
+        self.size = len(data)
+
+    def read(self, limit: int, *, offset: int = 0) -> bytes:
+        return self.data[offset:offset + limit]
+
+    def read_all(self, cap: int, what: str) -> bytes:
+        if len(self.data) > cap:
+            raise RenderError(too_large(what, len(self.data), cap))
+        return self.data
+
+    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+        buf = io.BytesIO(self.data)
+        while chunk := buf.read(chunk_size):
+            yield chunk
+
+    def location(self) -> dict:
+        return {}
+
+
+@dataclass
+class Context:
+    """What a renderer may do besides reading its source.
+
+    ``store`` puts a preview object in the portal's bucket and returns its
+    key; ``fetch`` reads another object a KFP metadata file points at
+    (allowed only where the run's viewers may look); ``publish`` stores
+    outputs early (a table's first page before its index is built).
+    """
+
+    store: Callable[[str, bytes, str], str]
+    fetch: Callable[[str], list[Source]] | None = None
+    publish: Callable[[list[Output]], None] | None = None
+    # Addressable copy of an in-memory source, for paging (tables in archives).
+    store_source: Callable[[Source], dict] | None = None
+
+
+def too_large(what: str, size: int, cap: int) -> str:
+    return f"{what} is {human_bytes(size)}, more than the {human_bytes(cap)} limit"
+
+
+def human_bytes(n: int | float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def decode_text(data: bytes) -> tuple[str, bool]:
+    """UTF-8 text (BOM stripped) and whether bytes had to be replaced."""
+    try:
+        return data.decode("utf-8-sig"), False
+    except UnicodeDecodeError:
+        return data.decode("utf-8-sig", errors="replace"), True
+
+
+def looks_binary(sample: bytes) -> bool:
+    """NUL bytes, or many control bytes, in the first bytes: not a text file."""
+    if not sample:
+        return False
+    if b"\x00" in sample:
+        return True
+    control = sum(1 for b in sample[:4096] if b < 9 or 13 < b < 32)
+    return control > len(sample[:4096]) * 0.05

@@ -1,0 +1,101 @@
+"""KFP v1 ``mlpipeline-ui-metadata``: one rendition per listed output.
+
+``{"version": 1, "outputs": [{type, storage, source, format, header, schema,
+labels}]}``. ``storage: inline`` means ``source`` is the content itself;
+otherwise ``source`` is a URI. Only ``minio://`` and ``s3://`` URIs are read,
+and only where the run's viewers may look (``ctx.fetch`` decides);
+wildcards concatenate the matching objects in key order. Each output fails
+or succeeds on its own: one bad output never hides the others.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+
+from runs.rendering import confusion_matrix, markdown, roc, table, tensorboard, web_app
+from runs.rendering.base import (BytesSource, Context, Output, RenderError, Source, decode_text,
+                                 failed)
+
+KNOWN = ("confusion_matrix", "roc", "table", "markdown", "web-app", "tensorboard")
+_VIEWER = {"web-app": web_app.VIEWER, "confusion_matrix": confusion_matrix.VIEWER, "roc": roc.VIEWER,
+           "table": table.VIEWER, "markdown": markdown.VIEWER, "tensorboard": tensorboard.VIEWER}
+
+
+def _content(output: dict, ctx: Context, what: str) -> BytesSource:
+    source = output.get("source")
+    if not isinstance(source, str) or not source:
+        raise RenderError(f"The {what} output has no source.")
+    if output.get("storage") == "inline":
+        return BytesSource(what, source.encode())
+    if not source.startswith(("minio://", "s3://")):
+        scheme = source.split("://", 1)[0] if "://" in source else "a local path"
+        raise RenderError(f"Sources on {scheme} are not read by Pipelens; only minio:// and s3:// "
+                          f"objects are ({source[:200]}).")
+    if ctx.fetch is None:
+        raise RenderError(f"The {what} output's source {source!r} cannot be read here.")
+    parts = ctx.fetch(source)
+    cap = settings.TEXT_MAX_BYTES
+    chunks, total = [], 0
+    for part in parts:
+        data = part.read_all(cap - total, f"The {what} source")
+        total += len(data)
+        if chunks and not chunks[-1].endswith(b"\n"):
+            chunks.append(b"\n")
+        chunks.append(data)
+    return BytesSource(parts[0].name if len(parts) == 1 else what, b"".join(chunks))
+
+
+def _one(output, ctx: Context, title_prefix: str) -> list[Output]:
+    if not isinstance(output, dict):
+        raise RenderError("An output is not a JSON object.")
+    kind = output.get("type")
+    title = f"{title_prefix}{kind}"
+    if kind not in KNOWN:
+        raise RenderError(f"Unknown output type {kind!r}; Pipelens shows {', '.join(KNOWN)}.")
+    if kind == "tensorboard":
+        source = output.get("source")
+        if not source:
+            raise RenderError("The tensorboard output has no source (log directory).")
+        return [tensorboard.output(source if isinstance(source, str) else json.dumps(source))]
+    content = _content(output, ctx, kind)
+    fmt = output.get("format", "csv")
+    if kind in ("confusion_matrix", "roc", "table") and fmt != "csv":
+        raise RenderError(f"The {kind} output's format {fmt!r} is not supported (only csv).")
+    if kind == "confusion_matrix":
+        return confusion_matrix.render(content, ctx, labels=output.get("labels"), schema=output.get("schema"))
+    if kind == "roc":
+        return roc.render(content, ctx, schema=output.get("schema"))
+    if kind == "table":
+        header = output.get("header")
+        if header is None and output.get("schema"):
+            header = [c.get("name", "") for c in output["schema"]]
+        return table.render(content, ctx, header=header, title="Table")
+    if kind == "markdown":
+        return markdown.render(content, ctx, title="Markdown")
+    return web_app.render(content, ctx, title="Web app")
+
+
+def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:
+    text, _ = decode_text(source.read_all(settings.TEXT_MAX_BYTES, "The metadata file"))
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise RenderError(f"mlpipeline-ui-metadata is not valid JSON: {exc}") from exc
+    outputs = doc.get("outputs") if isinstance(doc, dict) else None
+    if not isinstance(outputs, list) or not outputs:
+        raise RenderError('mlpipeline-ui-metadata needs a non-empty "outputs" list.')
+    cap = settings.KFP_METADATA_MAX_OUTPUTS
+    result: list[Output] = []
+    for output in outputs[:cap]:
+        viewer = _VIEWER.get(output.get("type") if isinstance(output, dict) else None, "other")
+        try:
+            result += _one(output, ctx, "")
+        except RenderError as exc:
+            result.append(failed(viewer, str(output.get("type", "output")) if isinstance(output, dict)
+                                 else "output", str(exc)))
+    if len(outputs) > cap:
+        result.append(failed("other", "More outputs",
+                             f"{len(outputs) - cap} more outputs were not shown (limit {cap})."))
+    return result

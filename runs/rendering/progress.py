@@ -1,0 +1,45 @@
+"""Progress: ``progress.json`` (``current``, ``total``, ``message``) or text holding a percentage.
+
+The last percentage in a text wins (a log of "10% … 40%" shows 40 %).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from django.conf import settings
+
+from runs.rendering.base import Context, Output, RenderError, Source, decode_text
+
+VIEWER = "progress"
+_PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*%")
+
+
+def parse(text: str) -> dict:
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            doc = json.loads(stripped)
+        except ValueError as exc:
+            raise RenderError(f"progress.json is not valid JSON: {exc}") from exc
+        try:
+            current, total = float(doc.get("current", 0)), float(doc.get("total", 0))
+        except (TypeError, ValueError) as exc:
+            raise RenderError("progress.json needs numeric current and total.") from exc
+        if total <= 0:
+            raise RenderError("progress.json needs a total greater than zero.")
+        percent = max(0.0, min(100.0, 100 * current / total))
+        return {"percent": round(percent, 1), "current": current, "total": total,
+                "message": str(doc.get("message", ""))[:500]}
+    found = _PERCENT.findall(text)
+    if not found:
+        raise RenderError("No progress found: expected progress.json or a line like '40%'.")
+    percent = max(0.0, min(100.0, float(found[-1])))
+    last_line = next((line for line in reversed(text.splitlines()) if _PERCENT.search(line)), "")
+    return {"percent": percent, "current": None, "total": None, "message": last_line.strip()[:500]}
+
+
+def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:
+    text, _ = decode_text(source.read_all(min(settings.TEXT_MAX_BYTES, 1024 * 1024), "The progress file"))
+    return [Output(viewer=VIEWER, title=title or "Progress", payload=parse(text))]

@@ -1,0 +1,335 @@
+"""Renditions: the only code that writes Rendition rows (docs/viewers.md).
+
+Every status change bumps the artifact's run ``seq`` (``runs_touch``) and
+pushes the artifact's new state after commit
+(``broadcast_artifacts_on_commit``), in the same transaction as the change.
+Render work itself runs outside any transaction: a claim transaction marks
+the renditions ``rendering``, the renderer reads MinIO, a store transaction
+writes the outcome — but only if the artifact still has the etag that was
+rendered (a newer version has its own task).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import logging
+import posixpath
+import re
+from collections.abc import Iterable, Sequence
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import connection, transaction
+
+from runs.layouts import UnresolvableKey, resolve_key
+from runs.models import Artifact, Bucket, BucketGrant, Rendition
+from runs.rendering.base import (BytesSource, Context, Output, RenderError, Source, StorageUnavailable,
+                                 failed)
+from runs.rendering.objects import ObjectSource
+from runs.rendering.registry import render_artifact, viewer_of
+from runs.services.live import runs_touch
+from runs.storage import minio_client
+from streaming.broadcast import broadcast_artifacts_on_commit
+from vizsite.logs import log_event
+
+logger = logging.getLogger("pipelens.render")
+
+FINAL = (Rendition.Status.READY, Rendition.Status.FAILED)
+_FANOUT_CHUNK = 500
+
+
+def _changed(*, artifacts: Iterable[Artifact | dict]) -> None:
+    """Bump the runs' seq now and push the artifacts' state after commit."""
+    rows = list(artifacts)
+    get = (lambda a, f: a[f]) if rows and isinstance(rows[0], dict) else getattr
+    runs_touch(run_ids={get(a, "run_id") for a in rows})
+    broadcast_artifacts_on_commit(artifact_ids=sorted({get(a, "id") for a in rows}))
+
+
+# --- queueing ---------------------------------------------------------------------
+
+def renditions_enqueue(*, artifact_ids: Sequence[int]) -> None:
+    """Queue rendering of these artifacts (after commit; one small message per 500 ids).
+
+    The consumer calls this from its on-commit hook, so it publishes one
+    message per batch and never waits on per-artifact work; the worker's
+    ``render_batch`` task fans out.
+    """
+    from runs.tasks import render_batch
+
+    ids = sorted(set(artifact_ids))
+    for i in range(0, len(ids), _FANOUT_CHUNK):
+        chunk = ids[i:i + _FANOUT_CHUNK]
+        transaction.on_commit(lambda chunk=chunk: render_batch.apply_async(
+            kwargs={"artifact_ids": chunk}, queue=settings.RENDER_QUEUE))
+
+
+def on_batch_committed(result) -> None:
+    """Ingest hook (runs.services.ingest.on_batch_committed): render what changed."""
+    if result.changed_artifact_ids:
+        try:
+            renditions_enqueue(artifact_ids=result.changed_artifact_ids)
+        except Exception as exc:  # a broker outage must not stop ingestion
+            log_event(logger, "render_enqueue_failed", level=logging.WARNING,
+                      artifacts=len(result.changed_artifact_ids), error=repr(exc)[:200])
+
+
+@transaction.atomic
+def renditions_prepare(*, artifact_ids: Sequence[int]) -> list[tuple[int, str]]:
+    """Create pending renditions for live artifact versions that have none; queue their tasks.
+
+    Idempotent: an (artifact, etag) that already has renditions is skipped.
+    Deleted artifacts are not rendered. Returns the (artifact id, etag) queued.
+    """
+    from runs.tasks import render_artifact as render_task
+
+    arts = list(Artifact.objects.filter(id__in=list(artifact_ids), deleted=False)
+                .values("id", "etag", "kind", "run_id", "name"))
+    have = set(Rendition.objects.filter(artifact_id__in=[a["id"] for a in arts])
+               .values_list("artifact_id", "etag"))
+    new = [a for a in arts if (a["id"], a["etag"]) not in have]
+    if not new:
+        return []
+    Rendition.objects.bulk_create(
+        [Rendition(artifact_id=a["id"], etag=a["etag"], position=0, viewer=viewer_of(a["kind"]),
+                   title=posixpath.basename(a["name"])[:500]) for a in new],
+        ignore_conflicts=True)
+    _changed(artifacts=new)
+    jobs = [(a["id"], a["etag"]) for a in new]
+    transaction.on_commit(lambda: [render_task.apply_async(args=job, queue=settings.RENDER_QUEUE)
+                                   for job in jobs])
+    return jobs
+
+
+# --- rendering --------------------------------------------------------------------
+
+@transaction.atomic
+def _claim(*, artifact_id: int, etag: str) -> tuple[Artifact | None, int]:
+    """Lock the artifact's version for rendering; (None, n) when there is nothing to do."""
+    artifact = (Artifact.objects.select_for_update(of=("self",)).select_related("bucket", "run")
+                .filter(pk=artifact_id).first())
+    if artifact is None or artifact.deleted or artifact.etag != etag:
+        return None, 0
+    rows = list(Rendition.objects.select_for_update().filter(artifact=artifact, etag=etag))
+    if rows and all(r.status in FINAL for r in rows):
+        return None, 0  # already rendered: a redelivered message is a no-op
+    attempts = max((r.attempts for r in rows), default=0) + 1
+    if not rows:
+        rows = [Rendition.objects.create(artifact=artifact, etag=etag, position=0,
+                                         viewer=viewer_of(artifact.kind),
+                                         title=posixpath.basename(artifact.name)[:500])]
+    if attempts > settings.RENDER_MAX_ATTEMPTS:
+        Rendition.objects.filter(pk__in=[r.pk for r in rows]).update(
+            status=Rendition.Status.FAILED, attempts=attempts,
+            error=f"Gave up after {attempts - 1} attempts: rendering never finished "
+                  f"(the worker was stopped or ran out of memory each time).")
+        _changed(artifacts=[artifact])
+        return None, attempts
+    Rendition.objects.filter(pk__in=[r.pk for r in rows]).update(
+        status=Rendition.Status.RENDERING, attempts=attempts)
+    _changed(artifacts=[artifact])
+    return artifact, attempts
+
+
+@transaction.atomic
+def _store(*, artifact_id: int, etag: str, outputs: list[Output], final: bool, attempts: int) -> bool:
+    """Replace the version's renditions with ``outputs``; False if the artifact moved on."""
+    artifact = Artifact.objects.select_for_update().filter(pk=artifact_id).first()
+    if artifact is None or artifact.deleted or artifact.etag != etag:
+        return False
+    Rendition.objects.filter(artifact_id=artifact_id, etag=etag).delete()
+    if final:  # older versions' renditions are superseded
+        Rendition.objects.filter(artifact_id=artifact_id).exclude(etag=etag).delete()
+    done = Rendition.Status.READY if final else Rendition.Status.RENDERING
+    Rendition.objects.bulk_create([
+        Rendition(artifact_id=artifact_id, etag=etag, position=i, viewer=o.viewer[:30],
+                  title=(o.title or "")[:500], payload=o.payload, preview_key=o.preview_key,
+                  error=o.error[:5000], attempts=attempts,
+                  status=Rendition.Status.FAILED if o.failed else done)
+        for i, o in enumerate(outputs)
+    ])
+    _changed(artifacts=[artifact])
+    return True
+
+
+def rendition_render(*, artifact_id: int, etag: str) -> str:
+    """Render one artifact version; returns "skipped", "ready", "failed" or "stale".
+
+    Raises ``StorageUnavailable`` (after putting the renditions back to
+    pending) so the task can retry with back-off. Every other failure ends
+    as a failed rendition with a reason; the worker carries on.
+    """
+    artifact, attempts = _claim(artifact_id=artifact_id, etag=etag)
+    if artifact is None:
+        return "skipped"
+    bucket = artifact.bucket
+    source = ObjectSource(bucket.name, artifact.key, name=artifact.name, size=artifact.size,
+                          etag=artifact.etag, content_type=artifact.content_type, endpoint=bucket.endpoint)
+    ctx = _context(artifact=artifact, attempts=attempts)
+    try:
+        outputs = render_artifact(source, artifact.kind, ctx)
+    except StorageUnavailable:
+        _requeue(artifact_id=artifact_id, etag=etag)
+        raise
+    except SoftTimeLimitExceeded:
+        outputs = [failed(viewer_of(artifact.kind), artifact.name,
+                          f"Rendering took longer than {settings.RENDER_SOFT_TIME_LIMIT_S} s and was stopped.")]
+    except RenderError as exc:
+        outputs = [failed(viewer_of(artifact.kind), artifact.name, str(exc))]
+    except Exception as exc:  # a renderer bug must not stop the worker or hide the artifact
+        logger.exception("render_crashed artifact=%s", artifact_id)
+        outputs = [failed(viewer_of(artifact.kind), artifact.name,
+                          f"Internal error while rendering ({type(exc).__name__}); see the worker log.")]
+    if not outputs:
+        outputs = [failed(viewer_of(artifact.kind), artifact.name, "The renderer produced nothing.")]
+    stored = _store(artifact_id=artifact_id, etag=etag, outputs=outputs, final=True, attempts=attempts)
+    status = "stale" if not stored else ("failed" if all(o.failed for o in outputs) else "ready")
+    log_event(logger, "rendered", artifact=artifact_id, status=status, outputs=len(outputs),
+              failed=sum(o.failed for o in outputs), attempts=attempts)
+    return status
+
+
+@transaction.atomic
+def _requeue(*, artifact_id: int, etag: str) -> None:
+    rows = Rendition.objects.filter(artifact_id=artifact_id, etag=etag).exclude(status__in=FINAL)
+    if rows.update(status=Rendition.Status.PENDING):
+        artifact = Artifact.objects.filter(pk=artifact_id).values("id", "run_id").first()
+        if artifact:
+            _changed(artifacts=[artifact])
+
+
+@transaction.atomic
+def rendition_fail(*, artifact_id: int, etag: str, reason: str) -> None:
+    """Mark an artifact version's unfinished renditions failed with ``reason`` (retries exhausted)."""
+    rows = Rendition.objects.filter(artifact_id=artifact_id, etag=etag).exclude(status__in=FINAL)
+    if rows.update(status=Rendition.Status.FAILED, error=reason[:5000]):
+        artifact = Artifact.objects.filter(pk=artifact_id).values("id", "run_id").first()
+        if artifact:
+            _changed(artifacts=[artifact])
+
+
+# --- what renderers may do besides reading ------------------------------------------
+
+_preview_buckets_ready: set[str] = set()
+
+
+def _ensure_preview_bucket(client) -> str:
+    name = settings.PREVIEW_BUCKET
+    if name not in _preview_buckets_ready:
+        if not client.bucket_exists(name):
+            try:
+                client.make_bucket(name)
+            except Exception as exc:  # raced with another worker
+                if not client.bucket_exists(name):
+                    raise StorageUnavailable(f"cannot create the preview bucket: {exc}") from exc
+        _preview_buckets_ready.add(name)
+    return name
+
+
+def preview_prefix() -> str:
+    """Keys of one database never collide with another's (dev, tests, benchmarks)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(connection.settings_dict["NAME"]))
+
+
+def _context(*, artifact: Artifact, attempts: int) -> Context:
+    import io
+
+    counter = itertools.count()
+    etag = re.sub(r"[^A-Za-z0-9_.-]", "_", artifact.etag) or "none"
+    base = f"{preview_prefix()}/{artifact.id}/{etag}"
+
+    def store(name: str, data: bytes, content_type: str) -> str:
+        client = minio_client()
+        bucket = _ensure_preview_bucket(client)
+        key = f"{base}/{next(counter)}-{posixpath.basename(name) or 'file'}"
+        try:
+            client.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+        except Exception as exc:
+            raise StorageUnavailable(f"cannot store a preview: {exc}") from exc
+        return key
+
+    def store_source(source: Source) -> dict:
+        data = source.read_all(settings.ARCHIVE_MAX_MEMBER_BYTES, "The file")
+        key = store("src-" + posixpath.basename(source.name), data, "application/octet-stream")
+        stat = minio_client().stat_object(settings.PREVIEW_BUCKET, key)
+        return {"bucket": settings.PREVIEW_BUCKET, "key": key, "etag": stat.etag.strip('"'), "endpoint": ""}
+
+    def publish(outputs: list[Output]) -> None:
+        _store(artifact_id=artifact.id, etag=artifact.etag, outputs=outputs, final=False, attempts=attempts)
+
+    return Context(store=store, fetch=lambda uri: fetch_sources(artifact=artifact, uri=uri),
+                   publish=publish, store_source=store_source)
+
+
+_URI = re.compile(r"^(minio|s3)://([^/]+)/(.+)$")
+
+
+def fetch_sources(*, artifact: Artifact, uri: str) -> list[Source]:
+    """The objects a KFP metadata ``source`` URI names, if whoever sees ``artifact`` may see them.
+
+    Only ``minio://`` and ``s3://`` in registered buckets are read. An object
+    is allowed when every grant that shows the artifact's run also shows the
+    object's run (so a rendition never reveals more than its own run's
+    viewers could open). Wildcards (``*?[``) concatenate matches in key order.
+    """
+    match = _URI.match(uri.strip())
+    if not match:
+        scheme = uri.split("://", 1)[0] if "://" in uri else "a path"
+        raise RenderError(f"Sources on {scheme} are not read by Pipelens; only minio:// and s3:// objects "
+                          f"in the run's buckets are ({uri[:200]}).")
+    bucket_name, pattern = match.group(2), match.group(3)
+    bucket = Bucket.objects.filter(name=bucket_name).first()
+    if bucket is None:
+        raise RenderError(f"The source bucket {bucket_name!r} is not registered in Pipelens.")
+    client = minio_client(bucket.endpoint)
+    wildcard = re.search(r"[*?\[]", pattern)
+    try:
+        if wildcard:
+            prefix = pattern[:wildcard.start()]
+            keys = sorted(o.object_name for o in client.list_objects(bucket_name, prefix=prefix, recursive=True)
+                          if fnmatch.fnmatchcase(o.object_name, pattern))
+        else:
+            keys = [pattern]
+        if len(keys) > settings.KFP_SOURCE_MAX_OBJECTS:
+            raise RenderError(f"The source {uri!r} matches {len(keys)} objects, more than "
+                              f"{settings.KFP_SOURCE_MAX_OBJECTS}.")
+        if not keys:
+            raise RenderError(f"The source {uri!r} matches no object.")
+        sources = []
+        for key in keys:
+            _check_source_visible(artifact=artifact, bucket=bucket, key=key, uri=uri)
+            stat = client.stat_object(bucket_name, key)
+            sources.append(ObjectSource(bucket_name, key, name=posixpath.basename(key), size=stat.size,
+                                        etag=(stat.etag or "").strip('"'), endpoint=bucket.endpoint))
+    except RenderError:
+        raise
+    except Exception as exc:
+        code = getattr(exc, "code", "")
+        if code in ("NoSuchKey", "NoSuchBucket"):
+            raise RenderError(f"The source {uri!r} does not exist.") from exc
+        raise StorageUnavailable(f"cannot read the source {uri!r}: {exc}") from exc
+    return sources
+
+
+def _check_source_visible(*, artifact: Artifact, bucket: Bucket, key: str, uri: str) -> None:
+    run = artifact.run
+    try:
+        where = resolve_key(key, bucket.layouts)
+    except (UnresolvableKey, ValueError) as exc:
+        raise RenderError(f"The source {uri!r} is outside any run Pipelens knows.") from exc
+    if bucket.id == artifact.bucket_id and where.run_key == run.run_key:
+        return  # the run's own objects
+
+    def shows(grant, bucket_id, run_key, namespace):
+        return (grant.bucket_id == bucket_id and run_key.startswith(grant.key_prefix)
+                and (not grant.namespace or grant.namespace == namespace))
+
+    grants = list(BucketGrant.objects.filter(bucket_id__in={artifact.bucket_id, bucket.id}))
+    for grant in grants:
+        if not shows(grant, artifact.bucket_id, run.run_key, run.namespace):
+            continue
+        if not any(g.group_id == grant.group_id and shows(g, bucket.id, where.run_key, where.namespace)
+                   for g in grants):
+            raise RenderError(f"The source {uri!r} belongs to a run that some viewers of this run "
+                              f"may not see, so it is not shown.")

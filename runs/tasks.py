@@ -1,0 +1,36 @@
+"""Celery tasks: thin entry points to runs.services.renditions (docs/viewers.md).
+
+Delivery is at least once: ``acks_late`` with ``reject_on_worker_lost``
+puts a message back when the worker process dies mid-task, and the service
+is idempotent per (artifact, etag), so a second run finishes the job or
+does nothing. Only object-storage failures are retried, with exponential
+back-off, a bounded number of times.
+"""
+
+from celery import shared_task
+from django.conf import settings
+
+from runs.rendering.base import StorageUnavailable
+from runs.services import renditions
+
+
+@shared_task(name="runs.render_batch", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def render_batch(*, artifact_ids: list[int]) -> int:
+    """Fan out one ingest batch: pending renditions and one render task per artifact version."""
+    return len(renditions.renditions_prepare(artifact_ids=[int(i) for i in artifact_ids]))
+
+
+@shared_task(bind=True, name="runs.render_artifact", acks_late=True, reject_on_worker_lost=True,
+             ignore_result=True, max_retries=settings.RENDER_MAX_RETRIES,
+             soft_time_limit=settings.RENDER_SOFT_TIME_LIMIT_S, time_limit=settings.RENDER_HARD_TIME_LIMIT_S)
+def render_artifact(self, artifact_id: int, etag: str) -> str:
+    """Render one artifact version (idempotent)."""
+    try:
+        return renditions.rendition_render(artifact_id=int(artifact_id), etag=str(etag))
+    except StorageUnavailable as exc:
+        if self.request.retries >= self.max_retries:
+            renditions.rendition_fail(artifact_id=int(artifact_id), etag=str(etag),
+                                      reason=f"Object storage kept failing after {self.max_retries + 1} "
+                                             f"tries: {exc}")
+            return "failed"
+        raise self.retry(exc=exc, countdown=settings.RENDER_RETRY_BACKOFF_S * 2 ** self.request.retries)
