@@ -61,3 +61,13 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return round(int(line.split()[1]) / 1024, 1)
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a live process has used, in seconds.
+
+    On a shared 2-core machine wall-clock rates move with the neighbours'
+    load; CPU per event moves much less, so benchmarks print both.
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

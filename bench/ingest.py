@@ -20,7 +20,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote_plus
 
-from _common import ROOT, median, peak_rss_mb, percentile, report, setup_django
+from _common import ROOT, cpu_seconds, median, peak_rss_mb, percentile, report, setup_django
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -124,7 +124,7 @@ def all_committed(topic: str, *, group: str) -> bool:
         probe.close()
 
 
-def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[float, float, list[float]]:
+def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[float, float, list[float], float]:
     from django.db import connection
 
     from runs.models import Artifact, Bucket, KafkaTopic
@@ -152,6 +152,7 @@ def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[floa
                 time.sleep(0.1)
             elapsed = time.monotonic() - started
             rss = peak_rss_mb(proc.pid)
+            cpu = cpu_seconds(proc.pid)
         finally:
             proc.terminate()
             proc.wait(60)
@@ -163,21 +164,22 @@ def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[floa
     from django.conf import settings
 
     AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS}).delete_topics([topic])
-    return elapsed, rss, durations
+    return elapsed, rss, durations, cpu
 
 
 def main() -> None:
     db_url = setup_django("bench")
     messages, live = workload(EVENTS)
-    rates, rss_values, durations = [], [], []
+    rates, rss_values, durations, cpu_per_event = [], [], [], []
     for n in range(ROUNDS):
         log_path = os.path.join(tempfile.gettempdir(), f"bench-ingest-{n}.log")
-        elapsed, rss, batch_ms = one_round(db_url, messages, len(live), log_path)
+        elapsed, rss, batch_ms, cpu = one_round(db_url, messages, len(live), log_path)
         rates.append(len(messages) / elapsed)
+        cpu_per_event.append(cpu / len(messages) * 1e6)
         rss_values.append(rss)
         durations += batch_ms
         print(f"round {n + 1}: {len(messages)} events in {elapsed:.2f} s = {rates[-1]:.0f} events/s, "
-              f"peak RSS {rss} MB, {len(batch_ms)} batches")
+              f"peak RSS {rss} MB, {len(batch_ms)} batches, consumer CPU {cpu:.1f} s")
     report({
         "events": len(messages),
         "rounds": ROUNDS,
@@ -185,6 +187,7 @@ def main() -> None:
         "batch_ms_p50": round(median(durations), 1),
         "batch_ms_p99": round(percentile(durations, 99), 1),
         "consumer_rss_mb": max(rss_values),
+        "consumer_cpu_us_per_event": round(median(cpu_per_event), 1),
     })
 
 

@@ -8,6 +8,7 @@ Pure: no Django, no I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,11 +140,13 @@ def resolve_key(key: str, layouts: Sequence[str] = DEFAULT_LAYOUTS) -> ResolvedK
     Raises ``ValueError`` for an unknown layout name (a configuration error)
     and ``UnresolvableKey`` when the key is malformed or no layout matches.
     """
-    validate_layout_names(layouts)
+    if isinstance(layouts, str):
+        validate_layout_names(layouts)  # raises: a string is not a list of names
+    chosen = _chosen(tuple(layouts))
     _check_key(key)
     reasons = []
-    for name in layouts:
-        layout = _BY_NAME[name]
+    for layout in chosen:
+        name = layout.name
         match = layout.pattern.fullmatch(key)
         if match is None:
             continue
@@ -156,6 +159,13 @@ def resolve_key(key: str, layouts: Sequence[str] = DEFAULT_LAYOUTS) -> ResolvedK
     detail = f" ({'; '.join(reasons)})" if reasons else ""
     raise UnresolvableKey(f"key {key!r} matches none of the layouts "
                           f"{', '.join(layouts)}{detail}")
+
+
+@functools.lru_cache(maxsize=64)
+def _chosen(names: tuple[str, ...]) -> tuple[Layout, ...]:
+    """The validated layouts for ``names``; cached, as every key of a bucket asks again."""
+    validate_layout_names(names)
+    return tuple(_BY_NAME[name] for name in names)
 
 
 def _check_key(key: str) -> None:

@@ -395,15 +395,11 @@ def _optional_str(parent: dict[str, Any], name: str, where: str) -> str:
 
 
 def _check_text(value: str, where: str) -> str:
-    # PostgreSQL text cannot hold NUL, and a lone surrogate (legal in JSON
-    # "\ud800") cannot be encoded to UTF-8: either would fail the whole
-    # database batch later instead of this one message now.
+    # PostgreSQL text cannot hold NUL: it would fail the whole database
+    # batch later instead of this one message now. (Lone surrogates, the
+    # other unstorable string, are already refused by orjson.)
     if "\x00" in value:
         raise EventParseError(f"{where} contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise EventParseError(f"{where} is not valid Unicode (lone surrogate)") from None
     return value
 
 

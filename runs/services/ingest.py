@@ -101,35 +101,56 @@ _UPSERT_STEPS = f"""
 
 # A removed event keeps the last known size/etag/type for the record. The
 # WHERE clause is the newer-wins guard: an event that is not strictly newer
-# than the stored one changes nothing (and is not RETURNed).
+# than the stored one changes nothing (and is not returned). ``old`` reads
+# the rows as they were before this statement (one snapshot for the whole
+# statement), so each changed row comes back with its previous run, step and
+# deleted flag: enough to adjust live-artifact counts by difference instead
+# of recounting whole runs.
 _UPSERT_ARTIFACTS = f"""
-    INSERT INTO runs_artifact (run_id, step_id, bucket_id, key, name, kind, size, etag,
-                               content_type, version_id, sequencer, event_order,
-                               event_time, deleted, created_at, updated_at)
-    SELECT v.run_id, v.step_id, v.bucket_id, v.key, v.name, v.kind, v.size, v.etag,
-           v.content_type, v.version_id, v.sequencer, v.event_order, v.event_time, v.deleted,
-           now(), now()
-    FROM {_json_rows("run_id bigint, step_id bigint, bucket_id bigint, key text, name text, "
-                     "kind text, size bigint, etag text, content_type text, version_id text, "
-                     "sequencer text, event_order bigint, event_time timestamptz, deleted boolean")}
-    ON CONFLICT (bucket_id, key) DO UPDATE SET
-        run_id = EXCLUDED.run_id,
-        step_id = EXCLUDED.step_id,
-        name = EXCLUDED.name,
-        kind = EXCLUDED.kind,
-        size = CASE WHEN EXCLUDED.deleted THEN runs_artifact.size ELSE EXCLUDED.size END,
-        etag = CASE WHEN EXCLUDED.deleted THEN runs_artifact.etag ELSE EXCLUDED.etag END,
-        content_type = CASE WHEN EXCLUDED.deleted THEN runs_artifact.content_type
-                            ELSE EXCLUDED.content_type END,
-        version_id = EXCLUDED.version_id,
-        sequencer = EXCLUDED.sequencer,
-        event_order = EXCLUDED.event_order,
-        event_time = EXCLUDED.event_time,
-        deleted = EXCLUDED.deleted,
-        updated_at = now()
-    WHERE runs_artifact.event_order < EXCLUDED.event_order
-    RETURNING id, run_id
+    WITH v AS (
+        SELECT * FROM {_json_rows("run_id bigint, step_id bigint, bucket_id bigint, key text, "
+                                  "name text, kind text, size bigint, etag text, content_type text, "
+                                  "version_id text, sequencer text, event_order bigint, "
+                                  "event_time timestamptz, deleted boolean")}
+    ),
+    old AS (
+        SELECT a.bucket_id, a.key, a.run_id, a.step_id, a.deleted
+        FROM runs_artifact a JOIN v ON a.bucket_id = v.bucket_id AND a.key = v.key
+    ),
+    up AS (
+        INSERT INTO runs_artifact (run_id, step_id, bucket_id, key, name, kind, size, etag,
+                                   content_type, version_id, sequencer, event_order,
+                                   event_time, deleted, created_at, updated_at)
+        SELECT run_id, step_id, bucket_id, key, name, kind, size, etag, content_type, version_id,
+               sequencer, event_order, event_time, deleted, now(), now()
+        FROM v
+        ON CONFLICT (bucket_id, key) DO UPDATE SET
+            run_id = EXCLUDED.run_id,
+            step_id = EXCLUDED.step_id,
+            name = EXCLUDED.name,
+            kind = EXCLUDED.kind,
+            size = CASE WHEN EXCLUDED.deleted THEN runs_artifact.size ELSE EXCLUDED.size END,
+            etag = CASE WHEN EXCLUDED.deleted THEN runs_artifact.etag ELSE EXCLUDED.etag END,
+            content_type = CASE WHEN EXCLUDED.deleted THEN runs_artifact.content_type
+                                ELSE EXCLUDED.content_type END,
+            version_id = EXCLUDED.version_id,
+            sequencer = EXCLUDED.sequencer,
+            event_order = EXCLUDED.event_order,
+            event_time = EXCLUDED.event_time,
+            deleted = EXCLUDED.deleted,
+            updated_at = now()
+        WHERE runs_artifact.event_order < EXCLUDED.event_order
+        RETURNING id, bucket_id, key, run_id, step_id, deleted
+    )
+    SELECT up.id, up.run_id, up.step_id, up.deleted, old.run_id, old.step_id, old.deleted
+    FROM up LEFT JOIN old ON old.bucket_id = up.bucket_id AND old.key = up.key
 """
+
+_ADD_COUNTS = {
+    table: f"UPDATE {table} t SET artifact_count = t.artifact_count + v.delta "
+           f"FROM {_json_rows('id bigint, delta integer')} WHERE t.id = v.id"
+    for table in ("runs_run", "runs_step")
+}
 
 
 def _rows_json(rows) -> str:
@@ -153,36 +174,32 @@ def _upsert_steps(cursor, steps: dict[tuple[int, str], dict]) -> dict[tuple[int,
     return {(run_id, name): step_id for step_id, run_id, name in cursor.fetchall()}
 
 
-def _upsert_artifacts(cursor, rows: list[list]) -> list[tuple[int, int]]:
-    """Insert or update artifacts, newer event wins; returns the (artifact id, run id) changed."""
+def _upsert_artifacts(cursor, rows: list[list]) -> list[tuple]:
+    """Insert or update artifacts, newer event wins.
+
+    Returns one tuple per changed row: (id, run_id, step_id, deleted,
+    old_run_id, old_step_id, old_deleted); the old values are None for a new row.
+    """
     rows = sorted(rows, key=lambda r: (r[2], r[3]))  # (bucket_id, key): stable lock order
     cursor.execute(_UPSERT_ARTIFACTS, [_rows_json(rows)])
     return cursor.fetchall()
 
 
-def _recount(cursor, run_ids: Sequence[int]) -> None:
-    """Recompute live artifact counts of the touched runs and their steps."""
-    if not run_ids:
-        return
-    cursor.execute(
-        """
-        UPDATE runs_step s SET artifact_count = c.n
-        FROM (SELECT st.id, count(a.id) FILTER (WHERE NOT a.deleted) AS n
-              FROM runs_step st LEFT JOIN runs_artifact a ON a.step_id = st.id
-              WHERE st.run_id = ANY(%s) GROUP BY st.id) c
-        WHERE s.id = c.id AND s.artifact_count <> c.n
-        """,
-        [list(run_ids)],
-    )
-    cursor.execute(
-        """
-        UPDATE runs_run r SET artifact_count = c.n
-        FROM (SELECT run_id, count(*) FILTER (WHERE NOT deleted) AS n
-              FROM runs_artifact WHERE run_id = ANY(%s) GROUP BY run_id) c
-        WHERE r.id = c.run_id AND r.artifact_count <> c.n
-        """,
-        [list(run_ids)],
-    )
+def _adjust_counts(cursor, changed: list[tuple]) -> None:
+    """Apply the live-artifact count differences of the changed rows to runs and steps."""
+    runs: dict[int, int] = {}
+    steps: dict[int, int] = {}
+    for _, run_id, step_id, deleted, old_run_id, old_step_id, old_deleted in changed:
+        if not deleted:
+            runs[run_id] = runs.get(run_id, 0) + 1
+            steps[step_id] = steps.get(step_id, 0) + 1
+        if old_run_id is not None and not old_deleted:
+            runs[old_run_id] = runs.get(old_run_id, 0) - 1
+            steps[old_step_id] = steps.get(old_step_id, 0) - 1
+    for table, deltas in (("runs_run", runs), ("runs_step", steps)):
+        rows = sorted((row_id, delta) for row_id, delta in deltas.items() if delta)
+        if rows:
+            cursor.execute(_ADD_COUNTS[table], [_rows_json(rows)])
 
 
 def _bucket_map(names: set[str]) -> dict[str, Bucket]:
@@ -286,8 +303,8 @@ def _store_resolved(cursor, resolved, result: IngestResult) -> None:
         ])
     changed = _upsert_artifacts(cursor, rows)
     result.stored = len(changed)
-    result.changed_artifact_ids = [artifact_id for artifact_id, _ in changed]
-    _recount(cursor, sorted({run_id for _, run_id in changed}))
+    result.changed_artifact_ids = [row[0] for row in changed]
+    _adjust_counts(cursor, changed)
 
 
 def _touch_buckets(cursor, resolved) -> None:

@@ -138,3 +138,25 @@ def test_commit_hooks_run_after_commit_with_the_result(django_capture_on_commit_
     for callback in callbacks:
         callback()
     assert len(seen) == 1 and len(seen[0].changed_artifact_ids) == 1
+
+
+def test_counts_stay_equal_to_a_recount_through_random_creates_overwrites_and_deletes():
+    import random
+
+    from django.db.models import Count, Q
+
+    BucketFactory(name="b")
+    rng = random.Random(7)
+    keys = [f"run-{r}/step-{s}/file-{f}" for r in range(3) for s in range(3) for f in range(4)]
+    for batch in range(12):
+        events = []
+        for n in range(25):
+            action = EventAction.REMOVED if rng.random() < 0.3 else EventAction.CREATED
+            # Times go backwards now and then: stale events must not move counts either.
+            events.append(object_event("b", rng.choice(keys), action=action,
+                                       seconds=batch * 100 + rng.randint(-150, 50) + n))
+        ingest_events(events=events)
+    for run in Run.objects.annotate(live=Count("artifacts", filter=Q(artifacts__deleted=False))):
+        assert run.artifact_count == run.live, run.run_key
+    for step in Step.objects.annotate(live=Count("artifacts", filter=Q(artifacts__deleted=False))):
+        assert step.artifact_count == step.live, step.name

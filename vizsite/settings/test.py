@@ -1,11 +1,18 @@
 """Settings for the test suite: the real services, faster hashing."""
 
+import os
+
 from .base import *  # noqa: F403
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Test databases are created per run; connections must not outlive a test.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# One test database per pytest process, so that two suites running on one
+# machine (two developers, or a developer and a benchmark) never share or
+# drop each other's database. Subprocess fixtures read the real name from
+# connection.settings_dict.
+DATABASES["default"]["TEST"] = {"NAME": f"test_pipelens_{os.getpid()}"}  # noqa: F405
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 # Keep the suite's pushes apart from a `make run` sharing the same Redis.
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "pipelens-test"  # noqa: F405
