@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet, prefetch_related_objects
 
 from runs.models import Artifact, Bucket, BucketGrant, KafkaTopic, Rendition, Run, Step
 
@@ -233,3 +233,86 @@ def run_state(*, run: Run, since: int | None = None) -> dict[str, Any]:
         return {"run": run_summary(run), "seq": run.seq, "changed": False, "steps": None}
     return {"run": run_summary(run), "seq": run.seq, "changed": True,
             "steps": run_steps_with_artifacts(run=run)}
+
+
+# --- run page (HTML): model instances, so the preview partial can use them ---------
+
+
+def _current_renditions() -> Prefetch:
+    # Prefetched into ``artifact.renditions.all()``: the preview partial may
+    # use it freely, at no query per artifact, and sees the current etag only.
+    return Prefetch("renditions", queryset=Rendition.objects.filter(etag=F("artifact__etag"))
+                    .order_by("position"))
+
+
+def artifact_signature(artifact: Artifact) -> str:
+    """What the page compares to decide whether to refetch a preview (same rule as run.js)."""
+    parts = [f"{r.pk}:{r.status}" for r in artifact.renditions.all()]
+    return f"{artifact.etag}|{','.join(parts)}"
+
+
+def run_page_steps(*, run: Run) -> list[Step]:
+    """Steps in order, each with ``live_artifacts`` (renditions prefetched): three queries."""
+    steps = list(Step.objects.filter(run=run).order_by("first_event_at", "name"))
+    artifacts = (Artifact.objects.filter(run=run, deleted=False).order_by("key")
+                 .prefetch_related(_current_renditions()))
+    by_step: dict[int, list[Artifact]] = {}
+    for artifact in artifacts:
+        artifact.run = run
+        artifact.bucket = run.bucket
+        by_step.setdefault(artifact.step_id, []).append(artifact)
+    for step in steps:
+        step.live_artifacts = by_step.get(step.pk, [])
+        for artifact in step.live_artifacts:
+            artifact.step = step
+    return steps
+
+
+def artifact_get_for_preview(*, user, run_id: int, artifact_id: int) -> Artifact | None:
+    """Like ``artifact_get_visible``, with the current renditions prefetched."""
+    artifact = artifact_get_visible(user=user, run_id=run_id, artifact_id=artifact_id)
+    if artifact is not None:
+        prefetch_related_objects([artifact], _current_renditions())
+    return artifact
+
+
+# --- downloads: object bytes, streamed ----------------------------------------------
+
+class ObjectGone(Exception):
+    """The object an artifact names is no longer in its bucket."""
+
+
+class ObjectStream:
+    """An object's bytes as an iterator of chunks; releases the connection when done."""
+
+    def __init__(self, response, chunk_size: int):
+        self._response = response
+        self._chunk_size = chunk_size
+        length = response.headers.get("Content-Length")
+        self.length = int(length) if length and length.isdigit() else None
+
+    def __iter__(self):
+        try:
+            yield from self._response.stream(self._chunk_size)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._response.close()
+        self._response.release_conn()
+
+
+def artifact_stream(*, artifact, chunk_size: int = 256 * 1024) -> ObjectStream:
+    """Open an artifact's object for streaming (never read whole into memory)."""
+    from minio.error import S3Error
+
+    from runs.storage import minio_client
+
+    client = minio_client(artifact.bucket.endpoint)
+    try:
+        response = client.get_object(artifact.bucket.name, artifact.key)
+    except S3Error as exc:
+        if exc.code in ("NoSuchKey", "NoSuchBucket"):
+            raise ObjectGone(artifact.key) from exc
+        raise
+    return ObjectStream(response, chunk_size)

@@ -1,8 +1,24 @@
-"""ASGI entry point served by daphne (HTTP now; WebSockets join with the portal)."""
+"""ASGI entry point served by daphne: HTTP through Django, WebSockets through Channels.
+
+WebSockets are origin-checked against ALLOWED_HOSTS, then authenticated with
+the session cookie, then routed (DESIGN.md §6, docs/portal.md).
+"""
 
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vizsite.settings.base")
-application = get_asgi_application()
+# Django must be set up before the consumers (and their models) are imported.
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from streaming.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter({
+    "http": django_asgi_app,
+    "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+})

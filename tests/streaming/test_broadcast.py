@@ -2,6 +2,7 @@
 each carrying the run's seq and the artifacts' current state."""
 
 import asyncio
+import json
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -35,6 +36,11 @@ async def _listen(group_names, trigger, *, expect: int, timeout: float = 5.0):
     finally:
         for name in group_names:
             await layer.group_discard(name, channel)
+
+
+def text(event):
+    """The JSON a browser receives for a channel-layer event."""
+    return json.loads(event["text"])
 
 
 def listen(group_names, trigger, *, expect):
@@ -78,8 +84,9 @@ def test_nothing_is_pushed_before_commit_then_one_message_per_run(django_capture
 
     got = listen([groups.run_group(r1.pk), groups.run_group(r2.pk), groups.runs_list_group()],
                  callbacks[0], expect=4)
-    run_msgs = {m["message"]["run_id"]: m["message"] for m in got if m["type"] == "run.changed"}
-    list_msgs = [m["message"] for m in got if m["type"] == "runs.changed"]
+    run_msgs = {text(m)["run_id"]: text(m) for m in got if m["type"] == "run.changed"}
+    list_msgs = [text(m) for m in got if m["type"] == "runs.changed"]
+    assert all(m["bucket_id"] == bucket.pk for m in got if m["type"] == "runs.changed")
     assert set(run_msgs) == {r1.pk, r2.pk}
     assert {m["run"]["id"] for m in list_msgs} == {r1.pk, r2.pk}
     first = run_msgs[r1.pk]
@@ -103,7 +110,7 @@ def test_ingest_hook_pushes_each_touched_run_with_its_new_seq(django_capture_on_
         on_ingest_committed(results[0])
 
     got = listen([groups.run_group(run.pk)], trigger, expect=1)
-    message = got[0]["message"]
+    message = text(got[0])
     assert message["seq"] == results[0].run_seqs[run.pk] == run.seq + 1
     assert [a["name"] for a in message["artifacts"]] == ["b.txt"]
 
@@ -120,4 +127,4 @@ def test_a_batch_of_only_stale_events_still_pushes_the_new_seq():
 
     got = listen([groups.run_group(run.pk)], trigger, expect=1)
     assert results[0].stored == 0
-    assert got[0]["message"]["seq"] == run.seq + 1 and got[0]["message"]["artifacts"] == []
+    assert text(got[0])["seq"] == run.seq + 1 and text(got[0])["artifacts"] == []

@@ -1,0 +1,41 @@
+"""Query-string forms: every parameter a user can type is validated here (docs/portal.md)."""
+
+from __future__ import annotations
+
+from django import forms
+
+from runs.models import Run
+from runs.selectors import RUN_SORTS, RunFilters
+
+
+class RunFilterForm(forms.Form):
+    """The runs list's search, filters, sort and page."""
+
+    q = forms.CharField(required=False, max_length=200, label="Search",
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "run or pipeline"}))
+    bucket = forms.CharField(required=False, max_length=63)
+    namespace = forms.CharField(required=False, max_length=253)
+    status = forms.ChoiceField(required=False, choices=[("", "any")] + list(Run.Status.choices))
+    date_from = forms.DateField(required=False, label="Active from",
+                                widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="until", widget=forms.DateInput(attrs={"type": "date"}))
+    sort = forms.ChoiceField(required=False, choices=[(k, k.replace("_", " ")) for k in RUN_SORTS])
+    page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise forms.ValidationError("The start date is after the end date.")
+        return data
+
+    def filters(self) -> RunFilters:
+        d = self.cleaned_data
+        return RunFilters(q=d["q"].strip(), bucket=d["bucket"].strip(), namespace=d["namespace"].strip(),
+                          status=d["status"], date_from=d["date_from"], date_to=d["date_to"],
+                          sort=d["sort"] or "recent")
+
+
+class StateQueryForm(forms.Form):
+    """``?since=<seq>`` of the run-state API."""
+
+    since = forms.IntegerField(required=False, min_value=0, max_value=2**62)

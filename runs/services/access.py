@@ -1,0 +1,25 @@
+"""Grants: which groups see which buckets (DESIGN.md §6, docs/portal.md#access).
+
+Reads are decided by ``runs.selectors.access_scope_for`` / ``runs_visible_to``;
+this module only writes grants.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group
+from django.db import transaction
+
+from runs.models import Bucket, BucketGrant
+
+
+@transaction.atomic
+def bucket_grant_create(*, group: Group, bucket: Bucket, key_prefix: str = "",
+                        namespace: str = "") -> BucketGrant:
+    """Let ``group`` see ``bucket``'s runs, optionally only under ``key_prefix`` and/or ``namespace``.
+
+    Idempotent: granting the same scope twice returns the existing grant.
+    """
+    grant, _ = BucketGrant.objects.get_or_create(group=group, bucket=bucket,
+                                                 key_prefix=key_prefix.strip(),
+                                                 namespace=namespace.strip())
+    return grant

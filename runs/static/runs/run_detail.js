@@ -1,0 +1,176 @@
+/* Run page: apply pushes in place; on a seq gap or a reconnect, refetch the
+   state from /api/runs/<id>/state?since=<seq> and carry on (docs/portal.md#seq). */
+(function () {
+  "use strict";
+  var meta = document.getElementById("run-meta");
+  if (!meta) return;
+  var L = window.PipelensLive;
+  var runId = meta.dataset.runId;
+  var seq = Number(meta.dataset.seq);
+  var syncing = false, queued = [];
+
+  function urlFor(template, artifactId) {
+    return template.replace("/artifacts/0/", "/artifacts/" + artifactId + "/");
+  }
+
+  function signature(a) {
+    return a.etag + "|" + a.renditions.map(function (r) { return r.id + ":" + r.status; }).join(",");
+  }
+
+  function field(root, name) { return root.querySelector('[data-f="' + name + '"]'); }
+
+  function updateRun(run) {
+    field(meta, "artifact_count").textContent = run.artifact_count;
+    var status = field(meta, "status");
+    status.textContent = run.status;
+    status.className = "status status-" + run.status;
+    var last = field(meta, "last_event_at");
+    last.setAttribute("datetime", run.last_event_at);
+    last.textContent = L.formatTime(run.last_event_at, true);
+  }
+
+  function stepList(a) {
+    var section = document.getElementById("step-" + a.step_id);
+    if (!section) {
+      var empty = document.getElementById("no-steps");
+      if (empty) empty.remove();
+      section = document.createElement("section");
+      section.className = "step";
+      section.id = "step-" + a.step_id;
+      section.dataset.stepId = a.step_id;
+      section.setAttribute("aria-labelledby", section.id + "-h");
+      var h = document.createElement("h2");
+      h.id = section.id + "-h";
+      h.textContent = a.step;
+      var ul = document.createElement("ul");
+      ul.className = "artifacts";
+      section.appendChild(h);
+      section.appendChild(ul);
+      document.getElementById("steps").appendChild(section);
+    }
+    return section.querySelector("ul.artifacts");
+  }
+
+  function newRow(a) {
+    var li = document.createElement("li");
+    li.className = "artifact";
+    li.id = "artifact-" + a.id;
+    li.dataset.artifactId = a.id;
+    li.dataset.key = a.key;
+    li.dataset.sig = "";
+    var head = document.createElement("div");
+    head.className = "artifact-head";
+    var link = document.createElement("a");
+    link.className = "name";
+    link.href = urlFor(meta.dataset.artifactUrl, a.id);
+    link.dataset.f = "name";
+    head.appendChild(link);
+    [["span", "kind"], ["span", "size"], ["time", "event_time"], ["span", "rstatus"]].forEach(function (p) {
+      var el = document.createElement(p[0]);
+      el.className = p[1] === "rstatus" ? "rstatus" : p[1];
+      el.dataset.f = p[1];
+      head.appendChild(el);
+    });
+    var preview = document.createElement("div");
+    preview.className = "preview";
+    preview.setAttribute("data-preview", "");
+    li.appendChild(head);
+    li.appendChild(preview);
+    return li;
+  }
+
+  function insertSorted(list, li, key) {
+    var rows = list.children;
+    for (var i = 0; i < rows.length; i++) {
+      if (rows[i].dataset.key > key) { list.insertBefore(li, rows[i]); return; }
+    }
+    list.appendChild(li);
+  }
+
+  function refreshPreview(li, a) {
+    var sig = signature(a);
+    if (li.dataset.sig === sig) return;
+    li.dataset.sig = sig;
+    fetch(urlFor(meta.dataset.previewUrl, a.id), {credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html !== null && li.dataset.sig === sig) li.querySelector("[data-preview]").innerHTML = html;
+      })
+      .catch(function () { li.dataset.sig = ""; });  // next push or resync tries again
+  }
+
+  function applyArtifact(a) {
+    var li = document.getElementById("artifact-" + a.id);
+    if (a.deleted) { if (li) li.remove(); return; }
+    if (!li) {
+      li = newRow(a);
+      insertSorted(stepList(a), li, a.key);
+    } else if (li.closest("section").dataset.stepId !== String(a.step_id)) {
+      insertSorted(stepList(a), li, a.key);
+    }
+    field(li, "name").textContent = a.name;
+    field(li, "kind").textContent = a.kind;
+    field(li, "size").textContent = L.formatSize(a.size);
+    var t = field(li, "event_time");
+    t.setAttribute("datetime", a.event_time);
+    t.textContent = L.formatTime(a.event_time, false);
+    field(li, "rstatus").textContent = a.renditions.length ? a.renditions[0].status : "new";
+    refreshPreview(li, a);
+  }
+
+  function applyState(state) {
+    updateRun(state.run);
+    if (!state.changed) return;
+    var keep = {};
+    state.steps.forEach(function (step) {
+      step.artifacts.forEach(function (a) { keep[a.id] = true; applyArtifact(a); });
+    });
+    document.querySelectorAll("li.artifact").forEach(function (li) {
+      if (!keep[li.dataset.artifactId]) li.remove();
+    });
+  }
+
+  function onRunChanged(msg) {
+    if (msg.seq < seq) return;                 // older than what we show
+    if (msg.seq > seq + 1) { resync(); return; } // missed at least one push
+    seq = msg.seq;
+    meta.dataset.seq = seq;
+    updateRun(msg.run);
+    msg.artifacts.forEach(applyArtifact);
+  }
+
+  function resync() {
+    if (syncing) return;
+    syncing = true;
+    fetch(meta.dataset.stateUrl + "?since=" + seq, {credentials: "same-origin"})
+      .then(function (r) {
+        if (r.status === 401) { location.reload(); throw new Error("logged out"); }
+        if (!r.ok) throw new Error("state " + r.status);
+        return r.json();
+      })
+      .then(function (state) {
+        applyState(state);
+        seq = Math.max(seq, state.seq);
+        meta.dataset.seq = seq;
+      })
+      .catch(function (e) { console.warn("pipelens resync:", e); })
+      .then(function () {
+        syncing = false;
+        var pending = queued;
+        queued = [];
+        pending.forEach(onMessage);
+      });
+  }
+
+  function onMessage(msg) {
+    if (syncing) { queued.push(msg); return; }
+    if (msg.type === "hello") { if (msg.seq !== null && msg.seq > seq) resync(); return; }
+    if (msg.type === "run.changed" && String(msg.run_id) === runId) onRunChanged(msg);
+  }
+
+  L.connect("/ws/runs/" + runId + "/", {
+    onMessage: onMessage,
+    // A reconnect may have missed anything: ask the server what changed.
+    onOpen: function (again) { if (again) resync(); }
+  });
+})();

@@ -1,0 +1,122 @@
+"""Portal views: thin; parse input, ask runs.selectors, render (docs/portal.md).
+
+A run the user may not see answers 404 everywhere (page, JSON, download,
+preview), exactly as a run that does not exist.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_GET
+
+from runs.forms import RunFilterForm, StateQueryForm
+from runs.selectors import (ObjectGone, artifact_get_for_preview, artifact_get_visible,
+                            artifact_signature, artifact_stream, run_filter_choices, run_get_visible,
+                            run_page_steps, run_state, runs_list)
+
+
+def _visible_run(request, run_id: int):
+    run = run_get_visible(user=request.user, run_id=run_id)
+    if run is None:
+        raise Http404("No such run.")
+    return run
+
+
+@require_GET
+@login_required
+def run_list(request):
+    """Runs the user may see: search, filters, sort, server-side pages; live via /ws/runs/."""
+    form = RunFilterForm(request.GET)
+    context = {"form": form, "choices": run_filter_choices(user=request.user), "page": None}
+    if not form.is_valid():
+        return render(request, "runs/run_list.html", context, status=400)
+    filters = form.filters()
+    paginator = Paginator(runs_list(user=request.user, filters=filters), settings.RUNS_PAGE_SIZE)
+    number = form.cleaned_data["page"] or 1
+    if number > paginator.num_pages:
+        form.add_error("page", f"Page {number} does not exist; there are {paginator.num_pages}.")
+        return render(request, "runs/run_list.html", context, status=404)
+    page = paginator.page(number)
+    query = request.GET.copy()
+    query.pop("page", None)
+    context.update(page=page, filters=filters, query=query.urlencode(),
+                   live_inserts=number == 1 and not filters.active and filters.sort == "recent")
+    template = "runs/_run_rows.html" if request.GET.get("fragment") == "rows" else "runs/run_list.html"
+    return render(request, template, context)
+
+
+@require_GET
+@login_required
+def run_detail(request, run_id: int):
+    """A run's steps in order with their artifacts; live via /ws/runs/<id>/."""
+    run = _visible_run(request, run_id)
+    steps = run_page_steps(run=run)
+    for step in steps:
+        for artifact in step.live_artifacts:
+            artifact.signature = artifact_signature(artifact)
+    return render(request, "runs/run_detail.html", {"run": run, "steps": steps})
+
+
+def _visible_artifact(request, run_id: int, artifact_id: int, *, renditions: bool = False):
+    get = artifact_get_for_preview if renditions else artifact_get_visible
+    artifact = get(user=request.user, run_id=run_id, artifact_id=artifact_id)
+    if artifact is None:
+        raise Http404("No such artifact.")
+    return artifact
+
+
+@require_GET
+@login_required
+def artifact_detail(request, run_id: int, artifact_id: int):
+    artifact = _visible_artifact(request, run_id, artifact_id, renditions=True)
+    return render(request, "runs/artifact_detail.html", {"artifact": artifact, "run": artifact.run})
+
+
+@require_GET
+@login_required
+def artifact_preview(request, run_id: int, artifact_id: int):
+    """The preview fragment the run page swaps in when an artifact's renditions change."""
+    artifact = _visible_artifact(request, run_id, artifact_id, renditions=True)
+    return render(request, "runs/_artifact_preview.html", {"artifact": artifact, "run": artifact.run})
+
+
+@require_GET
+@login_required
+def artifact_download(request, run_id: int, artifact_id: int):
+    """The object, streamed from object storage through the portal after the access check."""
+    artifact = _visible_artifact(request, run_id, artifact_id)
+    if artifact.deleted:
+        return HttpResponse("This object was removed from its bucket.", status=410,
+                            content_type="text/plain; charset=utf-8")
+    try:
+        stream = artifact_stream(artifact=artifact, chunk_size=settings.DOWNLOAD_CHUNK_BYTES)
+    except ObjectGone:
+        return HttpResponse("This object is no longer in its bucket.", status=410,
+                            content_type="text/plain; charset=utf-8")
+    response = StreamingHttpResponse(stream, content_type=artifact.content_type or "application/octet-stream")
+    response["Content-Disposition"] = content_disposition_header(True, artifact.name.rsplit("/", 1)[-1])
+    if stream.length is not None:
+        response["Content-Length"] = str(stream.length)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "sandbox"
+    return response
+
+
+@require_GET
+def api_run_state(request, run_id: int):
+    """``GET /api/runs/<id>/state?since=<seq>``: what a page needs after a gap or a reconnect."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "authentication required"}, status=401)
+    form = StateQueryForm(request.GET)
+    if not form.is_valid():
+        return JsonResponse({"error": "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())},
+                            status=400)
+    run = run_get_visible(user=request.user, run_id=run_id)
+    if run is None:
+        return JsonResponse({"error": "no such run"}, status=404)
+    return JsonResponse(run_state(run=run, since=form.cleaned_data["since"]))

@@ -1,0 +1,109 @@
+"""Access rules across pages, JSON, previews, downloads and sockets (DESIGN.md §6).
+
+A grant on bucket A shows nothing of bucket B; a prefix or namespace grant
+narrows to that prefix or namespace; a run one may not see answers 404, the
+same as a run that does not exist.
+"""
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+
+from runs.models import Run
+from runs.selectors import AccessScope, access_scope_for, runs_visible_to
+from runs.services.access import bucket_grant_create
+from tests.factories import BucketFactory
+from tests.runs.portal_helpers import ingest, run_of, user_with_grant
+
+pytestmark = pytest.mark.django_db
+
+V1 = "artifacts/{wf}/2026/11/29/{wf}-1/out.tgz"
+PRIVATE = "private-artifacts/{ns}/{wf}/2026/11/29/{wf}-1/out.tgz"
+
+
+def urls_of(run):
+    art = run.artifacts.get()
+    return {
+        "page": reverse("runs:detail", args=[run.pk]),
+        "artifact": reverse("runs:artifact", args=[run.pk, art.pk]),
+        "preview": reverse("runs:artifact_preview", args=[run.pk, art.pk]),
+        "download": reverse("runs:artifact_download", args=[run.pk, art.pk]),
+        "state": reverse("runs:api_run_state", args=[run.pk]),
+    }
+
+
+@pytest.fixture
+def buckets():
+    a, b = BucketFactory(name="bucket-a"), BucketFactory(name="bucket-b")
+    ingest(a, "team-x/s/a.txt", "team-y/s/b.txt")
+    ingest(b, "secret/s/c.txt")
+    return a, b
+
+
+def test_a_grant_on_bucket_a_shows_nothing_of_bucket_b(client, django_user_model, buckets):
+    a, b = buckets
+    client.force_login(user_with_grant(django_user_model, "alice", a))
+    listing = client.get("/").content.decode()
+    assert "team-x" in listing and "team-y" in listing and "secret" not in listing
+    assert "bucket-b" not in listing  # not even as a filter choice
+    for name, url in urls_of(run_of(b, "secret")).items():
+        response = client.get(url)
+        assert response.status_code == 404, name
+    # The same answer as for a run that does not exist: existence does not leak.
+    assert client.get(reverse("runs:api_run_state", args=[run_of(b, "secret").pk])).json() == \
+        client.get(reverse("runs:api_run_state", args=[999999999])).json() == {"error": "no such run"}
+    for name, url in urls_of(run_of(a, "team-x")).items():
+        if name != "download":  # needs a real object; tests/runs/test_views.py streams one
+            assert client.get(url).status_code == 200, name
+
+
+def test_a_prefix_grant_limits_to_that_prefix(client, django_user_model, buckets):
+    a, b = buckets
+    client.force_login(user_with_grant(django_user_model, "xavier", a, key_prefix="team-x"))
+    listing = client.get("/").content.decode()
+    assert "team-x" in listing and "team-y" not in listing
+    assert client.get(urls_of(run_of(a, "team-x"))["page"]).status_code == 200
+    for name, url in urls_of(run_of(a, "team-y")).items():
+        assert client.get(url).status_code == 404, name
+
+
+def test_a_namespace_grant_limits_to_that_namespace(client, django_user_model):
+    bucket = BucketFactory(name="mlpipeline")
+    ingest(bucket, PRIVATE.format(ns="kubeflow-alice", wf="wf-a"), PRIVATE.format(ns="kubeflow-bob", wf="wf-b"))
+    mine = Run.objects.get(namespace="kubeflow-alice")
+    theirs = Run.objects.get(namespace="kubeflow-bob")
+    client.force_login(user_with_grant(django_user_model, "alice", bucket, namespace="kubeflow-alice"))
+    listing = client.get("/").content.decode()
+    assert "wf-a" in listing and "wf-b" not in listing
+    assert "kubeflow-bob" not in listing and "kubeflow-alice" in listing
+    assert client.get(urls_of(mine)["state"]).status_code == 200
+    for name, url in urls_of(theirs).items():
+        assert client.get(url).status_code == 404, name
+
+
+def test_grants_add_up_over_groups_superusers_see_all_and_no_grant_sees_nothing(django_user_model, buckets):
+    a, b = buckets
+    nobody = user_with_grant(django_user_model, "nobody")
+    assert list(runs_visible_to(user=nobody)) == []
+    both = user_with_grant(django_user_model, "both", a, key_prefix="team-y")
+    other = Group.objects.create(name="b-readers")
+    bucket_grant_create(group=other, bucket=b)
+    both.groups.add(other)
+    assert sorted(r.run_key for r in runs_visible_to(user=both)) == ["secret", "team-y"]
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    assert runs_visible_to(user=root).count() == 3
+    inactive = user_with_grant(django_user_model, "gone", a)
+    inactive.is_active = False
+    inactive.save()
+    assert access_scope_for(user=inactive) == AccessScope()
+
+
+def test_prefix_grant_matches_literally_not_as_a_pattern(django_user_model):
+    bucket = BucketFactory(name="b")
+    ingest(bucket, "a_b/s/x.txt", "axb/s/y.txt", "a%b/s/z.txt")
+    user = user_with_grant(django_user_model, "u", bucket, key_prefix="a_")
+    assert [r.run_key for r in runs_visible_to(user=user)] == ["a_b"]
+    scope = access_scope_for(user=user)
+    assert scope.allows(bucket_id=bucket.pk, run_key="a_b", namespace="")
+    assert not scope.allows(bucket_id=bucket.pk, run_key="axb", namespace="")
+    assert not scope.allows(bucket_id=bucket.pk + 1, run_key="a_b", namespace="")
