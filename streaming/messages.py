@@ -17,10 +17,16 @@ that sees a gap refetches ``/api/runs/<id>/state?since=<seq>``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import orjson
+
+
+def _fields(message) -> dict[str, Any]:
+    # A shallow dict: dataclasses.asdict deep-copies every nested artifact
+    # state, which cost more than the whole database batch it describes.
+    return {f.name: getattr(message, f.name) for f in fields(message)}
 
 
 class MessageError(ValueError):
@@ -33,7 +39,7 @@ class Hello:
     seq: int | None = None  # the run's seq; None on the runs-list socket
 
     def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, **asdict(self)}
+        return {"type": self.type, **_fields(self)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +51,7 @@ class RunChanged:
     artifacts: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, **asdict(self)}
+        return {"type": self.type, **_fields(self)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +60,7 @@ class RunsChanged:
     run: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, **asdict(self)}
+        return {"type": self.type, **_fields(self)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +77,7 @@ class Error:
     error: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, **asdict(self)}
+        return {"type": self.type, **_fields(self)}
 
 
 @dataclass(frozen=True, slots=True)
