@@ -130,3 +130,84 @@ def running_consumer(live_bucket, unique_name):
     worker = ConsumerThread(group).start()
     yield worker
     worker.stop()
+
+
+# --- Celery render worker (runs/tasks.py; docs/viewers.md) ---------------------------
+
+def test_database_url(port: int | None = None) -> str:
+    """The URL of the pytest database, for subprocesses (consumer, worker, web-app server)."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{port or s['PORT']}/{s['NAME']}"
+
+
+test_database_url.__test__ = False  # a helper, not a test
+
+
+class WorkerProcess:
+    """``celery -A vizsite worker`` in a subprocess, consuming one test-only queue."""
+
+    def __init__(self, queue: str, log_path, env: dict):
+        self.queue, self.log_path, self.env = queue, log_path, env
+        self.proc = None
+
+    def start(self) -> "WorkerProcess":
+        import subprocess
+        import sys
+
+        from django.conf import settings as dj
+
+        cmd = [sys.executable, "-m", "celery", "-A", "vizsite", "worker", "-Q", self.queue, "-c", "1",
+               "-P", "prefork", "-n", f"{self.queue}@%h", "--without-gossip", "--without-mingle",
+               "--without-heartbeat", "--loglevel", "INFO"]
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.proc = subprocess.Popen(cmd, cwd=dj.BASE_DIR, env=self.env, stdout=self.log_path.open("ab"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: self.proc.poll() is not None or b" ready." in self.log_path.read_bytes()[offset:],
+                 timeout=60, what="the Celery worker to start")
+        assert self.proc.poll() is None, f"worker exited:\n{self.log().decode()[-3000:]}"
+        return self
+
+    def log(self) -> bytes:
+        return self.log_path.read_bytes()
+
+    def task_pids(self) -> list[int]:
+        import psutil
+
+        return [c.pid for c in psutil.Process(self.proc.pid).children()]
+
+    def stop(self) -> None:
+        import os
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except Exception:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, settings, minio, unique_name, tmp_path):
+    """A real render worker (own process, real Redis broker) on a queue only this test uses.
+
+    The test process queues to the same queue (``settings.RENDER_QUEUE``), so
+    the on-commit hooks of the consumer and services reach this worker.
+    """
+    import os
+
+    import redis
+
+    _tcp_check("Redis", settings.CELERY_BROKER_URL.split("//", 1)[1].split("/", 1)[0])
+    queue = unique_name("render-test")
+    settings.RENDER_QUEUE = queue
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vizsite.settings.test", "DATABASE_URL": test_database_url(),
+           "RENDER_QUEUE": queue, "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+           "RENDER_RETRY_BACKOFF_S": "0.5"}
+    worker = WorkerProcess(queue, tmp_path / "worker.log", env).start()
+    yield worker
+    worker.stop()
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(queue, f"_kombu.binding.{queue}")
