@@ -7,4 +7,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("runs.urls")),
+    path("", include("runs.urls_viewers")),  # viewer endpoints (docs/viewers.md)
 ]

@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 export PATH="$PWD/.venv/bin:$PATH"
 export PIPELENS_WEB_PORT="${PIPELENS_WEB_PORT:-8000}"
+# Web-app (HTML) outputs come from a second origin; "localhost" rather than
+# 127.0.0.1 makes it another site, so the portal's cookies never go there.
+export PIPELENS_WEBAPP_PORT="${PIPELENS_WEBAPP_PORT:-8001}"
+export WEBAPP_ORIGIN="${WEBAPP_ORIGIN:-http://localhost:${PIPELENS_WEBAPP_PORT}}"
 python manage.py setup_demo
 url="http://127.0.0.1:${PIPELENS_WEB_PORT}/"
 cat <<MSG

@@ -225,5 +225,7 @@ KFP_METADATA_MAX_OUTPUTS = env.int("KFP_METADATA_MAX_OUTPUTS", default=20)
 KFP_SOURCE_MAX_OBJECTS = env.int("KFP_SOURCE_MAX_OBJECTS", default=50)
 # Web-app (HTML) outputs are served only from this separate origin, through
 # signed URLs valid for WEBAPP_URL_MAX_AGE_S seconds (DESIGN.md §6).
-WEBAPP_ORIGIN = env("WEBAPP_ORIGIN", default="http://127.0.0.1:8001")
+# Use another host name than the portal's (not only another port): browsers send
+# cookies by host, so a different site never receives the portal's session.
+WEBAPP_ORIGIN = env("WEBAPP_ORIGIN", default="http://localhost:8001")
 WEBAPP_URL_MAX_AGE_S = env.int("WEBAPP_URL_MAX_AGE_S", default=300)

@@ -1,0 +1,103 @@
+"""Reads behind the viewers' own endpoints (docs/viewers.md): table pages, earlier
+log text, preview objects, web-app documents behind signed URLs.
+
+Access is always decided by ``runs.selectors.artifact_get_visible`` (which
+asks ``runs_visible_to``); a rendition is only ever reached through its
+visible artifact. The web-app origin has no user: it accepts only a token
+this module signed for one rendition, valid WEBAPP_URL_MAX_AGE_S seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from django.conf import settings
+from django.core import signing
+
+from runs.models import Rendition
+from runs.rendering import table, text
+from runs.rendering.base import RenderError
+from runs.rendering.objects import ObjectSource, source_at
+from runs.selectors import artifact_get_visible
+
+_WEBAPP_SALT = "pipelens.webapp"
+
+
+def rendition_get_visible(*, user, run_id: int, artifact_id: int, rendition_id: int) -> Rendition | None:
+    """The rendition, if its artifact belongs to a run ``user`` may see."""
+    artifact = artifact_get_visible(user=user, run_id=run_id, artifact_id=artifact_id)
+    if artifact is None:
+        return None
+    rendition = Rendition.objects.filter(pk=rendition_id, artifact_id=artifact.pk).first()
+    if rendition is not None:
+        rendition.artifact = artifact
+    return rendition
+
+
+@lru_cache(maxsize=64)
+def _index(index_key: str) -> tuple:
+    # Index objects are immutable (one key per artifact version), so caching is safe.
+    data = ObjectSource(settings.PREVIEW_BUCKET, index_key).read(64 * 1024 * 1024)
+    return tuple(tuple(e) for e in json.loads(data))
+
+
+def table_page(*, rendition: Rendition, start: int, count: int, sort: int | None = None,
+               descending: bool = False) -> dict:
+    """Rows [start, start+count) of a table rendition, optionally sorted (small tables only)."""
+    payload = rendition.payload
+    if rendition.viewer != table.VIEWER or not payload.get("source"):
+        raise RenderError("This preview has no pages.")
+    if not payload.get("indexed"):
+        raise RenderError("The table is still being indexed; only the first page is available yet.")
+    index = [list(e) for e in _index(payload["index_key"])] if payload.get("index_key") else [[0, 0]]
+    source = source_at(payload["source"], size=payload.get("size"))
+    return table.read_page(payload, index, lambda offset, length: source.chunks(
+        256 * 1024, offset=offset, length=length), start=start, count=count, sort=sort, descending=descending)
+
+
+def text_before(*, rendition: Rendition, before: int) -> dict:
+    """The TEXT_TAIL_BYTES of a log that end at byte ``before`` ("load earlier")."""
+    payload = rendition.payload
+    if rendition.viewer != text.VIEWER or not payload.get("source"):
+        raise RenderError("This preview has no earlier text.")
+    source = source_at(payload["source"], size=payload.get("size"))
+    return text.tail(source, before=max(0, before), size=settings.TEXT_TAIL_BYTES)
+
+
+def preview_object(*, rendition: Rendition) -> tuple[bytes, str]:
+    """A rendition's stored preview (thumbnail) and its content type."""
+    if rendition.viewer != "image" or not rendition.preview_key:
+        raise RenderError("This preview has no image.")
+    data = ObjectSource(settings.PREVIEW_BUCKET, rendition.preview_key).read(16 * 1024 * 1024)
+    return data, rendition.payload.get("thumb_content_type", "image/jpeg")
+
+
+def full_image_source(*, rendition: Rendition) -> tuple[ObjectSource, str]:
+    """The original image, for formats browsers render as images only."""
+    payload = rendition.payload
+    if rendition.viewer != "image" or not payload.get("full_view") or not payload.get("source"):
+        raise RenderError("This image has no full view.")
+    return source_at(payload["source"]), payload["content_type"]
+
+
+def webapp_url(*, rendition: Rendition) -> str:
+    """A short-lived URL on the web-app origin for one web-app rendition."""
+    token = signing.dumps({"r": rendition.pk, "k": rendition.preview_key}, salt=_WEBAPP_SALT, compress=True)
+    return f"{settings.WEBAPP_ORIGIN.rstrip('/')}/app/{token}/"
+
+
+def webapp_document(*, token: str) -> bytes | None:
+    """The HTML a valid, unexpired token names; None for anything else."""
+    try:
+        claim = signing.loads(token, salt=_WEBAPP_SALT, max_age=settings.WEBAPP_URL_MAX_AGE_S)
+    except signing.BadSignature:
+        return None
+    rendition = Rendition.objects.filter(pk=claim.get("r"), viewer="web_app",
+                                         preview_key=claim.get("k")).exclude(preview_key="").first()
+    if rendition is None:
+        return None
+    try:
+        return ObjectSource(settings.PREVIEW_BUCKET, rendition.preview_key).read(settings.TEXT_MAX_BYTES)
+    except RenderError:
+        return None

@@ -1,0 +1,57 @@
+"""Template helpers of the viewer partials (runs/templates/runs/viewers/)."""
+
+import nh3
+from django import template
+
+from runs.rendering.registry import RENDERERS
+from runs.selectors_viewers import webapp_url
+
+register = template.Library()
+
+_TEMPLATES = {"image", "table", "confusion_matrix", "roc", "markdown", "web_app", "text", "progress",
+              "metrics", "tensorboard", "other"}
+
+
+@register.filter
+def viewer_template(rendition) -> str:
+    """The partial that shows a rendition's payload."""
+    viewer = rendition.viewer if rendition.viewer in _TEMPLATES else "other"
+    return f"runs/viewers/{viewer}.html"
+
+
+@register.filter
+def clean_html(html: str) -> str:
+    """Sanitised again on the way out: stored HTML is never trusted as is."""
+    from django.utils.safestring import mark_safe
+
+    return mark_safe(nh3.clean(html or "", link_rel="noopener noreferrer nofollow",
+                               url_schemes={"http", "https", "mailto"}))
+
+
+@register.filter
+def cm_rows(payload: dict) -> list[dict]:
+    """Confusion-matrix rows: label, and per cell count, row %, and a colour weight 0..1."""
+    rows = []
+    for label, counts, percent in zip(payload.get("labels", []), payload.get("counts", []),
+                                      payload.get("percent", [])):
+        rows.append({"label": label, "cells": [
+            {"count": c, "percent": p, "weight": round(p / 100, 3), "dark": p >= 55}
+            for c, p in zip(counts, percent)]})
+    return rows
+
+
+@register.simple_tag
+def webapp_src(rendition) -> str:
+    """A fresh short-lived URL of a web-app rendition on the separate origin."""
+    return webapp_url(rendition=rendition)
+
+
+assert set(RENDERERS) - {"kfp_ui_metadata"} <= _TEMPLATES, "every viewer kind needs a partial"
+
+
+@register.simple_tag
+def payload_json(rendition, prefix: str):
+    """The payload as a JSON <script> element with id ``<prefix>-<rendition id>``."""
+    from django.utils.html import json_script
+
+    return json_script(rendition.payload, f"{prefix}-{rendition.pk}")

@@ -1,0 +1,64 @@
+"""The web-app origin: serves untrusted HTML outputs, nothing else (DESIGN.md §6).
+
+A plain ASGI app, separate from the portal: no sessions, no cookies read or
+set, no Django middleware. ``GET /app/<token>/`` answers the document a
+valid signed token names, under ``Content-Security-Policy: sandbox
+allow-scripts`` (scripts run, but in an opaque origin: no cookies, no
+storage, no same-origin access to anything). Run it on its own origin —
+another host name, not just another port of the portal's host, so that
+browsers do not even send the portal's cookies here (docs/viewers.md).
+"""
+
+from __future__ import annotations
+
+import re
+
+from asgiref.sync import sync_to_async
+
+HEADERS = [
+    (b"content-security-policy", b"sandbox allow-scripts"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"private, no-store"),
+    (b"cross-origin-resource-policy", b"cross-origin"),
+]
+_PATH = re.compile(r"^/app/([A-Za-z0-9_\-:.]+)/?$")
+
+
+def _document(token: str):
+    from django.db import close_old_connections
+
+    from runs.selectors_viewers import webapp_document
+
+    close_old_connections()
+    return webapp_document(token=token)
+
+
+async def _respond(send, status: int, body: bytes, content_type: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
+                            *HEADERS]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def application(scope, receive, send) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":
+        return
+    match = _PATH.match(scope.get("path", ""))
+    if scope.get("method") not in ("GET", "HEAD") or not match:
+        await _respond(send, 404, b"Not found.", b"text/plain; charset=utf-8")
+        return
+    body = await sync_to_async(_document, thread_sensitive=True)(match.group(1))
+    if body is None:
+        await _respond(send, 403, b"This link has expired or is not valid; reopen the run page.",
+                       b"text/plain; charset=utf-8")
+        return
+    await _respond(send, 200, body, b"text/html; charset=utf-8")

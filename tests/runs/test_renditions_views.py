@@ -1,0 +1,152 @@
+"""Viewer endpoints and the preview fragment, with renditions made by the real worker.
+
+Access: every endpoint answers 404 to a user whose grants do not cover the
+run, as for a run that does not exist. The web-app origin runs as its own
+daphne process and is checked over HTTP.
+"""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from runs.models import Artifact, Rendition
+from tests.conftest import test_database_url, wait_for
+from tests.e2e.conftest import free_port
+from tests.runs.portal_helpers import user_with_grant
+from tests.runs.rendering import files
+
+
+def put(minio, bucket, key, data: bytes, content_type="application/octet-stream"):
+    minio.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+
+
+def ready(bucket, key, count=1):
+    def check():
+        a = Artifact.objects.filter(bucket=bucket, key=key).first()
+        rows = list(Rendition.objects.filter(artifact=a, etag=a.etag).order_by("position")) if a else []
+        return rows if len(rows) == count and all(r.status in ("ready", "failed") for r in rows) else None
+    return wait_for(check, timeout=60, what=f"renditions of {key}")
+
+
+def url(name, r: Rendition):
+    return reverse(f"viewers:{name}", args=[r.artifact.run_id, r.artifact_id, r.pk])
+
+
+@pytest.fixture
+def rendered_run(minio, live_bucket, running_consumer, celery_worker_process, settings):
+    settings.TABLE_SAMPLE_BYTES = 4096  # the CSV below is indexed, not held in the payload whole
+    settings.TABLE_INDEX_CHUNK_BYTES = 8192
+    b = live_bucket.name
+    rows = b"n,word\n" + b"".join(b"%d,w%d\n" % (i, i) for i in range(3000))
+    put(minio, b, "vrun/prep/big.csv", rows, "text/csv")
+    put(minio, b, "vrun/prep/photo.jpg", files.jpeg(800, 600), "image/jpeg")
+    put(minio, b, "vrun/train/main.log", b"".join(b"line %05d\n" % i for i in range(20000)), "text/plain")
+    put(minio, b, "vrun/report/page.html", b"<html><body>hi<script>1</script></body></html>", "text/html")
+    put(minio, b, "vrun/report/notes.md", files.MARKDOWN.encode(), "text/markdown")
+    out = {name: ready(live_bucket, key)[0] for name, key in [
+        ("table", "vrun/prep/big.csv"), ("image", "vrun/prep/photo.jpg"), ("text", "vrun/train/main.log"),
+        ("web_app", "vrun/report/page.html"), ("markdown", "vrun/report/notes.md")]}
+    return out
+
+
+def test_table_pages_sorting_and_access(rendered_run, live_bucket, django_user_model):
+    table = rendered_run["table"]
+    assert table.payload["row_count"] == 3000 and table.payload["indexed"]
+    allowed = Client()
+    allowed.force_login(user_with_grant(django_user_model, "ana", live_bucket))
+    page = allowed.get(url("table_rows", table), {"start": 2990, "count": 5}).json()
+    assert page["rows"] == [[str(i), f"w{i}"] for i in range(2990, 2995)]
+    page = allowed.get(url("table_rows", table), {"start": 0, "count": 3, "sort": 0, "desc": "1"}).json()
+    assert [r[0] for r in page["rows"]] == ["2999", "2998", "2997"]
+
+    stranger = Client()
+    stranger.force_login(user_with_grant(django_user_model, "bob", None))
+    for name, r in [("table_rows", table), ("thumbnail", rendered_run["image"]),
+                    ("full_image", rendered_run["image"]), ("earlier", rendered_run["text"]),
+                    ("webapp_link", rendered_run["web_app"])]:
+        name = "text_earlier" if name == "earlier" else name
+        assert stranger.get(url(name, r)).status_code == 404, name
+    assert Client().get(url("table_rows", table)).status_code == 302  # to the login page
+
+
+def test_thumbnail_full_image_and_log_pages(rendered_run, live_bucket, django_user_model):
+    c = Client()
+    c.force_login(user_with_grant(django_user_model, "ana", live_bucket))
+    image = rendered_run["image"]
+    thumb = c.get(url("thumbnail", image))
+    assert thumb["Content-Type"] == "image/jpeg" and thumb.content.startswith(b"\xff\xd8")
+    full = c.get(url("full_image", image))
+    assert full["Content-Security-Policy"] == "sandbox" and b"".join(full.streaming_content)[:3] == b"\xff\xd8\xff"
+    log = rendered_run["text"]
+    earlier = c.get(url("text_earlier", log), {"before": log.payload["start"]}).json()
+    assert earlier["end"] == log.payload["start"]
+    last_shown = int(log.payload["text"].split()[1])
+    assert earlier["text"].endswith(f"line {last_shown - 1:05d}\n")
+
+
+def test_preview_fragment_shows_each_viewer(rendered_run, live_bucket, django_user_model):
+    c = Client()
+    c.force_login(user_with_grant(django_user_model, "ana", live_bucket))
+    for name, r in rendered_run.items():
+        html = c.get(reverse("runs:artifact_preview", args=[r.artifact.run_id, r.artifact_id])).content.decode()
+        assert f'data-viewer="{name}"' in html, name
+    md = rendered_run["markdown"]
+    html = c.get(reverse("runs:artifact_preview", args=[md.artifact.run_id, md.artifact_id])).content.decode()
+    assert "<h1>Inline Markdown</h1>" in html and "<script>window.pwned" not in html
+    app = rendered_run["web_app"]
+    html = c.get(reverse("runs:artifact_preview", args=[app.artifact.run_id, app.artifact_id])).content.decode()
+    assert 'sandbox="allow-scripts"' in html and "allow-same-origin" not in html
+
+
+@pytest.fixture
+def webapp_server(transactional_db, tmp_path):
+    port = free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vizsite.settings.test", "DATABASE_URL": test_database_url(),
+           "WEBAPP_URL_MAX_AGE_S": "3"}
+    daphne = os.path.join(os.path.dirname(sys.executable), "daphne")
+    proc = subprocess.Popen([daphne, "-b", "127.0.0.1", "-p", str(port), "vizsite.webapp_asgi:application"],
+                            env=env, stdout=(tmp_path / "webapp.log").open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+    def up():
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            return False
+    wait_for(up, timeout=30, what="the web-app server")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(15)
+
+
+def test_webapp_origin_serves_signed_urls_sandboxed_and_expires_them(rendered_run, webapp_server, settings,
+                                                                     live_bucket, django_user_model):
+    settings.WEBAPP_ORIGIN = webapp_server
+    c = Client()
+    c.force_login(user_with_grant(django_user_model, "ana", live_bucket))
+    link = c.get(url("webapp_link", rendered_run["web_app"])).json()["url"]
+    assert link.startswith(webapp_server + "/app/")
+    with urllib.request.urlopen(link) as resp:
+        assert resp.headers["Content-Security-Policy"] == "sandbox allow-scripts"
+        assert resp.headers["Set-Cookie"] is None and resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert b"<body>hi<script>1</script>" in resp.read()
+    for bad in (link[:-5] + "xxxx/", webapp_server + "/app/nope/", webapp_server + "/"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(bad)
+        assert err.value.code in (403, 404)
+    time.sleep(4)  # the server was started with WEBAPP_URL_MAX_AGE_S=3
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(link)
+    assert err.value.code == 403 and b"expired" in err.value.read()
+    assert json.loads(json.dumps(rendered_run["web_app"].payload))["bytes"] > 0
