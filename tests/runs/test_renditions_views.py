@@ -20,9 +20,16 @@ from django.urls import reverse
 
 from runs.models import Artifact, Rendition
 from tests.conftest import test_database_url, wait_for
-from tests.e2e.conftest import free_port
 from tests.runs.portal_helpers import user_with_grant
 from tests.runs.rendering import files
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def put(minio, bucket, key, data: bytes, content_type="application/octet-stream"):
