@@ -91,3 +91,13 @@ def refine_kind(name: str, head: bytes, content_type: str = "") -> str:
     if "markdown" in base or start.startswith(b"# "):
         return MARKDOWN
     return TEXT
+
+
+def table_kind(header_line: str) -> str:
+    """A CSV whose header names a chart's columns is that chart (DESIGN.md §5)."""
+    cols = [c.strip().strip('"').lower() for c in header_line.replace("\t", ",").split(",")]
+    if cols[:3] == ["target", "predicted", "count"]:
+        return CONFUSION_MATRIX
+    if cols[:2] == ["fpr", "tpr"] and (len(cols) == 2 or cols[2] in ("threshold", "thresholds")):
+        return ROC
+    return TABLE

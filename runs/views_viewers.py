@@ -12,8 +12,14 @@ from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpRespon
 from django.views.decorators.http import require_GET
 
 from runs.rendering.base import RenderError, StorageUnavailable
-from runs.selectors_viewers import (full_image_source, preview_object, rendition_get_visible, table_page,
-                                    text_before, webapp_url)
+from runs.selectors_viewers import (
+    full_image_source,
+    preview_object,
+    rendition_get_visible,
+    table_page,
+    text_before,
+    webapp_url,
+)
 
 
 def _rendition(request, run_id, artifact_id, rendition_id):

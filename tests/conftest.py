@@ -145,6 +145,20 @@ def test_database_url(port: int | None = None) -> str:
 test_database_url.__test__ = False  # a helper, not a test
 
 
+def wait_db_sessions_gone(app_name: str, timeout: float = 10.0) -> None:
+    """Wait until PostgreSQL has noticed a stopped subprocess's sessions end, so the
+    test database can be dropped at the end of the session."""
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [app_name])
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.05)
+
+
 class WorkerProcess:
     """``celery -A vizsite worker`` in a subprocess, consuming one test-only queue."""
 
@@ -188,6 +202,7 @@ class WorkerProcess:
             except Exception:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
+        wait_db_sessions_gone("pipelens-test-worker")
 
 
 @pytest.fixture
@@ -204,10 +219,72 @@ def celery_worker_process(transactional_db, settings, minio, unique_name, tmp_pa
     _tcp_check("Redis", settings.CELERY_BROKER_URL.split("//", 1)[1].split("/", 1)[0])
     queue = unique_name("render-test")
     settings.RENDER_QUEUE = queue
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vizsite.settings.test", "DATABASE_URL": test_database_url(),
-           "RENDER_QUEUE": queue, "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
+           "DATABASE_URL": test_database_url() + "?application_name=pipelens-test-worker", "RENDER_QUEUE": queue, "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
            "RENDER_RETRY_BACKOFF_S": "0.5"}
     worker = WorkerProcess(queue, tmp_path / "worker.log", env).start()
     yield worker
     worker.stop()
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(queue, f"_kombu.binding.{queue}")
+
+
+class WebAppServer:
+    """The web-app origin (``daphne vizsite.webapp_asgi:application``) in a subprocess."""
+
+    def __init__(self, log_path, **env):
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.log_path = log_path
+        self.env = env
+
+    def start(self) -> "WebAppServer":
+        import os
+        import subprocess
+        import sys
+        import urllib.error
+        import urllib.request
+
+        from django.conf import settings as dj
+
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
+               "DATABASE_URL": test_database_url() + "?application_name=pipelens-test-webapp", **self.env}
+        daphne = os.path.join(os.path.dirname(sys.executable), "daphne")
+        self.proc = subprocess.Popen([daphne, "-b", "127.0.0.1", "-p", str(self.port),
+                                      "vizsite.webapp_asgi:application"], cwd=dj.BASE_DIR, env=env,
+                                     stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+        def up():
+            assert self.proc.poll() is None, self.log_path.read_text()[-2000:]
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=1)
+            except urllib.error.HTTPError:
+                return True  # 404 for "/": it answers
+            except OSError:
+                return False
+
+        wait_for(up, timeout=30, what="the web-app origin server")
+        return self
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(15)
+        wait_db_sessions_gone("pipelens-test-webapp")
+
+
+@pytest.fixture
+def webapp_origin(transactional_db, tmp_path):
+    """Starts web-app origin servers: ``webapp_origin(**env)`` → a running WebAppServer."""
+    servers = []
+
+    def start(**env):
+        servers.append(WebAppServer(tmp_path / f"webapp-{len(servers)}.log", **env).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()

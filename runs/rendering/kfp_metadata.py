@@ -15,8 +15,7 @@ import json
 from django.conf import settings
 
 from runs.rendering import confusion_matrix, markdown, roc, table, tensorboard, web_app
-from runs.rendering.base import (BytesSource, Context, Output, RenderError, Source, decode_text,
-                                 failed)
+from runs.rendering.base import BytesSource, Context, Output, RenderError, Source, decode_text, failed
 
 KNOWN = ("confusion_matrix", "roc", "table", "markdown", "web-app", "tensorboard")
 _VIEWER = {"web-app": web_app.VIEWER, "confusion_matrix": confusion_matrix.VIEWER, "roc": roc.VIEWER,

@@ -13,8 +13,20 @@ from collections.abc import Callable
 from django.conf import settings
 
 from runs import kinds
-from runs.rendering import (archive, confusion_matrix, image, kfp_metadata, markdown, metrics, other,
-                            progress, roc, table, text, web_app)
+from runs.rendering import (
+    archive,
+    confusion_matrix,
+    image,
+    kfp_metadata,
+    markdown,
+    metrics,
+    other,
+    progress,
+    roc,
+    table,
+    text,
+    web_app,
+)
 from runs.rendering.base import Context, Output, RenderError, Source, failed
 
 Renderer = Callable[[Source, Context], list[Output]]
@@ -44,6 +56,9 @@ def viewer_of(kind: str) -> str:
 def _render_file(source: Source, kind: str, ctx: Context) -> list[Output]:
     if kind in (kinds.OTHER, kinds.KFP_ARCHIVE):
         kind = kinds.refine_kind(source.name, source.read(512), source.content_type)
+    if kind == kinds.TABLE:
+        first = source.read(1024).split(b"\n", 1)[0].decode("utf-8", errors="replace")
+        kind = kinds.table_kind(first)
     renderer = RENDERERS.get(kind, other.render)
     try:
         return renderer(source, ctx)

@@ -24,8 +24,7 @@ from django.db import connection, transaction
 
 from runs.layouts import UnresolvableKey, resolve_key
 from runs.models import Artifact, Bucket, BucketGrant, Rendition
-from runs.rendering.base import (BytesSource, Context, Output, RenderError, Source, StorageUnavailable,
-                                 failed)
+from runs.rendering.base import Context, Output, RenderError, Source, StorageUnavailable, failed
 from runs.rendering.objects import ObjectSource
 from runs.rendering.registry import render_artifact, viewer_of
 from runs.services.live import runs_touch

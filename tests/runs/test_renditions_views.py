@@ -7,9 +7,6 @@ daphne process and is checked over HTTP.
 
 import io
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,17 +16,9 @@ from django.test import Client
 from django.urls import reverse
 
 from runs.models import Artifact, Rendition
-from tests.conftest import test_database_url, wait_for
+from tests.conftest import wait_for
 from tests.runs.portal_helpers import user_with_grant
 from tests.runs.rendering import files
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def put(minio, bucket, key, data: bytes, content_type="application/octet-stream"):
@@ -114,31 +103,9 @@ def test_preview_fragment_shows_each_viewer(rendered_run, live_bucket, django_us
     assert 'sandbox="allow-scripts"' in html and "allow-same-origin" not in html
 
 
-@pytest.fixture
-def webapp_server(transactional_db, tmp_path):
-    port = free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vizsite.settings.test", "DATABASE_URL": test_database_url(),
-           "WEBAPP_URL_MAX_AGE_S": "3"}
-    daphne = os.path.join(os.path.dirname(sys.executable), "daphne")
-    proc = subprocess.Popen([daphne, "-b", "127.0.0.1", "-p", str(port), "vizsite.webapp_asgi:application"],
-                            env=env, stdout=(tmp_path / "webapp.log").open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-    def up():
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-        except urllib.error.HTTPError:
-            return True
-        except OSError:
-            return False
-    wait_for(up, timeout=30, what="the web-app server")
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(15)
-
-
-def test_webapp_origin_serves_signed_urls_sandboxed_and_expires_them(rendered_run, webapp_server, settings,
+def test_webapp_origin_serves_signed_urls_sandboxed_and_expires_them(rendered_run, webapp_origin, settings,
                                                                      live_bucket, django_user_model):
+    webapp_server = f"http://127.0.0.1:{webapp_origin(WEBAPP_URL_MAX_AGE_S='3').port}"
     settings.WEBAPP_ORIGIN = webapp_server
     c = Client()
     c.force_login(user_with_grant(django_user_model, "ana", live_bucket))

@@ -253,3 +253,14 @@ def test_metadata_with_unknown_types_keeps_the_known_ones(stored):
     assert "Unknown output type 'sparkles'" in outs[0].error
     assert "<h1>Hi</h1>" in outs[1].payload["html"]
     assert "gs" in outs[2].error and "not read" in outs[2].error
+
+
+def test_csv_headers_of_charts_make_charts(stored):
+    cm, = render_artifact(BytesSource("cm.csv", b"target,predicted,count\na,a,3\na,b,1\nb,b,2\n"),
+                          kinds.TABLE, stored.ctx())
+    assert cm.viewer == "confusion_matrix" and cm.payload["counts"] == [[3, 1], [0, 2]]
+    curve, = render_artifact(BytesSource("roc.csv", b"fpr,tpr,threshold\n0,0,1\n0.5,0.8,0.5\n1,1,0\n"),
+                             kinds.TABLE, stored.ctx())
+    assert curve.viewer == "roc" and curve.payload["auc"] == 0.65
+    plain, = render_artifact(BytesSource("t.csv", b"fpr,other\n1,2\n"), kinds.TABLE, stored.ctx())
+    assert plain.viewer == "table"

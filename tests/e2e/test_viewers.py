@@ -1,0 +1,187 @@
+"""Every viewer kind on a run page in Debian's Chromium, with the whole real stack:
+MinIO → Kafka → consumer → Celery worker → daphne (portal) + daphne (web-app origin).
+
+Also the hostile side: Markdown and HTML carrying scripts. The page's
+marker must stay untouched, the Markdown script must never run, and the
+web-app frame's script (which does run, sandboxed on the other origin)
+must find the portal's cookies and DOM out of reach.
+"""
+
+import io
+import json
+
+import pytest
+from django.contrib.auth.models import Group
+
+from runs.models import Artifact, Rendition
+from runs.services.access import bucket_grant_create
+from tests.conftest import wait_for
+from tests.e2e.conftest import APP_NAME, RESULTS, Daphne, free_port, screenshot
+from tests.runs.rendering import files
+
+pytestmark = pytest.mark.e2e
+
+RUN = "e2e-viewers"
+
+HOSTILE_APP = b"""<!doctype html><html><body><h1 id="h">Web app output</h1><script>
+var report = {};
+try { report.cookie = document.cookie; } catch (e) { report.cookie = "blocked:" + e.name; }
+try { parent.document.body.dataset.marker = "pwned"; report.parent = "touched"; }
+catch (e) { report.parent = "blocked:" + e.name; }
+try { report.storage = String(localStorage.length); } catch (e) { report.storage = "blocked:" + e.name; }
+report.origin = String(self.origin);
+parent.postMessage(report, "*");
+document.getElementById("h").textContent = "Web app output (script ran)";
+</script></body></html>"""
+
+CAPTURE = """
+window.__frameReports = [];
+addEventListener("message", function (e) { window.__frameReports.push({origin: e.origin, data: e.data}); });
+document.addEventListener("DOMContentLoaded", function () { document.body.dataset.marker = "untouched"; });
+"""
+
+
+def put(minio, bucket, key, data: bytes, content_type="application/octet-stream"):
+    minio.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+
+
+@pytest.fixture
+def portal(transactional_db, webapp_origin):
+    """The portal (daphne) pointing its web-app iframes at a web-app origin on another host name."""
+    from tests.conftest import test_database_url
+
+    app = webapp_origin()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    server = Daphne(test_database_url() + f"?application_name={APP_NAME}", free_port(),
+                    RESULTS / "daphne-viewers.log")
+    # "localhost" vs the portal's 127.0.0.1: another site, so no portal cookie ever goes there.
+    server.env["WEBAPP_ORIGIN"] = f"http://localhost:{app.port}"
+    server.start()
+    yield server
+    server.stop()
+
+
+def all_rendered(bucket, keys) -> bool:
+    arts = list(Artifact.objects.filter(bucket=bucket, key__in=keys))
+    if len(arts) != len(keys):
+        return False
+    for a in arts:
+        rows = Rendition.objects.filter(artifact=a, etag=a.etag)
+        if not rows.exists() or rows.filter(status__in=["pending", "rendering"]).exists():
+            return False
+    return True
+
+
+def test_run_page_shows_every_viewer_kind_and_keeps_scripts_out(
+        minio, live_bucket, running_consumer, celery_worker_process, portal, browser_page,
+        django_user_model):
+    try:
+        check_every_viewer(minio, live_bucket, portal, browser_page, django_user_model)
+    finally:
+        # ORM calls made while Playwright's loop runs on this thread get their own
+        # connection (asgiref context); close it so the test database can be dropped.
+        from django.db import connections
+
+        connections.close_all()
+
+
+def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_model):
+    b = live_bucket.name
+    uploads = {
+        f"{RUN}/data/sample.jpg": (files.jpeg(1600, 1200, orientation=6), "image/jpeg"),
+        f"{RUN}/data/train.csv": (files.csv_text(500), "text/csv"),
+        f"{RUN}/train/main.log": (b"".join(b"step %d loss 0.%04d\n" % (i, i) for i in range(20000)), "text/plain"),
+        f"{RUN}/train/progress.json": (b'{"current": 30, "total": 120, "message": "epoch 3/12"}',
+                                      "application/json"),
+        f"{RUN}/evaluate/roc.csv": (files.ROC_CSV.encode(), "text/csv"),
+        f"{RUN}/predict/part-0.csv": (files.TABLE_CSV.encode(), "text/csv"),
+        f"{RUN}/evaluate/mlpipeline-metrics.tgz": (files.tgz({"mlpipeline-metrics.json": files.metrics_json()}),
+                                                   "application/gzip"),
+        f"{RUN}/report/app.html": (HOSTILE_APP, "text/html"),
+        f"{RUN}/report/notes.md": (files.MARKDOWN.encode(), "text/markdown"),
+        f"{RUN}/report/weights.bin": (b"\x00\x01" * 512, "application/octet-stream"),
+    }
+    meta = files.ui_metadata(bucket=b, run_prefix=RUN)
+    uploads[f"{RUN}/evaluate/mlpipeline-ui-metadata.tgz"] = (
+        files.tgz({"mlpipeline-ui-metadata.json": json.dumps(meta).encode()}), "application/gzip")
+    for key, (data, ctype) in uploads.items():
+        put(minio, b, key, data, ctype)
+    wait_for(lambda: all_rendered(live_bucket, list(uploads)), timeout=90, what="every rendition")
+
+    user = django_user_model.objects.create_user(username="viewer", password="viewer-pass-123")
+    group = Group.objects.create(name="viewers")
+    user.groups.add(group)
+    bucket_grant_create(group=group, bucket=live_bucket)
+
+    page = browser_page
+    page.add_init_script(CAPTURE)
+    page.goto(portal.url + "/accounts/login/")
+    page.fill("#id_username", "viewer")
+    page.fill("#id_password", "viewer-pass-123")
+    page.click("button[type=submit]")
+    page.wait_for_url(portal.url + "/")
+    run_id = Artifact.objects.get(bucket=live_bucket, key=f"{RUN}/data/train.csv").run_id
+    page.goto(f"{portal.url}/runs/{run_id}/")
+
+    # image: the thumbnail loaded, upright
+    thumb = page.locator('[data-viewer="image"] img.thumb')
+    thumb.wait_for()
+    wait_for(lambda: page.evaluate("(img) => img.complete && img.naturalWidth", thumb.element_handle()),
+             what="the thumbnail to load")
+    w, h = page.evaluate("(img) => [img.naturalWidth, img.naturalHeight]", thumb.element_handle())
+    assert h > w
+
+    # table: first page, then the next page from the server
+    table = page.locator("#artifact-%d .table-viewer" % Artifact.objects.get(key=f"{RUN}/data/train.csv").pk)
+    assert table.locator("tbody tr").first.inner_text().split("\t")[:2] == ["0", "item, 0"]
+    assert "of 500" in table.locator(".facts").inner_text()
+    table.locator('button[data-page="next"]').click()
+    page.wait_for_function("(el) => el.textContent.startsWith('Rows 51')",
+                           arg=table.locator(".row-range").element_handle())
+    assert table.locator("tbody tr").first.inner_text().startswith("50\t")
+
+    # the six KFP metadata outputs
+    cm = page.locator(".cm-viewer")
+    assert cm.locator("tbody tr").first.locator("td").first.inner_text().strip().startswith("9")
+    cm.locator(".cm-normalise").check()
+    assert cm.locator("tbody tr").first.locator("td .cm-pct").first.is_visible()
+    page.locator(".roc-viewer canvas").first.wait_for()
+    assert page.locator(".roc-viewer .auc").inner_text().startswith("0.")
+    assert page.locator('[data-viewer="tensorboard"] code').first.inner_text().endswith("/train/logs")
+    assert page.locator('[data-viewer="table"] th', has_text="flower").count() == 1
+
+    # markdown: rendered, the script shown as text and never run
+    assert page.locator(".markdown-body h1", has_text="Inline Markdown").count() == 2
+    assert page.evaluate("window.pwned") is None
+
+    # log tail, and earlier text on demand
+    log = page.locator(".text-viewer")
+    assert "step 19999 loss" in log.locator("pre").inner_text()
+    before = len(log.locator("pre").inner_text())
+    log.locator(".load-earlier").click()
+    page.wait_for_function(f"(el) => el.textContent.length > {before}", arg=log.locator("pre").element_handle())
+
+    assert page.locator(".progress-viewer progress").get_attribute("value") == "25.0"
+    assert page.locator(".progress-viewer .message").inner_text() == "epoch 3/12"
+    assert "91.37%" in page.locator("table.metrics").inner_text()
+    assert "No preview for this kind of file" in page.locator(
+        f"#artifact-{Artifact.objects.get(key=f'{RUN}/report/weights.bin').pk}").inner_text()
+
+    # web apps: scripts run inside the sandboxed frame on the other origin, and nowhere else
+    frames = page.locator("iframe.webapp")
+    assert frames.count() == 2
+    for i in range(2):
+        assert frames.nth(i).get_attribute("sandbox") == "allow-scripts"
+        assert frames.nth(i).get_attribute("src").startswith("http://localhost:")
+    page.frame_locator(f"#artifact-{Artifact.objects.get(key=f'{RUN}/report/app.html').pk} iframe.webapp") \
+        .locator("h1", has_text="script ran").wait_for()
+    reports = wait_for(lambda: page.evaluate("window.__frameReports"), what="the frame's report")
+    report = reports[0]
+    assert report["origin"] == "null" and report["data"]["origin"] == "null"  # opaque origin
+    assert report["data"]["cookie"].startswith("blocked:") and report["data"]["parent"].startswith("blocked:")
+    assert page.evaluate("document.body.dataset.marker") == "untouched"
+    assert page.context.cookies()  # the portal does have a session cookie the frame could not read
+
+    meta_pk = Artifact.objects.get(key=f"{RUN}/evaluate/mlpipeline-ui-metadata.tgz").pk
+    page.frame_locator(f"#artifact-{meta_pk} iframe.webapp").locator("h1", has_text="Hello, World!").wait_for()
+    screenshot(page, "viewers-every-kind")
