@@ -246,25 +246,61 @@ def _current_renditions() -> Prefetch:
 
 
 def artifact_signature(artifact: Artifact) -> str:
-    """What the page compares to decide whether to refetch a preview (same rule as run.js)."""
-    parts = [f"{r.pk}:{r.status}" for r in artifact.renditions.all()]
-    return f"{artifact.etag}|{','.join(parts)}"
+    """What the page compares to decide whether to refetch a preview (same rule as run_detail.js)."""
+    return _signature(artifact.etag, [(r.pk, r.status) for r in artifact.renditions.all()])
 
 
-def run_page_steps(*, run: Run) -> list[Step]:
-    """Steps in order, each with ``live_artifacts`` (renditions prefetched): three queries."""
+def _signature(etag: str, renditions: list[tuple[int, str]]) -> str:
+    return f"{etag}|{','.join(f'{rid}:{status}' for rid, status in renditions)}"
+
+
+@dataclass(slots=True)
+class ArtifactRow:
+    """One line of the run page; ``preview`` is a model instance for inline previews only."""
+
+    id: int
+    step_id: int
+    key: str
+    name: str
+    kind: str
+    size: int | None
+    event_time: datetime
+    signature: str
+    rendition_status: str
+    preview: Artifact | None = None
+
+
+def run_page_steps(*, run: Run, inline_previews: int) -> list[Step]:
+    """Steps in order, each with ``rows`` (ArtifactRow) of its live artifacts.
+
+    The first ``inline_previews`` rows carry a model instance with renditions
+    prefetched, for the preview partial; the others load their preview later.
+    Six queries whatever the number of artifacts.
+    """
     steps = list(Step.objects.filter(run=run).order_by("first_event_at", "name"))
-    artifacts = (Artifact.objects.filter(run=run, deleted=False).order_by("key")
-                 .prefetch_related(_current_renditions()))
-    by_step: dict[int, list[Artifact]] = {}
-    for artifact in artifacts:
-        artifact.run = run
-        artifact.bucket = run.bucket
-        by_step.setdefault(artifact.step_id, []).append(artifact)
+    rows = Artifact.objects.filter(run=run, deleted=False).order_by("key").values_list(
+        "id", "step_id", "key", "name", "kind", "size", "event_time", "etag")
+    renditions: dict[int, list[tuple[int, str]]] = {}
+    for artifact_id, rid, status in (
+            Rendition.objects.filter(artifact__run=run, artifact__deleted=False, etag=F("artifact__etag"))
+            .order_by("artifact_id", "position").values_list("artifact_id", "id", "status")):
+        renditions.setdefault(artifact_id, []).append((rid, status))
+    by_step: dict[int, list[ArtifactRow]] = {}
+    for aid, step_id, key, name, kind, size, event_time, etag in rows:
+        rs = renditions.get(aid, [])
+        by_step.setdefault(step_id, []).append(ArtifactRow(
+            id=aid, step_id=step_id, key=key, name=name, kind=kind, size=size, event_time=event_time,
+            signature=_signature(etag, rs), rendition_status=rs[0][1] if rs else "new"))
+    ordered = [row for step in steps for row in by_step.get(step.pk, [])]
+    inline = {row.id: row for row in ordered[:max(inline_previews, 0)]}
+    if inline:
+        models = list(Artifact.objects.filter(pk__in=list(inline)).prefetch_related(_current_renditions()))
+        for artifact in models:
+            artifact.run = run
+            artifact.bucket = run.bucket
+            inline[artifact.pk].preview = artifact
     for step in steps:
-        step.live_artifacts = by_step.get(step.pk, [])
-        for artifact in step.live_artifacts:
-            artifact.step = step
+        step.rows = by_step.get(step.pk, [])
     return steps
 
 

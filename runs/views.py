@@ -6,17 +6,22 @@ preview), exactly as a run that does not exist.
 
 from __future__ import annotations
 
+from html import escape as esc
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
+from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
 
 from runs.forms import RunFilterForm, StateQueryForm
 from runs.selectors import (ObjectGone, artifact_get_for_preview, artifact_get_visible,
-                            artifact_signature, artifact_stream, run_filter_choices, run_get_visible,
+                            artifact_stream, run_filter_choices, run_get_visible,
                             run_page_steps, run_state, runs_list)
 
 
@@ -55,11 +60,50 @@ def run_list(request):
 def run_detail(request, run_id: int):
     """A run's steps in order with their artifacts; live via /ws/runs/<id>/."""
     run = _visible_run(request, run_id)
-    steps = run_page_steps(run=run)
+    steps = run_page_steps(run=run, inline_previews=settings.RUN_PAGE_INLINE_PREVIEWS)
+    artifact_base = reverse("runs:artifact", args=[run.pk, 0]).removesuffix("0/")
     for step in steps:
-        for artifact in step.live_artifacts:
-            artifact.signature = artifact_signature(artifact)
+        step.rows_html = mark_safe("".join(_artifact_row_html(request, run, row, artifact_base)
+                                           for row in step.rows))
     return render(request, "runs/run_detail.html", {"run": run, "steps": steps})
+
+
+def _size_label(size: int | None) -> str:
+    """Like the filesizeformat filter (same units as live.js), without its per-call cost."""
+    if size is None:
+        return ""
+    if size < 1024:
+        return f"{size} bytes"
+    value, unit = float(size), "bytes"
+    for unit in ("KB", "MB", "GB", "TB"):
+        value /= 1024
+        if value < 1024:
+            break
+    return f"{value:.1f}\u00a0{unit}"
+
+
+def _artifact_row_html(request, run, row, artifact_base: str) -> str:
+    """One artifact line of the run page. Built here with plain escaping, not with a
+    template include (or format_html) per artifact: a 1,000-artifact page renders
+    several times faster (docs/performance.md). run_detail.js builds the same
+    markup for artifacts that arrive live."""
+    url = f"{artifact_base}{row.id}/"
+    if row.preview is not None:
+        preview = ('<div class="preview" data-preview>'
+                   + render_to_string("runs/_artifact_preview.html", {"artifact": row.preview, "run": run},
+                                      request=request) + "</div>")
+    else:
+        # Loads when scrolled into view (run_detail.js); the download works meanwhile.
+        preview = f'<div class="preview" data-preview data-lazy><a href="{url}download">Download</a></div>'
+    return (
+        f'<li class="artifact" id="artifact-{row.id}" data-artifact-id="{row.id}" data-key="{esc(row.key)}" '
+        f'data-sig="{esc(row.signature)}"><div class="artifact-head">'
+        f'<a class="name" href="{url}" data-f="name">{esc(row.name)}</a>'
+        f'<span class="kind" data-f="kind">{esc(row.kind)}</span>'
+        f'<span class="size" data-f="size">{_size_label(row.size)}</span>'
+        f'<time data-f="event_time" datetime="{row.event_time.isoformat()}">'
+        f'{row.event_time.strftime("%H:%M:%S")}</time>'
+        f'<span class="rstatus" data-f="rstatus">{esc(row.rendition_status)}</span></div>{preview}</li>\n')
 
 
 def _visible_artifact(request, run_id: int, artifact_id: int, *, renditions: bool = False):

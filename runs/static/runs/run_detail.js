@@ -87,16 +87,38 @@
     list.appendChild(li);
   }
 
+  function loadPreview(li, sig) {
+    var slot = li.querySelector("[data-preview]");
+    delete slot.dataset.lazy;
+    fetch(urlFor(meta.dataset.previewUrl, li.dataset.artifactId), {credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html !== null && li.dataset.sig === sig) slot.innerHTML = html;
+      })
+      .catch(function () { li.dataset.sig = ""; });  // next push or resync tries again
+  }
+
+  // Previews past the first few load when they scroll into view.
+  var lazy = "IntersectionObserver" in window ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) {
+      if (!e.isIntersecting) return;
+      lazy.unobserve(e.target);
+      var li = e.target.closest("li.artifact");
+      if (li && e.target.dataset.lazy !== undefined) loadPreview(li, li.dataset.sig);
+    });
+  }, {rootMargin: "400px"}) : null;
+
+  function watchLazy(slot) {
+    if (lazy) lazy.observe(slot); else loadPreview(slot.closest("li.artifact"), slot.closest("li.artifact").dataset.sig);
+  }
+
   function refreshPreview(li, a) {
     var sig = signature(a);
     if (li.dataset.sig === sig) return;
     li.dataset.sig = sig;
-    fetch(urlFor(meta.dataset.previewUrl, a.id), {credentials: "same-origin"})
-      .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) {
-        if (html !== null && li.dataset.sig === sig) li.querySelector("[data-preview]").innerHTML = html;
-      })
-      .catch(function () { li.dataset.sig = ""; });  // next push or resync tries again
+    var slot = li.querySelector("[data-preview]");
+    if (slot.dataset.lazy !== undefined) return;  // loads, current, when shown
+    loadPreview(li, sig);
   }
 
   function applyArtifact(a) {
@@ -167,6 +189,8 @@
     if (msg.type === "hello") { if (msg.seq !== null && msg.seq > seq) resync(); return; }
     if (msg.type === "run.changed" && String(msg.run_id) === runId) onRunChanged(msg);
   }
+
+  document.querySelectorAll("[data-preview][data-lazy]").forEach(watchLazy);
 
   L.connect("/ws/runs/" + runId + "/", {
     onMessage: onMessage,
