@@ -60,8 +60,10 @@ def renditions_enqueue(*, artifact_ids: Sequence[int]) -> None:
     ids = sorted(set(artifact_ids))
     for i in range(0, len(ids), _FANOUT_CHUNK):
         chunk = ids[i:i + _FANOUT_CHUNK]
+        # Expires: a batch nobody picked up within the hour (no worker running) is
+        # dropped rather than rendered against whatever database a later worker uses.
         transaction.on_commit(lambda chunk=chunk: render_batch.apply_async(
-            kwargs={"artifact_ids": chunk}, queue=settings.RENDER_QUEUE))
+            kwargs={"artifact_ids": chunk}, queue=settings.RENDER_QUEUE, expires=3600))
 
 
 def on_batch_committed(result) -> None:
