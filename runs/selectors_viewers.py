@@ -101,3 +101,57 @@ def webapp_document(*, token: str) -> bytes | None:
         return ObjectSource(settings.PREVIEW_BUCKET, rendition.preview_key).read(settings.TEXT_MAX_BYTES)
     except RenderError:
         return None
+
+
+# --- runs list: progress bars and metric columns (DESIGN.md §5) -----------------------
+
+def run_progress_and_metrics(*, run_ids) -> dict[int, dict]:
+    """Per run: the latest ready progress (``{"percent", "message"}`` or None) and its
+    metrics (``{name: {"value", "display"}}``, later artifacts win), from current renditions."""
+    from django.db.models import F
+
+    rows = (Rendition.objects
+            .filter(artifact__run_id__in=list(run_ids), artifact__deleted=False, etag=F("artifact__etag"),
+                    status=Rendition.Status.READY, viewer__in=("progress", "metrics"))
+            .order_by("artifact__event_time", "artifact_id", "position")
+            .values_list("artifact__run_id", "viewer", "payload"))
+    out: dict[int, dict] = {}
+    for run_id, viewer, payload in rows:
+        entry = out.setdefault(run_id, {"progress": None, "metrics": {}})
+        if viewer == "progress":
+            entry["progress"] = {"percent": payload.get("percent"), "message": payload.get("message", "")}
+        else:
+            for m in payload.get("metrics", []):
+                entry["metrics"][m["name"]] = {"value": m["value"], "display": m["display"]}
+    return out
+
+
+def metric_names(*, runs) -> list[str]:
+    """The metric names found in ``runs`` (a queryset from runs_visible_to), sorted."""
+    from django.db import connection
+
+    ids = list(runs.values_list("pk", flat=True)[:5000])
+    if not ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT DISTINCT m->>'name' FROM runs_rendition r JOIN runs_artifact a ON a.id = r.artifact_id,
+                      jsonb_array_elements(r.payload->'metrics') m
+               WHERE a.run_id = ANY(%s) AND NOT a.deleted AND r.etag = a.etag
+                 AND r.viewer = 'metrics' AND r.status = 'ready' ORDER BY 1""", [ids])
+        return [name for (name,) in cursor.fetchall()]
+
+
+def runs_order_by_metric(runs, *, name: str, descending: bool = True):
+    """``runs`` sorted by the metric ``name`` (runs without it last); annotates ``metric_value``."""
+    from django.db.models import F
+    from django.db.models.expressions import RawSQL
+
+    value = RawSQL(
+        """(SELECT max((m->>'value')::float8)
+              FROM runs_rendition r JOIN runs_artifact a ON a.id = r.artifact_id,
+                   jsonb_array_elements(r.payload->'metrics') m
+             WHERE a.run_id = runs_run.id AND NOT a.deleted AND r.etag = a.etag
+               AND r.viewer = 'metrics' AND r.status = 'ready' AND m->>'name' = %s)""", [name])
+    order = F("metric_value").desc(nulls_last=True) if descending else F("metric_value").asc(nulls_last=True)
+    return runs.annotate(metric_value=value).order_by(order, "-id")
