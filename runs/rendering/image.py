@@ -16,7 +16,7 @@ from runs.rendering.base import Context, Output, RenderError, Source
 
 VIEWER = "image"
 # Formats served back to browsers as the full view; anything else is thumbnail-only.
-SAFE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp",
+SAFE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "MPO": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp",
                 "BMP": "image/bmp"}
 
 
@@ -33,13 +33,14 @@ def thumbnail(data: bytes, *, size: int, max_pixels: int) -> tuple[bytes, dict]:
                                   f"the {max_pixels:,} pixel limit (decompression bomb protection).")
             fmt = im.format or "?"
             exif_orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
-            if fmt == "JPEG":
+            if fmt in ("JPEG", "MPO"):  # MPO: cameras' multi-picture JPEG
                 # Let libjpeg scale by 1/2, 1/4 or 1/8 while decoding (the largest
                 # reduction still >= size): a 24-megapixel photo then costs its
                 # entropy decoding (~100 ms for 7 MB) instead of a full decode.
                 im.draft("RGB", (size, size))
             im = ImageOps.exif_transpose(im)
-            im.thumbnail((size, size), Image.Resampling.LANCZOS if fmt != "JPEG" else Image.Resampling.BILINEAR)
+            im.thumbnail((size, size), Image.Resampling.LANCZOS if fmt not in ("JPEG", "MPO")
+                         else Image.Resampling.BILINEAR)
             has_alpha = im.mode in ("RGBA", "LA", "P") and (im.mode != "P" or "transparency" in im.info)
             out = io.BytesIO()
             if has_alpha:

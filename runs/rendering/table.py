@@ -221,6 +221,18 @@ def read_page(payload: dict, index: list[list[int]], read: Callable[[int, int | 
     delimiter = payload.get("delimiter", ",")
     start = max(0, start)
     count = max(1, min(count, 500))
+    try:
+        chosen = _select(payload, index, read, start=start, count=count, sort=sort, descending=descending,
+                         ncols=ncols, header_records=header_records, delimiter=delimiter)
+    except csv.Error as exc:
+        raise RenderError(f"This part of the file is not readable CSV: {exc}") from exc
+    ragged = sum(1 for r in chosen if len(r) != ncols)
+    notices = [f"{ragged} rows on this page have a different number of fields than the header."] if ragged else []
+    return {"start": start, "rows": [_fit(r, ncols, cell_cap) for r in chosen],
+            "row_count": payload.get("row_count"), "notices": notices}
+
+
+def _select(payload, index, read, *, start, count, sort, descending, ncols, header_records, delimiter):
     if sort is not None:
         if not payload.get("sortable"):
             raise RenderError("This table is too large to sort.")
@@ -250,7 +262,4 @@ def read_page(payload: dict, index: list[list[int]], read: Callable[[int, int | 
             chosen.append(row)
             if len(chosen) >= count:
                 break
-    ragged = sum(1 for r in chosen if len(r) != ncols)
-    notices = [f"{ragged} rows on this page have a different number of fields than the header."] if ragged else []
-    return {"start": start, "rows": [_fit(r, ncols, cell_cap) for r in chosen],
-            "row_count": payload.get("row_count"), "notices": notices}
+    return chosen

@@ -264,3 +264,19 @@ def test_csv_headers_of_charts_make_charts(stored):
     assert curve.viewer == "roc" and curve.payload["auc"] == 0.65
     plain, = render_artifact(BytesSource("t.csv", b"fpr,other\n1,2\n"), kinds.TABLE, stored.ctx())
     assert plain.viewer == "table"
+
+
+def test_an_unreadable_page_is_a_reason_not_a_crash(stored):
+    data = b"a,b\n1,2\n3," + b"x" * (1024 * 1024 + 10) + b"\n"
+    payload = {"columns": [{"name": "a", "type": "integer"}, {"name": "b", "type": "string"}],
+               "has_header_row": True}
+    with pytest.raises(RenderError, match="not readable CSV"):
+        table.read_page(payload, [[0, 0]], lambda o, n: [data], start=0, count=5)
+
+
+def test_camera_mpo_jpeg_is_a_jpeg(stored):
+    im = Image.new("RGB", (400, 300), (1, 2, 3))
+    out = io.BytesIO()
+    im.save(out, "MPO", save_all=True, append_images=[im.copy()])
+    rendition, = image.render(BytesSource("camera.jpg", out.getvalue()), stored.ctx())
+    assert rendition.payload["format"] == "MPO" and rendition.payload["content_type"] == "image/jpeg"
