@@ -120,3 +120,26 @@ def test_bad_frames_get_an_error_and_the_socket_stays_usable(client, world, fram
         await sock.disconnect()
 
     async_to_sync(go)()
+
+
+def test_a_prefix_grant_limits_sockets_to_that_prefix(client, django_user_model):
+    bucket = BucketFactory(name="bucket-p")
+    ingest(bucket, "team-x/s/a.txt", "team-y/s/b.txt")
+    rx, ry = run_of(bucket, "team-x"), run_of(bucket, "team-y")
+    xavier = user_with_grant(django_user_model, "xavier", bucket, key_prefix="team-x")
+    headers = session_headers(client, xavier)
+    assert connect_result(f"/ws/runs/{rx.pk}/", headers)[0] is True
+    assert connect_result(f"/ws/runs/{ry.pk}/", headers)[:2] == (False, 4404)
+
+    async def go():
+        from asgiref.sync import sync_to_async
+
+        list_sock, ok, _ = await _connect("/ws/runs/", headers)
+        assert ok
+        await list_sock.receive_json_from(5)
+        await sync_to_async(lambda: broadcast_runs(run_ids=[ry.pk, rx.pk], wait=True))()
+        assert (await list_sock.receive_json_from(5))["run"]["run_key"] == "team-x"
+        assert await list_sock.receive_nothing(0.5)
+        await list_sock.disconnect()
+
+    async_to_sync(go)()
