@@ -185,3 +185,44 @@ def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_mod
     meta_pk = Artifact.objects.get(key=f"{RUN}/evaluate/mlpipeline-ui-metadata.tgz").pk
     page.frame_locator(f"#artifact-{meta_pk} iframe.webapp").locator("h1", has_text="Hello, World!").wait_for()
     screenshot(page, "viewers-every-kind")
+
+
+def test_previews_swap_in_place_and_a_log_tail_grows_live(
+        minio, live_bucket, running_consumer, celery_worker_process, portal, browser_page, django_user_model):
+    try:
+        check_live_swaps(minio, live_bucket, portal, browser_page, django_user_model)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+
+
+def check_live_swaps(minio, live_bucket, portal, browser_page, django_user_model):
+    b = live_bucket.name
+    put(minio, b, "live-run/prepare/readme.md", b"# Started", "text/markdown")
+    wait_for(lambda: all_rendered(live_bucket, ["live-run/prepare/readme.md"]), what="the first preview")
+    user = django_user_model.objects.create_superuser(username="boss", password="boss-pass-123")
+    page = browser_page
+    page.goto(portal.url + "/accounts/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", "boss-pass-123")
+    page.click("button[type=submit]")
+    page.wait_for_url(portal.url + "/")
+    run_id = Artifact.objects.get(bucket=live_bucket, key="live-run/prepare/readme.md").run_id
+    page.goto(f"{portal.url}/runs/{run_id}/")
+    page.locator('#live-status[data-state="live"]').wait_for(timeout=10_000)
+    page.evaluate("window.__noReload = true")
+
+    # A new artifact: its row appears, then its rendered preview replaces "queued".
+    put(minio, b, "live-run/train/plot.png", files.png(320, 240), "image/png")
+    page.locator('[data-viewer="image"] img.thumb').wait_for(timeout=30_000)
+
+    # A log written in three versions: the tail follows each one, in place.
+    lines = b""
+    for epoch in (1, 2, 3):
+        lines += b"epoch %d done\n" % epoch
+        put(minio, b, "live-run/train/main.log", lines, "text/plain")
+        page.locator("pre.log", has_text=f"epoch {epoch} done").wait_for(timeout=30_000)
+    assert page.locator("pre.log").inner_text().splitlines() == ["epoch 1 done", "epoch 2 done", "epoch 3 done"]
+    assert page.evaluate("window.__noReload") is True
+    screenshot(page, "viewers-live-swap")
