@@ -125,17 +125,21 @@ def build_index(chunks: Iterable[bytes], every_bytes: int) -> tuple[int, list[li
 
 def parse_sample(text: str, *, delimiter: str, header: list[str] | None, page_rows: int
                  ) -> tuple[list[str], list[list[str]], int, bool]:
-    """(column names, sample rows, ragged count, complete) from the sample's text."""
+    """(column names, sample rows, ragged count, whether the file has a header row)."""
     rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     rows = [r for r in rows if r]
-    if header is None:
-        if not rows:
-            raise RenderError("The file is empty: no header row.")
-        names, rows = rows[0], rows[1:]
-    else:
+    header_row = False
+    if header is not None:
         names = list(header)
+    elif not rows:
+        raise RenderError("The file is empty: no header row.")
+    elif all(_type_of(c.strip()) in ("integer", "number") for c in rows[0]):
+        # A first row of numbers is data (KFP writes roc/table CSVs without a header).
+        names = [f"column {i + 1}" for i in range(len(rows[0]))]
+    else:
+        names, rows, header_row = rows[0], rows[1:], True
     ragged = sum(1 for r in rows if len(r) != len(names))
-    return names, rows, ragged, True
+    return names, rows, ragged, header_row
 
 
 def render(source: Source, ctx: Context, *, header: list[str] | None = None,
@@ -152,7 +156,8 @@ def render(source: Source, ctx: Context, *, header: list[str] | None = None,
     text, replaced = decode_text(sample)
     delimiter = delimiter_for(source.name, text)
     try:
-        names, rows, ragged, _ = parse_sample(text, delimiter=delimiter, header=header, page_rows=page_rows)
+        names, rows, ragged, header_row = parse_sample(text, delimiter=delimiter, header=header,
+                                                       page_rows=page_rows)
     except csv.Error as exc:
         raise RenderError(f"Not a readable CSV: {exc}") from exc
     notices = []
@@ -174,7 +179,7 @@ def render(source: Source, ctx: Context, *, header: list[str] | None = None,
         "page_rows": page_rows,
         "delimiter": delimiter,
         "header": header,
-        "has_header_row": header is None,
+        "has_header_row": header_row,
         "source": location,
         "size": source.size,
         "notices": notices,
@@ -191,7 +196,7 @@ def render(source: Source, ctx: Context, *, header: list[str] | None = None,
     records, index = build_index(source.chunks(min(1024 * 1024, settings.TABLE_INDEX_CHUNK_BYTES)),
                                  settings.TABLE_INDEX_CHUNK_BYTES)
     key = ctx.store("index.json", json.dumps(index, separators=(",", ":")).encode(), "application/json")
-    payload.update(row_count=records - (1 if header is None else 0), indexed=True, index_key=key)
+    payload.update(row_count=records - (1 if header_row else 0), indexed=True, index_key=key)
     return [Output(viewer=VIEWER, title=title, payload=payload, preview_key=key)]
 
 

@@ -185,6 +185,9 @@ def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_mod
     meta_pk = Artifact.objects.get(key=f"{RUN}/evaluate/mlpipeline-ui-metadata.tgz").pk
     page.frame_locator(f"#artifact-{meta_pk} iframe.webapp").locator("h1", has_text="Hello, World!").wait_for()
     screenshot(page, "viewers-every-kind")
+    # Out-of-process frames can come out blank in a full-page capture; one of the frame itself.
+    frames.last.scroll_into_view_if_needed()
+    frames.last.screenshot(path=str(RESULTS / "viewers-web-app-frame.png"))
 
 
 def test_previews_swap_in_place_and_a_log_tail_grows_live(

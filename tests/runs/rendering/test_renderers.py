@@ -280,3 +280,11 @@ def test_camera_mpo_jpeg_is_a_jpeg(stored):
     im.save(out, "MPO", save_all=True, append_images=[im.copy()])
     rendition, = image.render(BytesSource("camera.jpg", out.getvalue()), stored.ctx())
     assert rendition.payload["format"] == "MPO" and rendition.payload["content_type"] == "image/jpeg"
+
+
+def test_a_csv_without_header_keeps_its_first_row(stored):
+    out, = table.render(BytesSource("roc.csv", files.ROC_CSV.encode()), stored.ctx())
+    assert [c["name"] for c in out.payload["columns"]] == ["column 1", "column 2", "column 3"]
+    assert out.payload["rows"][0] == ["0.00", "0.0000", "1.00"] and out.payload["row_count"] == 101
+    page = table.read_page(out.payload, [[0, 0]], lambda o, n: [files.ROC_CSV.encode()], start=100, count=5)
+    assert page["rows"] == [["1.00", "1.0000", "0.00"]]
