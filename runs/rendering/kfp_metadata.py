@@ -46,11 +46,10 @@ def _content(output: dict, ctx: Context, what: str) -> BytesSource:
     return BytesSource(parts[0].name if len(parts) == 1 else what, b"".join(chunks))
 
 
-def _one(output, ctx: Context, title_prefix: str) -> list[Output]:
+def _one(output, ctx: Context) -> list[Output]:
     if not isinstance(output, dict):
         raise RenderError("An output is not a JSON object.")
     kind = output.get("type")
-    title = f"{title_prefix}{kind}"
     if kind not in KNOWN:
         raise RenderError(f"Unknown output type {kind!r}; Pipelens shows {', '.join(KNOWN)}.")
     if kind == "tensorboard":
@@ -90,7 +89,7 @@ def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:
     for output in outputs[:cap]:
         viewer = _VIEWER.get(output.get("type") if isinstance(output, dict) else None, "other")
         try:
-            result += _one(output, ctx, "")
+            result += _one(output, ctx)
         except RenderError as exc:
             result.append(failed(viewer, str(output.get("type", "output")) if isinstance(output, dict)
                                  else "output", str(exc)))
