@@ -73,7 +73,7 @@ class Services:
         self.bucket = None
 
     def env(self) -> dict:
-        return {**os.environ, "DATABASE_URL": self.db_url, "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING",
+        return {**os.environ, "DATABASE_URL": self.db_url, "DJANGO_DEBUG": "false", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
                 "CHANNEL_LAYER": self.layer, "CHANNEL_LAYER_PREFIX": f"pipelens-bench-{self.port}",
                 "DJANGO_SETTINGS_MODULE": "vizsite.settings.base"}
 

@@ -79,6 +79,8 @@ async def run_clients(services, run_id: int, cookie: str, kafka_seen: dict) -> d
                 kafka_to_first.append((min(got) - kafka_seen[key]) * 1000)
         else:
             missing += CLIENTS - len(got)
+            if got and key in kafka_seen:  # how fast it was for those it did reach
+                kafka_to_first.append((min(got) - kafka_seen[key]) * 1000)
             print(f"round {i}: only {len(got)} of {CLIENTS} clients got the push within {ROUND_TIMEOUT_S} s")
         await asyncio.sleep(0.3)
     for ws in sockets:
