@@ -86,5 +86,16 @@ def test_artifacts_appear_live_and_after_a_daphne_restart(
     artifact_row(page, "fourth.txt").wait_for(timeout=5_000)
     assert page.evaluate("window.__noReload") is True, "the page reloaded"
     assert page.locator("li.artifact").count() == 4
+    # Each new row got its preview fragment from runs:artifact_preview.
+    for name in ("third.txt", "fourth.txt"):
+        row = page.locator("li.artifact", has=page.locator("a.name", has_text=name))
+        row.locator("[data-preview] a.download").wait_for(timeout=5_000)
     assert page.locator("#run-meta [data-f=artifact_count]").inner_text() == "4"
     screenshot(page, "04-after-reconnect")
+
+    # Phone width: nothing overflows sideways; the keyboard reaches the skip link first.
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    screenshot(page, "05-phone")
