@@ -29,6 +29,12 @@ class TCPProxy:
             server, self._server = self._server, None
             conns, self._conns = self._conns, []
         if server:
+            # shutdown() wakes the thread blocked in accept(); close() alone
+            # does not on Linux, and that thread would keep accepting.
+            try:
+                server.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             server.close()
         for conn in conns:
             try:

@@ -33,6 +33,13 @@ def put(minio, bucket, key, data: bytes = b"hello", content_type="text/plain"):
     return minio.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
 
 
+def errors_about(bucket) -> list[str]:
+    """Ingest errors that name this test's bucket: other tests and benchmarks
+    on the machine publish to the same MinIO topic, so a global count would
+    also see theirs."""
+    return list(IngestError.objects.filter(error__contains=f"'{bucket}'").values_list("error", flat=True))
+
+
 def stored(bucket, key):
     return Artifact.objects.filter(bucket__name=bucket, key=key).select_related("run", "step").first()
 
@@ -117,7 +124,7 @@ def test_keys_with_spaces_plus_percent_unicode_and_depth_land_on_the_right_rows(
         artifact = wait_for(lambda: stored(live_bucket.name, key), what=f"artifact {key!r}")
         assert (artifact.run.run_key, artifact.step.name, artifact.name) == (run_key, step, name)
         assert artifact.size == 5 and not artifact.deleted
-    assert IngestError.objects.count() == 0
+    assert errors_about(live_bucket.name) == []
 
 
 def test_overwrite_gives_one_artifact_with_the_newer_etag(minio, live_bucket, running_consumer):
@@ -261,7 +268,7 @@ def test_sigkill_mid_stream_then_restart_stores_every_object_exactly_once(
     stored_keys = list(Artifact.objects.filter(bucket=live_bucket).values_list("key", flat=True))
     assert sorted(stored_keys) == sorted(keys)
     assert sum(Run.objects.filter(bucket=live_bucket).values_list("artifact_count", flat=True)) == len(keys)
-    assert IngestError.objects.count() == 0
+    assert errors_about(live_bucket.name) == []
 
 
 def test_sigterm_stops_the_command_cleanly(live_bucket, unique_name, tmp_path):
@@ -288,7 +295,10 @@ def test_lost_database_stops_progress_not_the_consumer(minio, live_bucket, uniqu
         put(minio, live_bucket.name, "run/step/during-1.txt")
         put(minio, live_bucket.name, "run/step/during-2.txt")
         wait_for(lambda: b"event=database_unavailable" in log.read_bytes(), what="the outage to be noticed")
+        time.sleep(1.5)  # longer than the first back-off: a leaky cut would let a retry through
         assert proc.poll() is None, "the consumer died with the database"
+        assert stored(live_bucket.name, "run/step/during-1.txt") is None
+        assert stored(live_bucket.name, "run/step/during-2.txt") is None
         proxy.restore()
         for key in ("run/step/during-1.txt", "run/step/during-2.txt"):
             wait_for(lambda: stored(live_bucket.name, key), timeout=60, what=f"{key} after the outage")

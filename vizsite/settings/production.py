@@ -6,7 +6,10 @@ from .base import *  # noqa: F403
 from .base import env
 
 _REQUIRED = ("DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MINIO_ACCESS_KEY",
-             "MINIO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS")
+             "MINIO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS",
+             # The sandbox origin for pipeline-written HTML: the local default
+             # (localhost:8001) would be wrong, and unsafe if it were the portal's.
+             "WEBAPP_ORIGIN")
 _missing = [name for name in _REQUIRED if not env.str(name, default="")]
 if _missing:
     raise ImproperlyConfigured(f"Missing required environment variables: {', '.join(_missing)}")
