@@ -49,8 +49,14 @@ def test_artifacts_appear_live_and_after_a_daphne_restart(
     put(minio, live_bucket.name, "e2e-run/prepare/first.txt")
     row = page.locator("#run-rows tr", has_text="e2e-run")
     row.wait_for(timeout=10_000)
-    screenshot(page, "01-runs-list-live")
     run = Run.objects.get(bucket=live_bucket, run_key="e2e-run")
+    # Its count and last event update in place.
+    page.evaluate("window.__noReload = true")
+    put(minio, live_bucket.name, "e2e-run/prepare/zero.txt")
+    count = row.locator("[data-f=artifact_count]")
+    page.wait_for_function("el => el.textContent === '2'", arg=count.element_handle(), timeout=10_000)
+    assert page.evaluate("window.__noReload") is True, "the list reloaded"
+    screenshot(page, "01-runs-list-live")
 
     # Open the run; it shows the first artifact and is live.
     row.locator("a").click()
@@ -79,18 +85,18 @@ def test_artifacts_appear_live_and_after_a_daphne_restart(
     screenshot(page, "03-disconnected")
     put(minio, live_bucket.name, "e2e-run/train/third.txt")
     put(minio, live_bucket.name, "e2e-run/evaluate/fourth.txt")
-    wait_for(lambda: Run.objects.get(pk=run.pk).artifact_count == 4, what="both files stored")
+    wait_for(lambda: Run.objects.get(pk=run.pk).artifact_count == 5, what="both files stored")
     server.start()
     page.locator('#live-status[data-state="live"]').wait_for(timeout=15_000)
     artifact_row(page, "third.txt").wait_for(timeout=5_000)
     artifact_row(page, "fourth.txt").wait_for(timeout=5_000)
     assert page.evaluate("window.__noReload") is True, "the page reloaded"
-    assert page.locator("li.artifact").count() == 4
+    assert page.locator("li.artifact").count() == 5
     # Each new row got its preview fragment from runs:artifact_preview.
     for name in ("third.txt", "fourth.txt"):
         row = page.locator("li.artifact", has=page.locator("a.name", has_text=name))
         row.locator("[data-preview] a.download").wait_for(timeout=5_000)
-    assert page.locator("#run-meta [data-f=artifact_count]").inner_text() == "4"
+    assert page.locator("#run-meta [data-f=artifact_count]").inner_text() == "5"
     screenshot(page, "04-after-reconnect")
 
     # Phone width: nothing overflows sideways; the keyboard reaches the skip link first.

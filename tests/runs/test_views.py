@@ -99,6 +99,12 @@ def test_runs_list_newest_activity_first_with_search_filters_and_pages(client, a
     assert "No runs match" in client.get("/?bucket=other").content.decode()
 
 
+def test_runs_list_rows_fragment_for_a_reconnecting_page(client, alice, bucket):
+    ingest(bucket, "r1/s/a.txt")
+    html = client.get("/", {"fragment": "rows"}).content.decode()
+    assert html.lstrip().startswith('<tbody id="run-rows">') and "r1" in html and "<html" not in html
+
+
 @pytest.mark.parametrize("query, status, message", [
     ("page=abc", 400, "Enter a whole number."),
     ("page=0", 400, "greater than or equal to 1"),
