@@ -88,8 +88,9 @@ class Services:
         bindir = Path(sys.executable).parent
         web_log = open(LOG_DIR / f"bench-daphne-{self.port}.log", "w")
         ingest_log = open(LOG_DIR / f"bench-consumer-{self.port}.log", "w")
+        prefix = os.environ.get("BENCH_DAPHNE_PREFIX", "").split()  # e.g. a profiler
         self.procs.append(subprocess.Popen(
-            [str(bindir / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "vizsite.asgi:application"],
+            [*prefix, str(bindir / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "vizsite.asgi:application"],
             cwd=ROOT, env=self.env(), stdout=web_log, stderr=subprocess.STDOUT))
         self.procs.append(subprocess.Popen(
             [sys.executable, "manage.py", "consume_events", "--group", group],
