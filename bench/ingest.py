@@ -168,7 +168,7 @@ def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[floa
 
 
 def main() -> None:
-    db_url = setup_django("bench")
+    db_url = setup_django("bench_ingest")
     messages, live = workload(EVENTS)
     rates, rss_values, durations, cpu_per_event = [], [], [], []
     for n in range(ROUNDS):
