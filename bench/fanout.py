@@ -47,10 +47,21 @@ async def run_clients(services, run_id: int, cookie: str, kafka_seen: dict) -> d
         except websockets.ConnectionClosed:
             pass
 
+    retries = []
+
     async def connect():
         async with gate:
-            ws = await websockets.connect(url, additional_headers=headers, open_timeout=60,
-                                          ping_interval=None, max_queue=None)
+            for attempt in range(5):
+                try:
+                    ws = await websockets.connect(url, additional_headers=headers, open_timeout=60,
+                                                  ping_interval=None, max_queue=None)
+                    break
+                except websockets.InvalidStatus as exc:
+                    # A refused handshake under connect load: retry as live.js does.
+                    retries.append(str(exc))
+                    await asyncio.sleep(0.5 * (attempt + 1))
+            else:
+                raise SystemExit(f"a client was refused 5 times: {retries[-1]}")
             hello = json.loads(await ws.recv())
             assert hello["type"] == "hello", hello
             sockets.append(ws)
@@ -87,6 +98,8 @@ async def run_clients(services, run_id: int, cookie: str, kafka_seen: dict) -> d
         await ws.close()
     for task in readers:
         task.cancel()
+    if retries:
+        print(f"{len(retries)} handshakes refused and retried (first: {retries[0]})")
     return {"connect_s": round(connect_s, 1), "rounds_complete": complete, "pushes_missing": missing,
             "put_to_last": put_to_last, "kafka_to_last": kafka_to_last, "kafka_to_first": kafka_to_first,
             "first_to_last": first_to_last}
