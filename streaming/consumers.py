@@ -8,6 +8,8 @@ so a run's existence does not leak through the socket either.
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -16,6 +18,9 @@ from runs.models import Run
 from runs.selectors import AccessScope, access_scope_for, run_get_visible
 from streaming import groups
 from streaming.messages import Error, Hello, MessageError, Pong, parse_client_frame
+from vizsite.logs import log_event
+
+logger = logging.getLogger("pipelens.sockets")
 
 
 def _dumps(message) -> str:
@@ -60,11 +65,13 @@ class RunConsumer(_PortalSocket):
 
     async def connect(self):
         user = self.scope.get("user")
+        run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         if user is None or not user.is_authenticated:
+            log_event(logger, "socket_refused", reason="anonymous", run=run_id)
             await self.close(code=4401)
             return
-        run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         if await database_sync_to_async(run_get_visible)(user=user, run_id=run_id) is None:
+            log_event(logger, "socket_refused", reason="not_visible", run=run_id, user=user.pk)
             await self.close(code=4404)
             return
         self.group = groups.run_group(run_id)
@@ -88,6 +95,7 @@ class RunsListConsumer(_PortalSocket):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
+            log_event(logger, "socket_refused", reason="anonymous", run="list")
             await self.close(code=4401)
             return
         self.scope_access = await database_sync_to_async(access_scope_for)(user=user)
