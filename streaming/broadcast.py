@@ -22,6 +22,7 @@ from concurrent.futures import Future
 
 import orjson
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
 from runs.selectors import artifact_states, run_summaries
@@ -62,8 +63,16 @@ def _send_loop() -> _SendLoop:
 
 def build_messages(*, run_ids: Iterable[int], artifact_ids: Sequence[int]
                    ) -> list[tuple[str, dict]]:
-    """(group, channel-layer event) pairs for the runs' current state (three queries)."""
-    states = artifact_states(artifact_ids=artifact_ids)
+    """(group, channel-layer event) pairs for the runs' current state (three queries).
+
+    A batch that changed more than ``BROADCAST_MAX_ARTIFACTS`` artifacts (a
+    consumer catching up on a backlog) pushes run summaries only, marked
+    ``partial``: loading and encoding thousands of artifact states per batch
+    would cost the consumer more than storing them, and no page can show
+    them that fast anyway. Pages refetch the state of the run they show.
+    """
+    partial = len(artifact_ids) > settings.BROADCAST_MAX_ARTIFACTS
+    states = [] if partial else artifact_states(artifact_ids=artifact_ids)
     by_run: dict[int, list[dict]] = {}
     for state in states:
         by_run.setdefault(state["run_id"], []).append(state)
@@ -71,7 +80,7 @@ def build_messages(*, run_ids: Iterable[int], artifact_ids: Sequence[int]
     out: list[tuple[str, dict]] = []
     for run_id, summary in sorted(summaries.items()):
         run_msg = RunChanged(run_id=run_id, seq=summary["seq"], run=summary,
-                             artifacts=by_run.get(run_id, []))
+                             artifacts=by_run.get(run_id, []), partial=partial)
         # Serialised once here, not once per socket: a 1,000-socket fan-out
         # then costs 1,000 writes, not 1,000 JSON encodings.
         out.append((groups.run_group(run_id), {"type": "run.changed", "text": _json(run_msg)}))
@@ -137,4 +146,6 @@ def on_ingest_committed(result) -> None:
     Every run whose ``seq`` the batch bumped gets a message, even when no
     artifact changed (all events stale), so browsers never see a false gap.
     """
+    # The runs whose artifacts changed are among run_seqs: a partial push
+    # (artifact states left out) still reaches every one of them.
     broadcast_runs(run_ids=result.run_seqs.keys(), artifact_ids=result.changed_artifact_ids)

@@ -4,7 +4,9 @@ Server → browser:
 - ``hello``: sent on connect with the run's current ``seq`` (run sockets) so
   that the page notices changes made between its render and the connect;
 - ``run.changed``: one per run per committed batch: the run's summary, its
-  new ``seq`` and the current state of the artifacts that changed;
+  new ``seq`` and the current state of the artifacts that changed (or, for a
+  batch larger than ``BROADCAST_MAX_ARTIFACTS``, ``partial: true`` and no
+  artifacts: the page refetches the run's state);
 - ``runs.changed``: the same run summary for the runs list;
 - ``pong``: answer to a ``ping``;
 - ``error``: a frame the server could not use (the socket stays open).
@@ -49,6 +51,9 @@ class RunChanged:
     seq: int
     run: dict[str, Any]
     artifacts: list[dict[str, Any]] = field(default_factory=list)
+    # True when the batch changed more artifacts than one push carries
+    # (BROADCAST_MAX_ARTIFACTS): ``artifacts`` is empty and the page refetches.
+    partial: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"type": self.type, **_fields(self)}

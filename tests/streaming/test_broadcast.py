@@ -128,3 +128,36 @@ def test_a_batch_of_only_stale_events_still_pushes_the_new_seq():
     got = listen([groups.run_group(run.pk)], trigger, expect=1)
     assert results[0].stored == 0
     assert text(got[0])["seq"] == run.seq + 1 and text(got[0])["artifacts"] == []
+
+
+def test_a_batch_larger_than_one_push_sends_partial_run_summaries(settings):
+    settings.BROADCAST_MAX_ARTIFACTS = 2
+    bucket = BucketFactory()
+    _ingest(bucket, "r1/s/a.txt")
+    run = Run.objects.get(run_key="r1")
+    results = []
+
+    def trigger():
+        results.append(_ingest(bucket, "r1/s/b.txt", "r1/s/c.txt", "r1/s/d.txt", seconds=10))
+        on_ingest_committed(results[0])
+
+    got = listen([groups.run_group(run.pk)], trigger, expect=1)
+    message = text(got[0])
+    assert message["partial"] is True and message["artifacts"] == []
+    assert message["seq"] == run.seq + 1 and message["run"]["artifact_count"] == 4
+
+
+def test_a_batch_within_the_limit_carries_its_artifacts(settings):
+    settings.BROADCAST_MAX_ARTIFACTS = 3
+    bucket = BucketFactory()
+    _ingest(bucket, "r1/s/a.txt")
+    run = Run.objects.get(run_key="r1")
+    results = []
+
+    def trigger():
+        results.append(_ingest(bucket, "r1/s/b.txt", "r1/s/c.txt", "r1/s/d.txt", seconds=10))
+        on_ingest_committed(results[0])
+
+    message = text(listen([groups.run_group(run.pk)], trigger, expect=1)[0])
+    assert message["partial"] is False
+    assert sorted(a["name"] for a in message["artifacts"]) == ["b.txt", "c.txt", "d.txt"]

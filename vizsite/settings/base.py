@@ -140,6 +140,10 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHANNEL_LAYER_PREFIX", default="pipelens")},
     },
 }
+# A push carries the changed artifacts' states for batches of up to this many
+# artifacts; larger batches (a consumer catching up) push run summaries
+# marked partial, and the pages refetch (streaming/broadcast.py).
+BROADCAST_MAX_ARTIFACTS = env.int("BROADCAST_MAX_ARTIFACTS", default=200)
 # Runs per page in the runs list.
 RUNS_PAGE_SIZE = env.int("RUNS_PAGE_SIZE", default=50)
 # A run page renders this many previews inline; the rest load as they scroll

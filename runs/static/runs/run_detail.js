@@ -155,10 +155,24 @@
   function onRunChanged(msg) {
     if (msg.seq < seq) return;                 // older than what we show
     if (msg.seq > seq + 1) { resync(); return; } // missed at least one push
+    // A push from a large batch carries no artifacts: fetch the state (seq
+    // advances when that answer arrives), at most every 2 s while it lasts.
+    if (msg.partial) { updateRun(msg.run); resyncSoon(); return; }
     seq = msg.seq;
     meta.dataset.seq = seq;
     updateRun(msg.run);
     msg.artifacts.forEach(applyArtifact);
+  }
+
+  var resyncTimer = null, lastPartialSync = 0;
+  function resyncSoon() {
+    if (resyncTimer) return;
+    var wait = Math.max(0, lastPartialSync + 2000 - Date.now());
+    resyncTimer = setTimeout(function () {
+      resyncTimer = null;
+      lastPartialSync = Date.now();
+      resync();
+    }, wait);
   }
 
   function resync() {
