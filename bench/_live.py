@@ -4,12 +4,12 @@ a MinIO bucket that publishes to Kafka, and an authenticated session for WebSock
 from __future__ import annotations
 
 import io
-import threading
 import os
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -77,7 +77,7 @@ class Services:
                 "CHANNEL_LAYER": self.layer, "CHANNEL_LAYER_PREFIX": f"pipelens-bench-{self.port}",
                 "DJANGO_SETTINGS_MODULE": "vizsite.settings.base"}
 
-    def start(self) -> "Services":
+    def start(self) -> Services:
         from django.conf import settings
 
         from runs.services.buckets import bucket_register

@@ -67,7 +67,7 @@ async def measure(services, run_id: int, cookie: str):
         await writer()
         try:
             await asyncio.wait_for(read, timeout=30)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             read.cancel()
     return put_at, got_at
 

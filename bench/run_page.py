@@ -8,6 +8,7 @@ time without the network. Run with ``make bench B=run_page``.
 
 import os
 import time
+from datetime import UTC
 
 from _common import median, percentile, report, setup_django
 
@@ -17,6 +18,8 @@ REQUESTS = int(os.environ.get("BENCH_REQUESTS", "50"))
 
 def main() -> None:
     setup_django("bench")
+    from datetime import datetime, timedelta
+
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
@@ -24,12 +27,11 @@ def main() -> None:
     from runs.models import Bucket, Rendition, Run
     from runs.services.ingest import ingest_events
     from streaming.events import EventAction, ObjectEvent
-    from datetime import datetime, timedelta, timezone
 
     bucket, _ = Bucket.objects.get_or_create(name="bench-run-page")
     run_key = f"page-{ARTIFACTS}"
     if not Run.objects.filter(bucket=bucket, run_key=run_key, artifact_count=ARTIFACTS).exists():
-        start = datetime(2026, 11, 29, 6, 0, tzinfo=timezone.utc)
+        start = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
         events = []
         for i in range(ARTIFACTS):
             at = start + timedelta(milliseconds=i)

@@ -14,15 +14,23 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
-from django.utils.safestring import mark_safe
 from django.urls import reverse
 from django.utils.http import content_disposition_header
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from runs.forms import RunFilterForm, StateQueryForm
-from runs.selectors import (ObjectGone, artifact_get_for_preview, artifact_get_visible,
-                            artifact_stream, run_filter_choices, run_get_visible,
-                            run_page_steps, run_state, runs_list)
+from runs.selectors import (
+    ObjectGone,
+    artifact_get_for_preview,
+    artifact_get_visible,
+    artifact_stream,
+    run_filter_choices,
+    run_get_visible,
+    run_page_steps,
+    run_state,
+    runs_list,
+)
 
 
 def _visible_run(request, run_id: int):

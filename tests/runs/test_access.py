@@ -58,7 +58,7 @@ def test_a_grant_on_bucket_a_shows_nothing_of_bucket_b(client, django_user_model
 
 
 def test_a_prefix_grant_limits_to_that_prefix(client, django_user_model, buckets):
-    a, b = buckets
+    a, _b = buckets
     client.force_login(user_with_grant(django_user_model, "xavier", a, key_prefix="team-x"))
     listing = client.get("/").content.decode()
     assert "team-x" in listing and "team-y" not in listing

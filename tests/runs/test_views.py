@@ -151,9 +151,8 @@ def test_artifact_page_preview_and_download(client, alice, bucket, minio, unique
     name = unique_name("dl")
     minio.make_bucket(name)
     try:
-        from tests.factories import BucketFactory as BF
-
         from runs.services.access import bucket_grant_create
+        from tests.factories import BucketFactory as BF
         real = BF(name=name)
         bucket_grant_create(group=alice.groups.get(), bucket=real)
         body = b"col\n" + b"1\n" * 100_000

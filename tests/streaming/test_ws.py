@@ -1,7 +1,6 @@
 """WebSocket consumers through the real ASGI stack (origin check, session auth, routing)
 and the real Redis channel layer: who may connect, what they receive, bad frames."""
 
-import asyncio
 import json
 
 import pytest
@@ -50,13 +49,13 @@ def world(django_user_model):
 
 
 def test_a_user_connects_to_a_run_they_may_see_and_gets_its_seq(client, world):
-    a, b, alice, ra, rb = world
+    _a, _b, alice, ra, _rb = world
     connected, _, hello = connect_result(f"/ws/runs/{ra.pk}/", session_headers(client, alice))
     assert connected and hello == {"type": "hello", "seq": ra.seq}
 
 
 def test_anonymous_other_bucket_unknown_run_and_foreign_origin_are_refused(client, world):
-    a, b, alice, ra, rb = world
+    _a, _b, alice, ra, rb = world
     assert connect_result(f"/ws/runs/{ra.pk}/", session_headers(client, None))[:2] == (False, 4401)
     assert connect_result("/ws/runs/", session_headers(client, None))[:2] == (False, 4401)
     # Another bucket's run and a run that does not exist are refused alike.
@@ -67,7 +66,7 @@ def test_anonymous_other_bucket_unknown_run_and_foreign_origin_are_refused(clien
 
 
 def test_pushes_reach_the_run_socket_and_runs_list_only_where_allowed(client, world):
-    a, b, alice, ra, rb = world
+    _a, _b, alice, ra, rb = world
     headers = session_headers(client, alice)
 
     async def go():
@@ -103,7 +102,7 @@ def test_pushes_reach_the_run_socket_and_runs_list_only_where_allowed(client, wo
     ("x" * 5000, "frame too large"),
 ])
 def test_bad_frames_get_an_error_and_the_socket_stays_usable(client, world, frame, error):
-    a, b, alice, ra, rb = world
+    _a, _b, alice, ra, _rb = world
     headers = session_headers(client, alice)
 
     async def go():
