@@ -102,8 +102,16 @@ def live_server_daphne(transactional_db):
     server.stop()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.e2e_failed = report.failed
+
+
 @pytest.fixture
-def browser_page():
+def browser_page(request):
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists(CHROMIUM):
@@ -114,6 +122,12 @@ def browser_page():
         page = context.new_page()
         try:
             yield page
+            if getattr(request.node, "e2e_failed", False):
+                # What the browser showed when the test failed, with its live indicator.
+                screenshot(page, f"FAILED-{request.node.name}")
+                status = page.locator("#live-status")
+                if status.count():
+                    print("live-status:", status.get_attribute("data-state"), status.inner_text())
         finally:
             context.close()
             browser.close()
