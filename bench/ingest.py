@@ -24,6 +24,7 @@ from _common import ROOT, cpu_seconds, median, peak_rss_mb, percentile, report, 
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CONSUMERS = int(os.environ.get("BENCH_CONSUMERS", "1"))
 BUCKET = "mlpipeline"
 
 
@@ -139,23 +140,28 @@ def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[floa
     with open(log_path, "w") as log:
         started = time.monotonic()
         prefix = os.environ.get("BENCH_CONSUMER_PREFIX", "").split()  # e.g. a profiler
-        proc = subprocess.Popen([*prefix, sys.executable, "manage.py", "consume_events", "--group", topic],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # CONSUMERS processes in one consumer group share the topic's 4
+        # partitions: the way to use more than one core, as in production.
+        procs = [subprocess.Popen([*prefix, sys.executable, "manage.py", "consume_events", "--group", topic],
+                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                 for _ in range(CONSUMERS)]
         try:
             # The consumer commits offsets only after the batch's transaction
             # commits, so "all offsets committed" means "all stored"; asking
             # Kafka keeps the bench from loading PostgreSQL while it measures.
             deadline = started + 600
             while not all_committed(topic, group=topic):
-                if proc.poll() is not None or time.monotonic() > deadline:
+                if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
                     raise SystemExit(f"consumer stopped or timed out; see {log_path}")
                 time.sleep(0.1)
             elapsed = time.monotonic() - started
-            rss = peak_rss_mb(proc.pid)
-            cpu = cpu_seconds(proc.pid)
+            rss = max(peak_rss_mb(p.pid) for p in procs)
+            cpu = sum(cpu_seconds(p.pid) for p in procs)
         finally:
-            proc.terminate()
-            proc.wait(60)
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(60)
     live = Artifact.objects.filter(deleted=False).count()
     if live != expected:
         raise SystemExit(f"expected {expected} live artifacts, found {live}; see {log_path}")
@@ -186,6 +192,7 @@ def main() -> None:
         "events_per_s": round(median(rates)),
         "batch_ms_p50": round(median(durations), 1),
         "batch_ms_p99": round(percentile(durations, 99), 1),
+        "consumers": CONSUMERS,
         "consumer_rss_mb": max(rss_values),
         "consumer_cpu_us_per_event": round(median(cpu_per_event), 1),
     })
