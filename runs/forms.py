@@ -21,6 +21,9 @@ class RunFilterForm(forms.Form):
     date_to = forms.DateField(required=False, label="until", widget=forms.DateInput(attrs={"type": "date"}))
     sort = forms.ChoiceField(required=False, choices=[(k, k.replace("_", " ")) for k in RUN_SORTS])
     page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
+    # Sort by a metric column (KFP mlpipeline-metrics); overrides ``sort``.
+    metric = forms.CharField(required=False, max_length=200)
+    order = forms.ChoiceField(required=False, choices=[("desc", "highest first"), ("asc", "lowest first")])
 
     def clean(self):
         data = super().clean()
@@ -32,7 +35,8 @@ class RunFilterForm(forms.Form):
         d = self.cleaned_data
         return RunFilters(q=d["q"].strip(), bucket=d["bucket"].strip(), namespace=d["namespace"].strip(),
                           status=d["status"], date_from=d["date_from"], date_to=d["date_to"],
-                          sort=d["sort"] or "recent")
+                          sort=d["sort"] or "recent", metric=d["metric"].strip(),
+                          metric_ascending=d["order"] == "asc")
 
 
 class StateQueryForm(forms.Form):

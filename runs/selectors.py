@@ -113,6 +113,9 @@ class RunFilters:
     date_from: date | None = None
     date_to: date | None = None
     sort: str = "recent"
+    # Sort by a metric's value instead (runs without it last); "" = use ``sort``.
+    metric: str = ""
+    metric_ascending: bool = False
 
     @property
     def active(self) -> bool:
@@ -136,6 +139,10 @@ def runs_list(*, user, filters: RunFilters) -> QuerySet[Run]:
         runs = runs.filter(last_event_at__date__gte=filters.date_from)
     if filters.date_to:
         runs = runs.filter(last_event_at__date__lte=filters.date_to)
+    if filters.metric:
+        from runs.selectors_viewers import runs_order_by_metric
+
+        return runs_order_by_metric(runs, name=filters.metric, descending=not filters.metric_ascending)
     return runs.order_by(*RUN_SORTS[filters.sort])
 
 
@@ -165,9 +172,19 @@ def run_summary(run: Run) -> dict[str, Any]:
 
 
 def run_summaries(*, run_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """Summaries of the given runs (one query), by run id."""
-    runs = Run.objects.select_related("bucket").filter(pk__in=list(run_ids))
-    return {run.pk: run_summary(run) for run in runs}
+    """Summaries of the given runs (two queries), by run id, with each run's latest
+    progress (``{"percent", "message"}`` or None) and metrics (``{name: display}``)
+    for the runs list's live progress bar and metric columns."""
+    from runs.selectors_viewers import run_progress_and_metrics
+
+    runs = list(Run.objects.select_related("bucket").filter(pk__in=list(run_ids)))
+    extras = run_progress_and_metrics(run_ids=[run.pk for run in runs])
+    out = {}
+    for run in runs:
+        extra = extras.get(run.pk, {"progress": None, "metrics": {}})
+        out[run.pk] = {**run_summary(run), "progress": extra["progress"],
+                       "metrics": {name: m["display"] for name, m in extra["metrics"].items()}}
+    return out
 
 
 def _renditions_by_artifact(artifact_ids: list[int]) -> dict[int, list[dict[str, Any]]]:

@@ -30,7 +30,9 @@ from runs.selectors import (
     run_page_steps,
     run_state,
     runs_list,
+    runs_visible_to,
 )
+from runs.selectors_viewers import metric_names, run_progress_and_metrics
 
 
 def _visible_run(request, run_id: int):
@@ -57,10 +59,35 @@ def run_list(request):
     page = paginator.page(number)
     query = request.GET.copy()
     query.pop("page", None)
-    context.update(page=page, filters=filters, query=query.urlencode(),
-                   live_inserts=number == 1 and not filters.active and filters.sort == "recent")
+    metric_columns = _with_progress_and_metrics(request.user, page.object_list, filters)
+    sort_query = request.GET.copy()
+    for name in ("page", "metric", "order", "sort", "fragment"):
+        sort_query.pop(name, None)
+    context.update(page=page, filters=filters, query=query.urlencode(), metric_columns=metric_columns,
+                   sort_query=sort_query.urlencode(),
+                   live_inserts=(number == 1 and not filters.active and filters.sort == "recent"
+                                 and not filters.metric))
     template = "runs/_run_rows.html" if request.GET.get("fragment") == "rows" else "runs/run_list.html"
     return render(request, template, context)
+
+
+def _with_progress_and_metrics(user, runs, filters) -> list[dict]:
+    """Attach ``progress`` and ``metric_cells`` to the page's runs; return the metric columns.
+
+    Columns are the metric names of the runs the user may see (at most
+    RUNS_LIST_METRIC_COLUMNS), each with its sort link state.
+    """
+    names = metric_names(runs=runs_visible_to(user=user))[: settings.RUNS_LIST_METRIC_COLUMNS]
+    extras = run_progress_and_metrics(run_ids=[run.pk for run in runs])
+    for run in runs:
+        extra = extras.get(run.pk, {"progress": None, "metrics": {}})
+        run.progress = extra["progress"]
+        run.metric_cells = [(name, extra["metrics"].get(name, {}).get("display", "")) for name in names]
+    return [{"name": name, "active": filters.metric == name,
+             "next_order": "desc" if filters.metric == name and filters.metric_ascending else
+             ("asc" if filters.metric == name else "desc"),
+             "ascending": filters.metric == name and filters.metric_ascending}
+            for name in names]
 
 
 @require_GET

@@ -45,3 +45,45 @@ def test_progress_and_metrics_per_run_and_sorting(db, django_user_model):
     ordered = [r.run_key for r in runs_order_by_metric(visible, name="accuracy", descending=False)]
     assert ordered == ["a", "b", "c"]
     assert metric_names(runs=runs_visible_to(user=AnonymousUser())) == []
+
+
+def test_runs_list_page_shows_progress_bars_and_sorts_by_a_metric_column(db, client, django_user_model):
+    import re
+
+    bucket = BucketFactory()
+    ingest(bucket, "a/train/progress.json", "a/eval/mlpipeline-metrics.tgz", "b/eval/mlpipeline-metrics.tgz")
+    rendition("a/train/progress.json", "progress", {"percent": 40.0, "message": "epoch 4/10"})
+    rendition("a/eval/mlpipeline-metrics.tgz", "metrics", metrics(accuracy=0.91, loss=0.3))
+    rendition("b/eval/mlpipeline-metrics.tgz", "metrics", metrics(accuracy=0.95))
+    client.force_login(user_with_grant(django_user_model, "ana", bucket))
+
+    page = client.get("/").content.decode()
+    assert re.findall(r'<th scope="col" class="metric" data-metric="(\w+)"', page) == ["accuracy", "loss"]
+    row_a = page[page.index(f'id="run-{run_of(bucket, "a").pk}"'):]
+    row_a = row_a[:row_a.index("</tr>")]
+    assert '<progress max="100" value="40.0"' in row_a and "40% · epoch 4/10" in row_a
+    assert '<td class="metric" data-metric="accuracy">0.91</td>' in row_a
+    assert '<td class="metric" data-metric="loss">0.3</td>' in row_a
+
+    def order(query):
+        html = client.get("/" + query).content.decode()
+        return [int(i) for i in re.findall(r'<tr id="run-(\d+)"', html)]
+
+    a, b = run_of(bucket, "a").pk, run_of(bucket, "b").pk
+    assert order("?metric=accuracy&order=desc") == [b, a]
+    assert order("?metric=accuracy&order=asc") == [a, b]
+    assert order("?metric=loss") == [a, b]  # runs without the metric last
+    assert client.get("/?metric=accuracy&order=sideways").status_code == 400
+
+
+def test_run_pushes_carry_progress_and_metrics_for_the_runs_list(db):
+    from runs.selectors import run_summaries
+
+    bucket = BucketFactory()
+    ingest(bucket, "a/train/progress.json", "a/eval/mlpipeline-metrics.tgz")
+    rendition("a/train/progress.json", "progress", {"percent": 75.0, "message": ""})
+    rendition("a/eval/mlpipeline-metrics.tgz", "metrics", metrics(accuracy=0.5))
+    a = run_of(bucket, "a")
+    summary = run_summaries(run_ids=[a.pk])[a.pk]
+    assert summary["progress"] == {"percent": 75.0, "message": ""}
+    assert summary["metrics"] == {"accuracy": "0.5"}

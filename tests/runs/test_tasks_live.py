@@ -120,7 +120,10 @@ def test_killed_worker_message_is_restored_for_the_next_worker(minio, live_bucke
         worker = worker_through(proxy, celery_worker_process, tmp_path, CELERY_VISIBILITY_TIMEOUT_S="3")
         wait_for(lambda: (s := state(live_bucket, key)) and s[0] == "ready", timeout=90,
                  what="the restored message to be rendered")
-        assert renditions(live_bucket, key)[0].attempts == 2
+        # At least the killed attempt and the one that finished. With a 3 s
+        # visibility timeout a slow (loaded) second worker may be handed the
+        # same message again: delivery is at-least-once, the task idempotent.
+        assert renditions(live_bucket, key)[0].attempts >= 2
     finally:
         worker.stop()
         proxy.cut()

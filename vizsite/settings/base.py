@@ -146,6 +146,8 @@ CHANNEL_LAYERS = {
 BROADCAST_MAX_ARTIFACTS = env.int("BROADCAST_MAX_ARTIFACTS", default=200)
 # Runs per page in the runs list.
 RUNS_PAGE_SIZE = env.int("RUNS_PAGE_SIZE", default=50)
+# Metric columns the runs list shows (KFP mlpipeline-metrics names, sorted).
+RUNS_LIST_METRIC_COLUMNS = env.int("RUNS_LIST_METRIC_COLUMNS", default=8)
 # A run page renders this many previews inline; the rest load as they scroll
 # into view (a 1,000-artifact page then renders in well under 200 ms).
 RUN_PAGE_INLINE_PREVIEWS = env.int("RUN_PAGE_INLINE_PREVIEWS", default=30)

@@ -18,9 +18,31 @@
     status.textContent = run.status;
     status.className = "status status-" + run.status;
     field(tr, "artifact_count").textContent = run.artifact_count;
+    fillProgress(field(tr, "progress"), run.progress);
+    tr.querySelectorAll("td.metric").forEach(function (td) {
+      var value = (run.metrics || {})[td.dataset.metric];
+      td.textContent = value === undefined ? "" : value;
+    });
     var t = field(tr, "last_event_at");
     t.setAttribute("datetime", run.last_event_at);
     t.textContent = L.formatTime(run.last_event_at, true);
+  }
+
+  function fillProgress(td, progress) {
+    if (!td) return;
+    td.textContent = "";
+    if (!progress) return;
+    var pct = Math.round(progress.percent || 0);
+    var bar = document.createElement("progress");
+    bar.max = 100;
+    bar.value = pct;
+    bar.setAttribute("aria-label", pct + "%");
+    var text = document.createElement("span");
+    text.className = "progress-text";
+    text.textContent = pct + "%" + (progress.message ? " · " + progress.message : "");
+    td.appendChild(bar);
+    td.appendChild(document.createTextNode(" "));
+    td.appendChild(text);
   }
 
   function newRow(run) {
@@ -34,11 +56,18 @@
     a.dataset.f = "name";
     th.appendChild(a);
     tr.appendChild(th);
-    ["pipeline", "bucket", "namespace", "status", "artifact_count", "last_event_at"].forEach(function (f) {
+    ["pipeline", "bucket", "namespace", "status", "progress", "artifact_count", "last_event_at"].forEach(function (f) {
       var td = document.createElement("td");
+      if (f === "progress") { td.dataset.f = f; tr.appendChild(td); return; }
       var el = document.createElement(f === "status" ? "span" : f === "last_event_at" ? "time" : "span");
       el.dataset.f = f;
       td.appendChild(el);
+      tr.appendChild(td);
+    });
+    table.querySelectorAll("thead th.metric").forEach(function (th) {
+      var td = document.createElement("td");
+      td.className = "metric";
+      td.dataset.metric = th.dataset.metric;
       tr.appendChild(td);
     });
     return tr;
