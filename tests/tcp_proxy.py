@@ -3,9 +3,14 @@ fault between a process under test and a real service."""
 
 import socket
 import threading
+import time
 
 
 class TCPProxy:
+    # Seconds to sleep before forwarding each read from the service: a slow
+    # link, so that a test can catch work in the middle.
+    delay = 0.0
+
     def __init__(self, target_host: str, target_port: int):
         self.target = (target_host, target_port)
         self.port = 0
@@ -60,13 +65,14 @@ class TCPProxy:
                 continue
             with self._lock:
                 self._conns += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+            for src, dst, slow in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(src, dst, slow), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, slow: bool) -> None:
         try:
-            while data := src.recv(65536):
+            while data := src.recv(16384):
+                if slow and self.delay:
+                    time.sleep(self.delay)
                 dst.sendall(data)
         except OSError:
             pass

@@ -11,44 +11,18 @@
 import io
 import os
 import signal
-import socket
-import time
 
 from runs.models import Artifact, Rendition
 from tests.conftest import WorkerProcess, wait_for
 from tests.tcp_proxy import TCPProxy
 
 
-class SlowProxy(TCPProxy):
-    """A TCPProxy that can slow every read from the service down (``delay`` seconds per read)."""
+# A dead worker's message is looked for every second (kombu's default period is
+# 100 s, longer than these tests wait).
+FAST_RESTORE = {"CELERY_UNACKED_RESTORE_INTERVAL_S": "1", "CELERY_UNACKED_RESTORE_THROTTLE": "1"}
 
-    delay = 0.0
-
-    def cut(self):
-        # shutdown() wakes the accept() blocked in the proxy's thread; close() alone
-        # leaves it accepting on Linux.
-        server = self._server
-        if server is not None:
-            try:
-                server.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        super().cut()
-
-    def _pump(self, src, dst):
-        try:
-            while data := src.recv(16384):
-                if self.delay and src.getpeername()[1] == self.target[1]:
-                    time.sleep(self.delay)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.close()
-                except OSError:
-                    pass
+# The proxy's ``delay`` slows every read from MinIO down, to catch a task mid-way.
+SlowProxy = TCPProxy
 
 
 def put(minio, bucket, key, data: bytes):
@@ -108,7 +82,8 @@ def test_killed_worker_message_is_restored_for_the_next_worker(minio, live_bucke
     host, port = settings.MINIO_ENDPOINT.split(":")
     proxy = SlowProxy(host, int(port)).start()
     celery_worker_process.stop()
-    worker = worker_through(proxy, celery_worker_process, tmp_path, CELERY_VISIBILITY_TIMEOUT_S="3")
+    worker = worker_through(proxy, celery_worker_process, tmp_path, CELERY_VISIBILITY_TIMEOUT_S="3",
+                            **FAST_RESTORE)
     try:
         proxy.delay = 0.02
         key = "killall/run/step/big.csv"
@@ -117,7 +92,8 @@ def test_killed_worker_message_is_restored_for_the_next_worker(minio, live_bucke
         os.killpg(worker.proc.pid, signal.SIGKILL)  # worker and its pool: nobody says goodbye
         worker.proc.wait(10)
         proxy.delay = 0.0
-        worker = worker_through(proxy, celery_worker_process, tmp_path, CELERY_VISIBILITY_TIMEOUT_S="3")
+        worker = worker_through(proxy, celery_worker_process, tmp_path, CELERY_VISIBILITY_TIMEOUT_S="3",
+                            **FAST_RESTORE)
         wait_for(lambda: (s := state(live_bucket, key)) and s[0] == "ready", timeout=90,
                  what="the restored message to be rendered")
         # At least the killed attempt and the one that finished. With a 3 s

@@ -130,25 +130,9 @@ def test_a_batch_of_only_stale_events_still_pushes_the_new_seq():
     assert text(got[0])["seq"] == run.seq + 1 and text(got[0])["artifacts"] == []
 
 
-def test_a_batch_larger_than_one_push_sends_partial_run_summaries(settings):
-    settings.BROADCAST_MAX_ARTIFACTS = 2
-    bucket = BucketFactory()
-    _ingest(bucket, "r1/s/a.txt")
-    run = Run.objects.get(run_key="r1")
-    results = []
-
-    def trigger():
-        results.append(_ingest(bucket, "r1/s/b.txt", "r1/s/c.txt", "r1/s/d.txt", seconds=10))
-        on_ingest_committed(results[0])
-
-    got = listen([groups.run_group(run.pk)], trigger, expect=1)
-    message = text(got[0])
-    assert message["partial"] is True and message["artifacts"] == []
-    assert message["seq"] == run.seq + 1 and message["run"]["artifact_count"] == 4
-
-
-def test_a_batch_within_the_limit_carries_its_artifacts(settings):
-    settings.BROADCAST_MAX_ARTIFACTS = 3
+@pytest.mark.parametrize("limit, partial", [(2, True), (3, False)])
+def test_a_batch_over_the_push_limit_sends_partial_run_summaries(settings, limit, partial):
+    settings.BROADCAST_MAX_ARTIFACTS = limit
     bucket = BucketFactory()
     _ingest(bucket, "r1/s/a.txt")
     run = Run.objects.get(run_key="r1")
@@ -159,5 +143,7 @@ def test_a_batch_within_the_limit_carries_its_artifacts(settings):
         on_ingest_committed(results[0])
 
     message = text(listen([groups.run_group(run.pk)], trigger, expect=1)[0])
-    assert message["partial"] is False
-    assert sorted(a["name"] for a in message["artifacts"]) == ["b.txt", "c.txt", "d.txt"]
+    assert message["partial"] is partial
+    assert message["seq"] == run.seq + 1 and message["run"]["artifact_count"] == 4
+    names = sorted(a["name"] for a in message["artifacts"])
+    assert names == ([] if partial else ["b.txt", "c.txt", "d.txt"])

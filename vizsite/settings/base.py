@@ -196,7 +196,11 @@ RENDER_HARD_TIME_LIMIT_S = env.int("RENDER_HARD_TIME_LIMIT_S", default=150)
 # A message taken by a worker that died unannounced goes back to the queue after
 # this many seconds; it must exceed the hard limit or long renders run twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=RENDER_HARD_TIME_LIMIT_S + 60)
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=RENDER_HARD_TIME_LIMIT_S + 60),
+    # Workers look for such messages every interval × throttle seconds
+    # (kombu's defaults: 10 × 10 = 100 s).
+    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL_S", default=10),
+    "unacked_restore_throttle": env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=10),
 }
 RENDER_QUEUE = env("RENDER_QUEUE", default="render")
 # Retries (with exponential back-off from RENDER_RETRY_BACKOFF_S) when object storage fails.
