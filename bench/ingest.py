@@ -136,7 +136,9 @@ def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[floa
     topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
     produce(topic, messages)
     Bucket.objects.create(name=BUCKET, topic=KafkaTopic.objects.create(name=topic, partitions=4))
-    env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_DEBUG": "false", "LOG_LEVEL": "INFO"}
+    # Render batches go to a queue no `make run` worker reads (they expire unread).
+    env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_DEBUG": "false", "LOG_LEVEL": "INFO",
+           "RENDER_QUEUE": "bench-ingest-render"}
     with open(log_path, "w") as log:
         started = time.monotonic()
         prefix = os.environ.get("BENCH_CONSUMER_PREFIX", "").split()  # e.g. a profiler
