@@ -150,6 +150,7 @@ class IngestConsumer:
             self._topics_checked_at = now
             return
         self._topics_checked_at = now
+        topics = self._existing(consumer, topics)
         if topics == self._topics:
             return
         if topics:
@@ -158,6 +159,22 @@ class IngestConsumer:
             consumer.unsubscribe()
         log_event(logger, "subscribed", topics=",".join(topics) or "-")
         self._topics = topics
+
+    def _existing(self, consumer: Consumer, topics: list[str]) -> list[str]:
+        """The topics that exist in Kafka. Subscribing to a missing one (a row for a
+        deleted topic) stalled the whole group for seconds at a time (rebalances
+        on every metadata refresh), so it waits, with a warning, until it exists."""
+        if not topics:
+            return topics
+        try:
+            known = consumer.list_topics(timeout=5).topics
+        except KafkaException as exc:
+            log_event(logger, "topics_unavailable", level=logging.WARNING, error=str(exc))
+            return self._topics
+        missing = [t for t in topics if t not in known or known[t].error is not None]
+        if missing:
+            log_event(logger, "topic_missing", level=logging.WARNING, topics=",".join(missing))
+        return [t for t in topics if t not in missing]
 
     def _store_timed(self, batch: ParsedBatch) -> tuple[ParsedBatch, IngestResult | None, float]:
         started = time.monotonic()

@@ -50,11 +50,17 @@ minio_up() {
         rm -f "$MINIO_PIDFILE"
         port_open "$MINIO_PORT" && die "minio: port $MINIO_PORT is already taken by another process (set PIPELENS_MINIO_PORT)"
         mkdir -p "$MINIO_DATA" "$MINIO_QUEUE"
+        # The queue dir keeps events while Kafka is down, but MinIO then sends
+        # them from the queue only every 3 s (retryInterval in its
+        # internal/store): PIPELENS_MINIO_QUEUE_DIR=off trades that durability
+        # for latency (docs/local-services.md).
+        local queue_env=("MINIO_NOTIFY_KAFKA_QUEUE_DIR_$MINIO_NOTIFY_ID=$MINIO_QUEUE")
+        [[ "${PIPELENS_MINIO_QUEUE_DIR:-on}" == off ]] && queue_env=()
         env MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASSWORD" \
             "MINIO_NOTIFY_KAFKA_ENABLE_$MINIO_NOTIFY_ID=on" \
             "MINIO_NOTIFY_KAFKA_BROKERS_$MINIO_NOTIFY_ID=127.0.0.1:$KAFKA_PORT" \
             "MINIO_NOTIFY_KAFKA_TOPIC_$MINIO_NOTIFY_ID=$MINIO_KAFKA_TOPIC" \
-            "MINIO_NOTIFY_KAFKA_QUEUE_DIR_$MINIO_NOTIFY_ID=$MINIO_QUEUE" \
+            "${queue_env[@]}" \
             MINIO_API_SYNC_EVENTS=on MINIO_BROWSER=off MINIO_UPDATE=off \
             setsid "$MINIO_BIN" server "$MINIO_DATA" --anonymous \
             --address "127.0.0.1:$MINIO_PORT" --console-address "127.0.0.1:$MINIO_CONSOLE_PORT" \

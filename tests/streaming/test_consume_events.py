@@ -307,3 +307,14 @@ def test_lost_database_stops_progress_not_the_consumer(minio, live_bucket, uniqu
         assert stop_command(proc) == 0
         proxy.cut()
     assert Artifact.objects.filter(bucket=live_bucket).count() == 3
+
+
+def test_a_topic_row_for_a_missing_topic_does_not_disturb_the_others(
+        minio, live_bucket, running_consumer, unique_name, caplog):
+    KafkaTopic.objects.create(name=unique_name("t-deleted-topic"))
+    time.sleep(0.5)  # a topic refresh or two
+    started = time.monotonic()
+    put(minio, live_bucket.name, "run/step/after-missing-topic.txt")
+    wait_for(lambda: stored(live_bucket.name, "run/step/after-missing-topic.txt"), what="the object")
+    assert time.monotonic() - started < 5, "ingest stalled behind the missing topic"
+    assert "event=topic_missing" in caplog.text
