@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 WITH_ENV := bash deploy/local/with-env.sh
 B ?=
 
-.PHONY: help venv services services-down migrate test run bench clean-local
+.PHONY: help venv services services-down migrate test run bench
 
 help:
 	@echo "make run    - start the portal with its real services and a demo login"

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote_plus
 
 from _common import ROOT, cpu_seconds, median, peak_rss_mb, percentile, report, setup_django
@@ -55,7 +55,7 @@ def record(bucket: str, key: str, name: str, at: datetime, seq: int) -> bytes:
 def workload(n: int) -> tuple[list[tuple[bytes, bytes]], set[str]]:
     """n messages over ~n/40 runs; returns (key, value) pairs and the live keys at the end."""
     rng = random.Random(42)
-    start = datetime(2026, 11, 29, 6, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
     messages, keys, live = [], [], set()
     outputs = ["mlpipeline-ui-metadata.tgz", "mlpipeline-metrics.tgz", "data.tgz", "model.tgz", "main.log"]
     run = 0

@@ -134,7 +134,7 @@ def bench_csv(db_url: str) -> dict:
     from django.conf import settings
 
     from runs.models import Artifact, Rendition
-    from runs.selectors_viewers import table_page
+    from runs.rendering.readback import table_page
     from runs.services.buckets import bucket_register
     from runs.storage import minio_client
 
@@ -223,7 +223,7 @@ def bench_csv(db_url: str) -> dict:
             client.remove_object(bucket.name, obj.object_name)
         client.remove_bucket(bucket.name)
         prefix = f"{settings.PREVIEW_BUCKET}"
-        from runs.services.renditions import preview_prefix
+        from runs.storage import preview_prefix
 
         for obj in client.list_objects(prefix, prefix=preview_prefix() + "/", recursive=True):
             client.remove_object(prefix, obj.object_name)

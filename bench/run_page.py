@@ -24,9 +24,9 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
 
+    from runs.events import EventAction, ObjectEvent
     from runs.models import Bucket, Rendition, Run
     from runs.services.ingest import ingest_events
-    from streaming.events import EventAction, ObjectEvent
 
     bucket, _ = Bucket.objects.get_or_create(name="bench-run-page")
     run_key = f"page-{ARTIFACTS}"

@@ -6,15 +6,8 @@ class RunsConfig(AppConfig):
     verbose_name = "Runs"
 
     def ready(self) -> None:
-        from runs.services import ingest
-        from streaming.broadcast import on_ingest_committed
+        from runs.services.changes import changes_subscribe
+        from runs.services.renditions import on_changes as render_changes
 
-        # Push every committed ingest batch to the browsers watching (docs/portal.md).
-        if on_ingest_committed not in ingest.on_batch_committed:
-            ingest.on_batch_committed.append(on_ingest_committed)
-
-        # Render what each committed batch changed (docs/viewers.md).
-        from runs.services.renditions import on_batch_committed as render_changed
-
-        if render_changed not in ingest.on_batch_committed:
-            ingest.on_batch_committed.append(render_changed)
+        # Render the object versions each committed ingest batch stored (docs/viewers.md).
+        changes_subscribe(render_changes)

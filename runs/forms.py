@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from runs.models import Run
-from runs.selectors import RUN_SORTS, RunFilters
+from runs.selectors.runs_list import RUN_SORTS, RunFilters
 
 
 class RunFilterForm(forms.Form):
@@ -15,7 +14,6 @@ class RunFilterForm(forms.Form):
                         widget=forms.TextInput(attrs={"type": "search", "placeholder": "run or pipeline"}))
     bucket = forms.CharField(required=False, max_length=63)
     namespace = forms.CharField(required=False, max_length=253)
-    status = forms.ChoiceField(required=False, choices=[("", "any")] + list(Run.Status.choices))
     date_from = forms.DateField(required=False, label="Active from",
                                 widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="until", widget=forms.DateInput(attrs={"type": "date"}))
@@ -34,7 +32,7 @@ class RunFilterForm(forms.Form):
     def filters(self) -> RunFilters:
         d = self.cleaned_data
         return RunFilters(q=d["q"].strip(), bucket=d["bucket"].strip(), namespace=d["namespace"].strip(),
-                          status=d["status"], date_from=d["date_from"], date_to=d["date_to"],
+                          date_from=d["date_from"], date_to=d["date_to"],
                           sort=d["sort"] or "recent", metric=d["metric"].strip(),
                           metric_ascending=d["order"] == "asc")
 

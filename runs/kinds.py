@@ -1,12 +1,37 @@
-"""Which viewer kind an artifact gets, from its name and content type.
+"""Kinds and viewers: every name, and which kind an artifact gets (docs/viewers.md).
 
-One place for the decision (DESIGN.md §5). Ingestion stores the guess on the
-artifact; the renderer may refine it once it has read the content (a KFP v1
-``.tgz`` holds one file whose own name decides).
+An artifact's *kind* is decided here from its name and content type
+(ingestion stores the guess; the renderer may refine it once it has read the
+content: a KFP v1 ``.tgz`` holds one file whose own name decides). A
+rendition's *viewer* names the partial that shows it
+(``runs/templates/runs/viewers/<viewer>.html``). Both sets of names are
+declared here and nowhere else.
 """
 
 import posixpath
 
+
+class Viewer:
+    """Rendition viewer names (``Rendition.viewer``)."""
+
+    IMAGE = "image"
+    TABLE = "table"
+    CONFUSION_MATRIX = "confusion_matrix"
+    ROC = "roc"
+    MARKDOWN = "markdown"
+    WEB_APP = "web_app"
+    TEXT = "text"
+    PROGRESS = "progress"
+    METRICS = "metrics"
+    TENSORBOARD = "tensorboard"
+    OTHER = "other"
+
+    ALL = frozenset({IMAGE, TABLE, CONFUSION_MATRIX, ROC, MARKDOWN, WEB_APP, TEXT, PROGRESS, METRICS,
+                     TENSORBOARD, OTHER})
+
+
+# Artifact kinds (``Artifact.kind``). Most are shown by the viewer of the same
+# name; the KFP files are unpacked or read and shown by other viewers.
 IMAGE = "image"
 TABLE = "table"
 CONFUSION_MATRIX = "confusion_matrix"
@@ -16,7 +41,6 @@ WEB_APP = "web_app"
 TEXT = "text"
 PROGRESS = "progress"
 METRICS = "metrics"
-TENSORBOARD = "tensorboard"
 KFP_UI_METADATA = "kfp_ui_metadata"
 KFP_ARCHIVE = "kfp_archive"
 OTHER = "other"

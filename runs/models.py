@@ -215,16 +215,18 @@ class IngestError(models.Model):
 class BucketGrant(models.Model):
     """Lets the members of a group see a bucket's runs (DESIGN.md §6).
 
-    Optionally narrowed to runs whose run key starts with ``key_prefix``
-    and/or to one Kubeflow ``namespace``. Superusers see everything; other
-    users see exactly the union of their groups' grants, decided in one
-    place: ``runs.selectors.runs_visible_to``.
+    Optionally narrowed to runs whose run key is ``key_prefix`` or lies below
+    it (whole path segments: "team-x" never shows "team-xavier") and/or to one
+    Kubeflow ``namespace``. Superusers see everything; other users see exactly
+    the union of their groups' grants, decided in one place:
+    ``runs.selectors.access``.
     """
 
     group = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="bucket_grants")
     bucket = models.ForeignKey(Bucket, on_delete=models.CASCADE, related_name="grants")
     key_prefix = models.CharField(max_length=1024, blank=True,
-                                  help_text="Only runs whose run key starts with this prefix.")
+                                  help_text="Only runs whose run key is this path or lies below it "
+                                            "(whole segments: 'team-x' does not show 'team-xavier').")
     namespace = models.CharField(max_length=253, blank=True,
                                  help_text="Only runs of this Kubeflow namespace.")
     created_at = models.DateTimeField(auto_now_add=True)

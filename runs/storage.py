@@ -1,9 +1,29 @@
-"""The MinIO/S3 client: one place that knows how to reach object storage."""
+"""Object storage: the one module that reads and writes MinIO/S3 (docs/architecture.md).
 
+Views (downloads), renderers (``ObjectSource``) and the rendition service
+(preview objects) all go through here; nothing else builds a client.
+
+Every ranged read sends ``If-Match: <etag>``, so a renderer (or a page
+request) never mixes bytes of two versions; a changed object is a
+``RenderError`` (the newer version has its own render task). Network and
+server failures become ``StorageUnavailable``, which render tasks retry with
+back-off.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
 from functools import lru_cache
 
+import urllib3
 from django.conf import settings
+from django.db import connection
 from minio import Minio
+from minio.error import MinioException, S3Error
+
+from runs.rendering.base import RenderError, StorageUnavailable, too_large
 
 
 @lru_cache(maxsize=8)
@@ -15,3 +35,144 @@ def minio_client(endpoint: str = "") -> Minio:
         secret_key=settings.MINIO_SECRET_KEY,
         secure=settings.MINIO_SECURE,
     )
+
+
+# --- reading one object version (renderers, table pages, full images) -------------
+
+_GONE = {"NoSuchKey", "NoSuchBucket", "PreconditionFailed", "InvalidRange"}
+
+
+class ObjectSource:
+    """One version (by etag) of an object; ``name`` is what the user calls it."""
+
+    def __init__(self, bucket: str, key: str, *, name: str = "", size: int | None = None,
+                 etag: str = "", content_type: str = "", endpoint: str = ""):
+        self.bucket, self.key, self.etag, self.endpoint = bucket, key, etag, endpoint
+        self.name = name or key
+        self.size = size
+        self.content_type = content_type
+
+    def _get(self, offset: int = 0, length: int | None = None):
+        headers = {"If-Match": f'"{self.etag}"'} if self.etag else None
+        try:
+            return minio_client(self.endpoint).get_object(
+                self.bucket, self.key, offset=offset, length=length or 0, request_headers=headers)
+        except S3Error as exc:
+            if exc.code in _GONE:
+                raise RenderError(f"The object changed or was removed while it was read ({exc.code}).") from exc
+            raise StorageUnavailable(f"object storage error {exc.code}") from exc
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageUnavailable(f"object storage unreachable: {exc}") from exc
+
+    def _stream(self, offset: int, length: int | None, chunk_size: int) -> Iterator[bytes]:
+        if self.size is not None and offset >= self.size:
+            return
+        resp = self._get(offset, length)
+        try:
+            yield from resp.stream(chunk_size)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageUnavailable(f"object storage read failed: {exc}") from exc
+        finally:
+            resp.close()
+            resp.release_conn()
+
+    def read(self, limit: int, *, offset: int = 0) -> bytes:
+        if limit <= 0:
+            return b""
+        return b"".join(self._stream(offset, limit, 256 * 1024))
+
+    def read_all(self, cap: int, what: str) -> bytes:
+        if self.size is not None and self.size > cap:
+            raise RenderError(too_large(what, self.size, cap))
+        data = self.read(cap + 1)
+        if len(data) > cap:
+            raise RenderError(too_large(what, len(data), cap))
+        return data
+
+    def chunks(self, chunk_size: int, *, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        return self._stream(offset, length, chunk_size)
+
+    def location(self) -> dict:
+        return {"bucket": self.bucket, "key": self.key, "etag": self.etag, "endpoint": self.endpoint}
+
+
+def source_at(location: dict, *, size: int | None = None, name: str = "") -> ObjectSource:
+    """The source a payload's ``source`` location names (page requests, full views)."""
+    return ObjectSource(location["bucket"], location["key"], etag=location.get("etag", ""),
+                        endpoint=location.get("endpoint", ""), size=size, name=name)
+
+
+# --- downloads: an object's bytes streamed to the browser --------------------------
+
+class ObjectGone(Exception):
+    """The object an artifact names is no longer in its bucket."""
+
+
+class ObjectStream:
+    """An object's bytes as an iterator of chunks; releases the connection when done."""
+
+    def __init__(self, response, chunk_size: int):
+        self._response = response
+        self._chunk_size = chunk_size
+        length = response.headers.get("Content-Length")
+        self.length = int(length) if length and length.isdigit() else None
+
+    def __iter__(self):
+        try:
+            yield from self._response.stream(self._chunk_size)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._response.close()
+        self._response.release_conn()
+
+
+def object_stream(*, bucket: str, key: str, endpoint: str = "", chunk_size: int = 256 * 1024) -> ObjectStream:
+    """Open an object for streaming (never read whole into memory); ``ObjectGone`` if missing."""
+    try:
+        response = minio_client(endpoint).get_object(bucket, key)
+    except S3Error as exc:
+        if exc.code in ("NoSuchKey", "NoSuchBucket"):
+            raise ObjectGone(key) from exc
+        raise
+    return ObjectStream(response, chunk_size)
+
+
+# --- preview objects: what renderers store in the portal's own bucket -------------
+
+_preview_buckets_ready: set[str] = set()
+
+
+def _ensure_preview_bucket(client: Minio) -> str:
+    name = settings.PREVIEW_BUCKET
+    if name not in _preview_buckets_ready:
+        if not client.bucket_exists(name):
+            try:
+                client.make_bucket(name)
+            except Exception as exc:  # raced with another worker
+                if not client.bucket_exists(name):
+                    raise StorageUnavailable(f"cannot create the preview bucket: {exc}") from exc
+        _preview_buckets_ready.add(name)
+    return name
+
+
+def preview_prefix() -> str:
+    """Keys of one database never collide with another's (dev, tests, benchmarks)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(connection.settings_dict["NAME"]))
+
+
+def preview_put(key: str, data: bytes, content_type: str) -> dict:
+    """Store a preview object under ``key`` in PREVIEW_BUCKET; returns its location (with etag)."""
+    client = minio_client()
+    bucket = _ensure_preview_bucket(client)
+    try:
+        result = client.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+    except Exception as exc:
+        raise StorageUnavailable(f"cannot store a preview: {exc}") from exc
+    return {"bucket": bucket, "key": key, "etag": (result.etag or "").strip('"'), "endpoint": ""}
+
+
+def preview_read(key: str, cap: int) -> bytes:
+    """A preview object's bytes (at most ``cap``); RenderError if missing or larger."""
+    return ObjectSource(settings.PREVIEW_BUCKET, key).read_all(cap, "The preview")

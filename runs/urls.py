@@ -1,18 +1,29 @@
-"""Portal URLs (docs/portal.md). Every view asks runs.selectors for access."""
+"""Portal URLs (docs/portal.md) and viewer endpoints (docs/viewers.md).
+
+Two namespaces, ``runs:`` and ``viewers:``, both included from vizsite/urls.py.
+Every view asks runs.selectors for access.
+"""
 
 from django.urls import path
 
-from runs import views
+from runs.views import api, pages, viewers
 
-app_name = "runs"
+_artifact = "runs/<int:run_id>/artifacts/<int:artifact_id>/"
+_rendition = _artifact + "renditions/<int:rendition_id>/"
 
-urlpatterns = [
-    path("", views.run_list, name="list"),
-    path("runs/<int:run_id>/", views.run_detail, name="detail"),
-    path("runs/<int:run_id>/artifacts/<int:artifact_id>/", views.artifact_detail, name="artifact"),
-    path("runs/<int:run_id>/artifacts/<int:artifact_id>/download", views.artifact_download,
-         name="artifact_download"),
-    path("runs/<int:run_id>/artifacts/<int:artifact_id>/preview", views.artifact_preview,
-         name="artifact_preview"),
-    path("api/runs/<int:run_id>/state", views.api_run_state, name="api_run_state"),
+portal_urlpatterns = [
+    path("", pages.run_list, name="list"),
+    path("runs/<int:run_id>/", pages.run_detail, name="detail"),
+    path(_artifact, pages.artifact_detail, name="artifact"),
+    path(_artifact + "download", pages.artifact_download, name="artifact_download"),
+    path(_artifact + "preview", pages.artifact_preview, name="artifact_preview"),
+    path("api/runs/<int:run_id>/state", api.api_run_state, name="api_run_state"),
+]
+
+viewer_urlpatterns = [
+    path(_rendition + "rows", viewers.table_rows, name="table_rows"),
+    path(_rendition + "earlier", viewers.text_earlier, name="text_earlier"),
+    path(_rendition + "thumbnail", viewers.thumbnail, name="thumbnail"),
+    path(_rendition + "image", viewers.full_image, name="full_image"),
+    path(_rendition + "app-url", viewers.webapp_link, name="webapp_link"),
 ]

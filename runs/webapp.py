@@ -28,7 +28,7 @@ _PATH = re.compile(r"^/app/([A-Za-z0-9_\-:.]+)/?$")
 def _document(token: str):
     from django.db import close_old_connections
 
-    from runs.selectors_viewers import webapp_document
+    from runs.rendering.readback import webapp_document
 
     close_old_connections()
     return webapp_document(token=token)

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class StreamingConfig(AppConfig):
     name = "streaming"
     verbose_name = "Streaming"
+
+    def ready(self) -> None:
+        from runs.services.changes import changes_subscribe
+        from streaming.live.broadcast import on_changes as push_changes
+
+        # Push every committed change to the browsers watching (docs/portal.md#live).
+        changes_subscribe(push_changes)

@@ -73,7 +73,7 @@ def skip_to_end(*, group_id: str, topic: str) -> None:
     consumer reads only what the test itself produces."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from streaming.kafka import consumer_config
+    from streaming.ingest.kafka_config import consumer_config
 
     consumer = Consumer(consumer_config(group_id=group_id))
     try:
@@ -93,7 +93,7 @@ class ConsumerThread:
     """``IngestConsumer`` running in a thread of the test process."""
 
     def __init__(self, group_id: str):
-        from streaming.consumer import IngestConsumer
+        from streaming.ingest.kafka_loop import IngestConsumer
 
         self.group_id = group_id
         self.consumer = IngestConsumer(group_id=group_id, topic_refresh_s=0.2, batch_timeout_s=0.05)

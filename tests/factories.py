@@ -1,15 +1,15 @@
 """Factories for test data. ``object_event`` builds parsed events for service tests."""
 
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import factory
 
+from runs.events import EventAction, ObjectEvent
 from runs.models import Bucket, KafkaTopic
-from streaming.events import EventAction, ObjectEvent
 
 _offsets = itertools.count(1)
-BASE_TIME = datetime(2026, 11, 29, 6, 0, tzinfo=timezone.utc)
+BASE_TIME = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 
 
 class KafkaTopicFactory(factory.django.DjangoModelFactory):

@@ -3,9 +3,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from runs.urls import portal_urlpatterns, viewer_urlpatterns
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("", include("runs.urls")),
-    path("", include("runs.urls_viewers")),  # viewer endpoints (docs/viewers.md)
+    path("", include((portal_urlpatterns, "runs"))),
+    path("", include((viewer_urlpatterns, "viewers"))),  # viewer endpoints (docs/viewers.md)
 ]

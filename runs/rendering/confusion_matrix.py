@@ -12,9 +12,10 @@ import io
 
 from django.conf import settings
 
+from runs.kinds import Viewer
 from runs.rendering.base import Context, Output, RenderError, Source, decode_text
 
-VIEWER = "confusion_matrix"
+VIEWER = Viewer.CONFUSION_MATRIX
 
 
 def matrix(text: str, *, labels: list[str] | None = None, schema: list[dict] | None = None) -> dict:

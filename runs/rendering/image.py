@@ -12,9 +12,10 @@ import warnings
 from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from runs.kinds import Viewer
 from runs.rendering.base import Context, Output, RenderError, Source
 
-VIEWER = "image"
+VIEWER = Viewer.IMAGE
 # Formats served back to browsers as the full view; anything else is thumbnail-only.
 SAFE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "MPO": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp",
                 "BMP": "image/bmp"}

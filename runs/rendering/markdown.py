@@ -11,9 +11,10 @@ import nh3
 from django.conf import settings
 from markdown_it import MarkdownIt
 
+from runs.kinds import Viewer
 from runs.rendering.base import Context, Output, Source, decode_text
 
-VIEWER = "markdown"
+VIEWER = Viewer.MARKDOWN
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").enable("strikethrough")
 
 

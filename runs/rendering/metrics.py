@@ -11,9 +11,10 @@ import math
 
 from django.conf import settings
 
+from runs.kinds import Viewer
 from runs.rendering.base import Context, Output, RenderError, Source, decode_text
 
-VIEWER = "metrics"
+VIEWER = Viewer.METRICS
 
 
 def parse(text: str) -> dict:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from runs.kinds import Viewer
 from runs.rendering.base import Context, Output, Source
 
-VIEWER = "other"
+VIEWER = Viewer.OTHER
 
 
 def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:

@@ -10,9 +10,10 @@ import re
 
 from django.conf import settings
 
+from runs.kinds import Viewer
 from runs.rendering.base import Context, Output, RenderError, Source, decode_text
 
-VIEWER = "progress"
+VIEWER = Viewer.PROGRESS
 _PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*%")
 
 

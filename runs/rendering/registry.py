@@ -13,6 +13,7 @@ from collections.abc import Callable
 from django.conf import settings
 
 from runs import kinds
+from runs.kinds import Viewer
 from runs.rendering import (
     archive,
     confusion_matrix,
@@ -46,11 +47,11 @@ RENDERERS: dict[str, Renderer] = {
 }
 
 # The viewer a kind's renditions show under while pending or when failed.
-VIEWER_OF = {kinds.KFP_UI_METADATA: "other", kinds.KFP_ARCHIVE: "other"}
+VIEWER_OF = {kinds.KFP_UI_METADATA: Viewer.OTHER, kinds.KFP_ARCHIVE: Viewer.OTHER}
 
 
 def viewer_of(kind: str) -> str:
-    return VIEWER_OF.get(kind, kind if kind in RENDERERS else "other")
+    return VIEWER_OF.get(kind, kind if kind in RENDERERS else Viewer.OTHER)
 
 
 def _render_file(source: Source, kind: str, ctx: Context) -> list[Output]:

@@ -12,9 +12,10 @@ import io
 
 from django.conf import settings
 
+from runs.kinds import Viewer
 from runs.rendering.base import Context, Output, RenderError, Source, decode_text
 
-VIEWER = "roc"
+VIEWER = Viewer.ROC
 
 
 def lttb(points: list[tuple[float, float, float | None]], n: int) -> list:

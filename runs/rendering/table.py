@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterable, Iterator
 
 from django.conf import settings
 
+from runs.kinds import Viewer
 from runs.rendering.base import Context, Output, RenderError, Source, decode_text, looks_binary
 
-VIEWER = "table"
+VIEWER = Viewer.TABLE
 csv.field_size_limit(1024 * 1024)
 
 

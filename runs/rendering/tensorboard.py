@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from runs.kinds import Viewer
 from runs.rendering.base import Output
 
-VIEWER = "tensorboard"
+VIEWER = Viewer.TENSORBOARD
 
 
 def output(source: str, *, title: str = "") -> Output:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from runs.kinds import Viewer
 from runs.rendering.base import Context, Output, Source, decode_text, looks_binary
 
-VIEWER = "text"
+VIEWER = Viewer.TEXT
 
 
 def tail(source: Source, *, before: int | None = None, size: int) -> dict:

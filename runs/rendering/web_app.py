@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from runs.kinds import Viewer
 from runs.rendering.base import Context, Output, Source
 
-VIEWER = "web_app"
+VIEWER = Viewer.WEB_APP
 
 
 def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:

@@ -1,7 +1,7 @@
 """Grants: which groups see which buckets (DESIGN.md §6, docs/portal.md#access).
 
-Reads are decided by ``runs.selectors.access_scope_for`` / ``runs_visible_to``;
-this module only writes grants.
+Reads are decided by ``runs.selectors.access`` (``access_scope_for``,
+``runs_visible_to``); this module only writes grants.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from runs.models import Bucket, BucketGrant
+from runs.selectors.access import normalize_prefix
 
 
 @transaction.atomic
@@ -17,9 +18,11 @@ def bucket_grant_create(*, group: Group, bucket: Bucket, key_prefix: str = "",
                         namespace: str = "") -> BucketGrant:
     """Let ``group`` see ``bucket``'s runs, optionally only under ``key_prefix`` and/or ``namespace``.
 
-    Idempotent: granting the same scope twice returns the existing grant.
+    The prefix matches whole path segments ("team-x" shows "team-x/…", never
+    "team-xavier"); it is stored without surrounding slashes. Idempotent:
+    granting the same scope twice returns the existing grant.
     """
     grant, _ = BucketGrant.objects.get_or_create(group=group, bucket=bucket,
-                                                 key_prefix=key_prefix.strip(),
+                                                 key_prefix=normalize_prefix(key_prefix),
                                                  namespace=namespace.strip())
     return grant

@@ -8,31 +8,21 @@ used for the upserts because the ORM cannot say "update only if newer"
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 import orjson
 from django.db import connection, transaction
 
+from runs.events import EventAction, ObjectEvent, RejectedMessage
 from runs.kinds import guess_kind
 from runs.layouts import ResolvedKey, UnresolvableKey, resolve_key
 from runs.models import Bucket, IngestError
-from streaming.events import EventAction, ObjectEvent
+from runs.services.changes import changes_on_commit
 
 logger = logging.getLogger(__name__)
-
-@dataclass(frozen=True, slots=True)
-class RejectedMessage:
-    """A Kafka message, or one event of it, that will become an IngestError row."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    raw: bytes | None
-    error: str
-
 
 @dataclass(slots=True)
 class IngestResult:
@@ -43,12 +33,6 @@ class IngestResult:
     rejected: int = 0  # IngestError rows written
     changed_artifact_ids: list[int] = field(default_factory=list)
     run_seqs: dict[int, int] = field(default_factory=dict)  # run id -> new seq
-
-
-# Hooks run on commit with the IngestResult (broadcast, render tasks). Kept as
-# a list so the apps that own those side effects register themselves here
-# rather than this module importing them.
-on_batch_committed: list[Callable[[IngestResult], None]] = []
 
 
 def _newest_per_key(events: Iterable[ObjectEvent]) -> list[ObjectEvent]:
@@ -62,16 +46,68 @@ def _newest_per_key(events: Iterable[ObjectEvent]) -> list[ObjectEvent]:
     return list(newest.values())
 
 
-def _json_rows(columns: str) -> str:
-    """A FROM clause reading a JSON array of row arrays, one typed column per position.
+# --- rows as the statements read them ------------------------------------------------
+# Each statement reads its rows from one JSON parameter (``_json_rows``), by
+# position. The NamedTuples below are the one statement of each row's columns,
+# their order and types: the SQL column list is generated from them, so SQL
+# and Python cannot drift.
 
-    ``columns`` is "name type, name type, ...". A whole batch travels as one
-    JSON parameter: encoding it is one C call in Python and one parse in
-    PostgreSQL, several times cheaper than adapting a parameter per cell or
-    an array per column, and the statement text stays constant.
+
+class RunRow(NamedTuple):
+    bucket_id: int
+    run_key: str
+    name: str
+    pipeline: str
+    namespace: str
+    layout: str
+    first_at: datetime
+    last_at: datetime
+
+
+class StepRow(NamedTuple):
+    run_id: int
+    name: str
+    first_at: datetime
+    last_at: datetime
+
+
+class ArtifactRow(NamedTuple):
+    run_id: int
+    step_id: int
+    bucket_id: int
+    key: str
+    name: str
+    kind: str
+    size: int | None
+    etag: str
+    content_type: str
+    version_id: str
+    sequencer: str
+    event_order: int
+    event_time: datetime
+    deleted: bool
+
+
+class CountDelta(NamedTuple):
+    id: int
+    delta: int
+
+
+_SQL_TYPES = {"int": "bigint", "int | None": "bigint", "str": "text", "datetime": "timestamptz",
+              "bool": "boolean"}
+
+
+def _json_rows(row_type: type[NamedTuple]) -> str:
+    """A FROM clause reading a JSON array of ``row_type`` rows, one typed column per field.
+
+    A whole batch travels as one JSON parameter: encoding it is one C call in
+    Python and one parse in PostgreSQL, several times cheaper than adapting a
+    parameter per cell or an array per column, and the statement text stays
+    constant.
     """
-    fields = [c.split() for c in columns.split(",")]
-    select = ", ".join(f"(r->>{i})::{typ} AS {name}" for i, (name, typ) in enumerate(fields))
+    # Annotations are forward references here (``from __future__ import annotations``).
+    types = {name: getattr(typ, "__forward_arg__", typ) for name, typ in row_type.__annotations__.items()}
+    select = ", ".join(f"(r->>{i})::{_SQL_TYPES[typ]} AS {name}" for i, (name, typ) in enumerate(types.items()))
     return f"(SELECT {select} FROM jsonb_array_elements(%s::jsonb) AS r) AS v"
 
 
@@ -80,8 +116,7 @@ _UPSERT_RUNS = f"""
                           first_event_at, last_event_at, status, artifact_count, seq)
     SELECT v.bucket_id, v.run_key, v.name, v.pipeline, v.namespace, v.layout,
            v.first_at, v.last_at, 'running', 0, 1
-    FROM {_json_rows("bucket_id bigint, run_key text, name text, pipeline text, namespace text, "
-                     "layout text, first_at timestamptz, last_at timestamptz")}
+    FROM {_json_rows(RunRow)}
     ON CONFLICT (bucket_id, run_key) DO UPDATE SET
         first_event_at = LEAST(runs_run.first_event_at, EXCLUDED.first_event_at),
         last_event_at = GREATEST(runs_run.last_event_at, EXCLUDED.last_event_at),
@@ -92,7 +127,7 @@ _UPSERT_RUNS = f"""
 _UPSERT_STEPS = f"""
     INSERT INTO runs_step (run_id, name, first_event_at, last_event_at, status, artifact_count)
     SELECT v.run_id, v.name, v.first_at, v.last_at, 'running', 0
-    FROM {_json_rows("run_id bigint, name text, first_at timestamptz, last_at timestamptz")}
+    FROM {_json_rows(StepRow)}
     ON CONFLICT (run_id, name) DO UPDATE SET
         first_event_at = LEAST(runs_step.first_event_at, EXCLUDED.first_event_at),
         last_event_at = GREATEST(runs_step.last_event_at, EXCLUDED.last_event_at)
@@ -108,10 +143,7 @@ _UPSERT_STEPS = f"""
 # of recounting whole runs.
 _UPSERT_ARTIFACTS = f"""
     WITH v AS (
-        SELECT * FROM {_json_rows("run_id bigint, step_id bigint, bucket_id bigint, key text, "
-                                  "name text, kind text, size bigint, etag text, content_type text, "
-                                  "version_id text, sequencer text, event_order bigint, "
-                                  "event_time timestamptz, deleted boolean")}
+        SELECT * FROM {_json_rows(ArtifactRow)}
     ),
     old AS (
         SELECT a.bucket_id, a.key, a.run_id, a.step_id, a.deleted
@@ -148,39 +180,40 @@ _UPSERT_ARTIFACTS = f"""
 
 _ADD_COUNTS = {
     table: f"UPDATE {table} t SET artifact_count = t.artifact_count + v.delta "
-           f"FROM {_json_rows('id bigint, delta integer')} WHERE t.id = v.id"
+           f"FROM {_json_rows(CountDelta)} WHERE t.id = v.id"
     for table in ("runs_run", "runs_step")
 }
 
 
-def _rows_json(rows) -> str:
-    # orjson writes datetimes as RFC 3339, which the ::timestamptz casts read.
-    return orjson.dumps(rows).decode()
+def _rows_json(rows: Sequence[tuple]) -> str:
+    # orjson writes datetimes as RFC 3339, which the ::timestamptz casts read;
+    # NamedTuples go out as plain arrays, in field order.
+    return orjson.dumps(rows, default=tuple).decode()
 
 
 def _upsert_runs(cursor, runs: dict[tuple[int, str], dict]) -> dict[tuple[int, str], tuple[int, int]]:
     """Insert or touch runs; returns (bucket id, run key) -> (run id, seq)."""
     # Sorted so that concurrent consumers lock rows in the same order.
-    rows = [(r["bucket_id"], r["run_key"], r["name"], r["pipeline"], r["namespace"], r["layout"],
-             r["first"], r["last"]) for _, r in sorted(runs.items())]
+    rows = [RunRow(r["bucket_id"], r["run_key"], r["name"], r["pipeline"], r["namespace"], r["layout"],
+                   r["first"], r["last"]) for _, r in sorted(runs.items())]
     cursor.execute(_UPSERT_RUNS, [_rows_json(rows)])
     return {(bucket_id, run_key): (run_id, seq) for run_id, bucket_id, run_key, seq in cursor.fetchall()}
 
 
 def _upsert_steps(cursor, steps: dict[tuple[int, str], dict]) -> dict[tuple[int, str], int]:
     """Insert or touch steps; returns (run id, step name) -> step id."""
-    rows = [(s["run_id"], s["name"], s["first"], s["last"]) for _, s in sorted(steps.items())]
+    rows = [StepRow(s["run_id"], s["name"], s["first"], s["last"]) for _, s in sorted(steps.items())]
     cursor.execute(_UPSERT_STEPS, [_rows_json(rows)])
     return {(run_id, name): step_id for step_id, run_id, name in cursor.fetchall()}
 
 
-def _upsert_artifacts(cursor, rows: list[list]) -> list[tuple]:
+def _upsert_artifacts(cursor, rows: list[ArtifactRow]) -> list[tuple]:
     """Insert or update artifacts, newer event wins.
 
     Returns one tuple per changed row: (id, run_id, step_id, deleted,
     old_run_id, old_step_id, old_deleted); the old values are None for a new row.
     """
-    rows = sorted(rows, key=lambda r: (r[2], r[3]))  # (bucket_id, key): stable lock order
+    rows = sorted(rows, key=lambda r: (r.bucket_id, r.key))  # stable lock order
     cursor.execute(_UPSERT_ARTIFACTS, [_rows_json(rows)])
     return cursor.fetchall()
 
@@ -197,7 +230,7 @@ def _adjust_counts(cursor, changed: list[tuple]) -> None:
             runs[old_run_id] = runs.get(old_run_id, 0) - 1
             steps[old_step_id] = steps.get(old_step_id, 0) - 1
     for table, deltas in (("runs_run", runs), ("runs_step", steps)):
-        rows = sorted((row_id, delta) for row_id, delta in deltas.items() if delta)
+        rows = sorted(CountDelta(row_id, delta) for row_id, delta in deltas.items() if delta)
         if rows:
             cursor.execute(_ADD_COUNTS[table], [_rows_json(rows)])
 
@@ -255,9 +288,8 @@ def ingest_events(
     # Superseded inside the batch, plus those the newer-wins guard refused.
     result.stale = (len(stored_events) - len(newest)) + (len(resolved) - result.stored)
 
-    hooks = list(on_batch_committed)
-    if hooks and (result.run_seqs or result.changed_artifact_ids):
-        transaction.on_commit(lambda: [hook(result) for hook in hooks])
+    # Renders and pushes follow the commit (runs.services.changes).
+    changes_on_commit(run_ids=result.run_seqs, artifact_ids=result.changed_artifact_ids, ingested=True)
     return result
 
 
@@ -295,12 +327,12 @@ def _store_resolved(cursor, resolved, result: IngestResult) -> None:
     for event, bucket, where in resolved:
         run_id = run_ids[(bucket.id, where.run_key)][0]
         removed = event.action == EventAction.REMOVED
-        rows.append([
+        rows.append(ArtifactRow(
             run_id, step_ids[(run_id, where.step_name)], bucket.id, event.key, where.artifact_name,
             guess_kind(where.artifact_name, event.content_type), event.size, event.etag[:100],
             event.content_type[:255], event.version_id[:100], event.sequencer[:40], event.order,
             event.event_time, removed,
-        ])
+        ))
     changed = _upsert_artifacts(cursor, rows)
     result.stored = len(changed)
     result.changed_artifact_ids = [row[0] for row in changed]

@@ -1,8 +1,8 @@
 """Renditions: the only code that writes Rendition rows (docs/viewers.md).
 
 Every status change bumps the artifact's run ``seq`` (``runs_touch``) and
-pushes the artifact's new state after commit
-(``broadcast_artifacts_on_commit``), in the same transaction as the change.
+announces the artifact after commit (``changes_on_commit``; the live side
+pushes it), in the same transaction as the change.
 Render work itself runs outside any transaction: a claim transaction marks
 the renditions ``rendering``, the renderer reads MinIO, a store transaction
 writes the outcome — but only if the artifact still has the etag that was
@@ -20,16 +20,15 @@ from collections.abc import Iterable, Sequence
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from runs.layouts import UnresolvableKey, resolve_key
 from runs.models import Artifact, Bucket, BucketGrant, Rendition
 from runs.rendering.base import Context, Output, RenderError, Source, StorageUnavailable, failed
-from runs.rendering.objects import ObjectSource
 from runs.rendering.registry import render_artifact, viewer_of
-from runs.services.live import runs_touch
-from runs.storage import minio_client
-from streaming.broadcast import broadcast_artifacts_on_commit
+from runs.selectors.access import grant_allows
+from runs.services.changes import Changes, changes_on_commit, runs_touch
+from runs.storage import ObjectSource, minio_client, preview_prefix, preview_put
 from vizsite.logs import log_event
 
 logger = logging.getLogger("pipelens.render")
@@ -39,11 +38,12 @@ _FANOUT_CHUNK = 500
 
 
 def _changed(*, artifacts: Iterable[Artifact | dict]) -> None:
-    """Bump the runs' seq now and push the artifacts' state after commit."""
+    """Bump the runs' seq now and announce the artifacts after commit."""
     rows = list(artifacts)
     get = (lambda a, f: a[f]) if rows and isinstance(rows[0], dict) else getattr
-    runs_touch(run_ids={get(a, "run_id") for a in rows})
-    broadcast_artifacts_on_commit(artifact_ids=sorted({get(a, "id") for a in rows}))
+    run_ids = {get(a, "run_id") for a in rows}
+    runs_touch(run_ids=run_ids)
+    changes_on_commit(run_ids=run_ids, artifact_ids={get(a, "id") for a in rows})
 
 
 # --- queueing ---------------------------------------------------------------------
@@ -66,14 +66,14 @@ def renditions_enqueue(*, artifact_ids: Sequence[int]) -> None:
             kwargs={"artifact_ids": chunk}, queue=settings.RENDER_QUEUE, expires=3600))
 
 
-def on_batch_committed(result) -> None:
-    """Ingest hook (runs.services.ingest.on_batch_committed): render what changed."""
-    if result.changed_artifact_ids:
+def on_changes(changes: Changes) -> None:
+    """Change listener (subscribed in runs.apps): render the object versions ingest stored."""
+    if changes.ingested and changes.artifact_ids:
         try:
-            renditions_enqueue(artifact_ids=result.changed_artifact_ids)
+            renditions_enqueue(artifact_ids=changes.artifact_ids)
         except Exception as exc:  # a broker outage must not stop ingestion
             log_event(logger, "render_enqueue_failed", level=logging.WARNING,
-                      artifacts=len(result.changed_artifact_ids), error=repr(exc)[:200])
+                      artifacts=len(changes.artifact_ids), error=repr(exc)[:200])
 
 
 @transaction.atomic
@@ -212,49 +212,20 @@ def rendition_fail(*, artifact_id: int, etag: str, reason: str) -> None:
 
 # --- what renderers may do besides reading ------------------------------------------
 
-_preview_buckets_ready: set[str] = set()
-
-
-def _ensure_preview_bucket(client) -> str:
-    name = settings.PREVIEW_BUCKET
-    if name not in _preview_buckets_ready:
-        if not client.bucket_exists(name):
-            try:
-                client.make_bucket(name)
-            except Exception as exc:  # raced with another worker
-                if not client.bucket_exists(name):
-                    raise StorageUnavailable(f"cannot create the preview bucket: {exc}") from exc
-        _preview_buckets_ready.add(name)
-    return name
-
-
-def preview_prefix() -> str:
-    """Keys of one database never collide with another's (dev, tests, benchmarks)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(connection.settings_dict["NAME"]))
-
-
 def _context(*, artifact: Artifact, attempts: int) -> Context:
-    import io
-
     counter = itertools.count()
     etag = re.sub(r"[^A-Za-z0-9_.-]", "_", artifact.etag) or "none"
     base = f"{preview_prefix()}/{artifact.id}/{etag}"
 
+    def key_for(name: str) -> str:
+        return f"{base}/{next(counter)}-{posixpath.basename(name) or 'file'}"
+
     def store(name: str, data: bytes, content_type: str) -> str:
-        client = minio_client()
-        bucket = _ensure_preview_bucket(client)
-        key = f"{base}/{next(counter)}-{posixpath.basename(name) or 'file'}"
-        try:
-            client.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
-        except Exception as exc:
-            raise StorageUnavailable(f"cannot store a preview: {exc}") from exc
-        return key
+        return preview_put(key_for(name), data, content_type)["key"]
 
     def store_source(source: Source) -> dict:
         data = source.read_all(settings.ARCHIVE_MAX_MEMBER_BYTES, "The file")
-        key = store("src-" + posixpath.basename(source.name), data, "application/octet-stream")
-        stat = minio_client().stat_object(settings.PREVIEW_BUCKET, key)
-        return {"bucket": settings.PREVIEW_BUCKET, "key": key, "etag": stat.etag.strip('"'), "endpoint": ""}
+        return preview_put(key_for("src-" + posixpath.basename(source.name)), data, "application/octet-stream")
 
     def publish(outputs: list[Output]) -> None:
         _store(artifact_id=artifact.id, etag=artifact.etag, outputs=outputs, final=False, attempts=attempts)
@@ -323,8 +294,8 @@ def _check_source_visible(*, artifact: Artifact, bucket: Bucket, key: str, uri: 
         return  # the run's own objects
 
     def shows(grant, bucket_id, run_key, namespace):
-        return (grant.bucket_id == bucket_id and run_key.startswith(grant.key_prefix)
-                and (not grant.namespace or grant.namespace == namespace))
+        return grant_allows(bucket_id=grant.bucket_id, prefix=grant.key_prefix, namespace=grant.namespace,
+                            run_bucket_id=bucket_id, run_key=run_key, run_namespace=namespace)
 
     grants = list(BucketGrant.objects.filter(bucket_id__in={artifact.bucket_id, bucket.id}))
     for grant in grants:

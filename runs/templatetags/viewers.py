@@ -3,19 +3,17 @@
 import nh3
 from django import template
 
-from runs.rendering.registry import RENDERERS
-from runs.selectors_viewers import webapp_url
+from runs.kinds import Viewer
+from runs.rendering.readback import webapp_url
 
 register = template.Library()
 
-_TEMPLATES = {"image", "table", "confusion_matrix", "roc", "markdown", "web_app", "text", "progress",
-              "metrics", "tensorboard", "other"}
 
 
 @register.filter
 def viewer_template(rendition) -> str:
     """The partial that shows a rendition's payload."""
-    viewer = rendition.viewer if rendition.viewer in _TEMPLATES else "other"
+    viewer = rendition.viewer if rendition.viewer in Viewer.ALL else Viewer.OTHER
     return f"runs/viewers/{viewer}.html"
 
 
@@ -44,9 +42,6 @@ def cm_rows(payload: dict) -> list[dict]:
 def webapp_src(rendition) -> str:
     """A fresh short-lived URL of a web-app rendition on the separate origin."""
     return webapp_url(rendition=rendition)
-
-
-assert set(RENDERERS) - {"kfp_ui_metadata"} <= _TEMPLATES, "every viewer kind needs a partial"
 
 
 @register.simple_tag

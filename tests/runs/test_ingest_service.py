@@ -2,10 +2,9 @@
 
 import pytest
 
-from runs.services import ingest as services
+from runs.events import EventAction
 from runs.models import Artifact, IngestError, Run, Step
 from runs.services.ingest import RejectedMessage, ingest_events
-from streaming.events import EventAction
 from tests.factories import BucketFactory, object_event
 
 pytestmark = pytest.mark.django_db
@@ -128,16 +127,19 @@ def test_accessed_events_are_not_stored():
     assert result.stored == 0 and Artifact.objects.count() == 0 and Run.objects.count() == 0
 
 
-def test_commit_hooks_run_after_commit_with_the_result(django_capture_on_commit_callbacks, monkeypatch):
+def test_change_listeners_run_after_commit_with_the_batch(django_capture_on_commit_callbacks, monkeypatch):
+    from runs.services import changes
+
     BucketFactory(name="b")
     seen = []
-    monkeypatch.setattr(services, "on_batch_committed", [seen.append])
+    monkeypatch.setattr(changes, "_listeners", [seen.append])
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         ingest_events(events=[object_event("b", "run/step/a")])
     assert seen == []  # nothing before commit
     for callback in callbacks:
         callback()
-    assert len(seen) == 1 and len(seen[0].changed_artifact_ids) == 1
+    assert len(seen) == 1 and len(seen[0].artifact_ids) == 1 and seen[0].ingested
+    assert seen[0].run_ids == {Run.objects.get().pk}
 
 
 def test_counts_stay_equal_to_a_recount_through_random_creates_overwrites_and_deletes():

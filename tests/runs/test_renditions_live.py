@@ -10,7 +10,7 @@ import json
 from PIL import Image
 
 from runs.models import Artifact, Rendition
-from runs.services.renditions import preview_prefix
+from runs.storage import preview_prefix
 from tests.conftest import wait_for
 from tests.runs.rendering import files
 

@@ -3,8 +3,8 @@
 from django.contrib.auth.models import AnonymousUser
 
 from runs.models import Artifact, Rendition
-from runs.selectors import runs_visible_to
-from runs.selectors_viewers import metric_names, run_progress_and_metrics, runs_order_by_metric
+from runs.selectors.access import runs_visible_to
+from runs.selectors.runs_list import metric_names, run_progress_and_metrics, runs_order_by_metric
 from tests.factories import BucketFactory
 from tests.runs.portal_helpers import ingest, run_of, user_with_grant
 
@@ -77,7 +77,7 @@ def test_runs_list_page_shows_progress_bars_and_sorts_by_a_metric_column(db, cli
 
 
 def test_run_pushes_carry_progress_and_metrics_for_the_runs_list(db):
-    from runs.selectors import run_summaries
+    from runs.selectors.run_state import run_summaries
 
     bucket = BucketFactory()
     ingest(bucket, "a/train/progress.json", "a/eval/mlpipeline-metrics.tgz")

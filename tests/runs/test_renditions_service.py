@@ -3,10 +3,10 @@ deleted artifacts skipped, every change bumps the run's seq, work queued on comm
 
 import redis
 
+from runs.events import EventAction
 from runs.models import Artifact, Rendition, Run
 from runs.services.ingest import ingest_events
 from runs.services.renditions import rendition_fail, rendition_render, renditions_prepare
-from streaming.events import EventAction
 from tests.factories import BucketFactory, object_event
 from tests.runs.portal_helpers import ingest, run_of
 

@@ -16,7 +16,6 @@ from runs.models import Artifact, Rendition
 from tests.conftest import WorkerProcess, wait_for
 from tests.tcp_proxy import TCPProxy
 
-
 # A dead worker's message is looked for every second (kombu's default period is
 # 100 s, longer than these tests wait).
 FAST_RESTORE = {"CELERY_UNACKED_RESTORE_INTERVAL_S": "1", "CELERY_UNACKED_RESTORE_THROTTLE": "1"}

@@ -81,7 +81,6 @@ def test_runs_list_newest_activity_first_with_search_filters_and_pages(client, a
     ingest(bucket, "artifacts/train-aaa/2026/11/29/train-aaa-1/out.tgz", seconds=0)
     ingest(bucket, "artifacts/eval-bbb/2026/11/29/eval-bbb-1/out.tgz", seconds=10)
     ingest(bucket, "artifacts/train-ccc/2026/11/29/train-ccc-1/out.tgz", seconds=20)
-    Run.objects.filter(run_key__contains="eval").update(status=Run.Status.FAILED)
 
     page1 = client.get("/").content.decode()
     assert page1.index("train-ccc") < page1.index("eval-bbb") and "train-aaa" not in page1
@@ -89,8 +88,6 @@ def test_runs_list_newest_activity_first_with_search_filters_and_pages(client, a
     assert "train-aaa" in client.get("/?page=2").content.decode()
     found = client.get("/?q=TRAIN").content.decode()
     assert "train-aaa" in found and "train-ccc" in found and "eval-bbb" not in found
-    assert "eval-bbb" not in client.get("/?status=succeeded").content.decode()
-    assert "eval-bbb" in client.get("/?status=failed").content.decode()
     oldest = client.get("/?sort=oldest").content.decode()
     assert oldest.index("train-aaa") < oldest.index("eval-bbb")
     today = timezone.now().date()
@@ -110,7 +107,6 @@ def test_runs_list_rows_fragment_for_a_reconnecting_page(client, alice, bucket):
     ("page=0", 400, "greater than or equal to 1"),
     ("page=99", 404, "Page 99 does not exist; there are 1."),
     ("sort=evil", 400, "Select a valid choice."),
-    ("status=nope", 400, "Select a valid choice."),
     ("date_from=yesterday", 400, "Enter a valid date."),
     ("date_from=2026-12-01&date_to=2026-11-01", 400, "The start date is after the end date."),
     ("q=" + "x" * 201, 400, "at most 200 characters"),

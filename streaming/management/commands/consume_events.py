@@ -5,7 +5,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from streaming.consumer import IngestConsumer
+from streaming.ingest.kafka_loop import IngestConsumer
 
 
 class Command(BaseCommand):

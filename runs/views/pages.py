@@ -1,4 +1,6 @@
-"""Portal views: thin; parse input, ask runs.selectors, render (docs/portal.md).
+"""Portal pages: the runs list, a run, an artifact, its preview fragment and download.
+
+Thin: parse input, ask runs.selectors, render (docs/portal.md).
 
 A run the user may not see answers 404 everywhere (page, JSON, download,
 preview), exactly as a run that does not exist.
@@ -11,7 +13,7 @@ from html import escape as esc
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -19,20 +21,11 @@ from django.utils.http import content_disposition_header
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
-from runs.forms import RunFilterForm, StateQueryForm
-from runs.selectors import (
-    ObjectGone,
-    artifact_get_for_preview,
-    artifact_get_visible,
-    artifact_stream,
-    run_filter_choices,
-    run_get_visible,
-    run_page_steps,
-    run_state,
-    runs_list,
-    runs_visible_to,
-)
-from runs.selectors_viewers import metric_names, run_progress_and_metrics
+from runs.forms import RunFilterForm
+from runs.selectors.access import artifact_get_visible, run_get_visible, runs_visible_to
+from runs.selectors.run_page import artifact_get_for_preview, run_page_steps
+from runs.selectors.runs_list import metric_names, run_filter_choices, run_progress_and_metrics, runs_list
+from runs.storage import ObjectGone, object_stream
 
 
 def _visible_run(request, run_id: int):
@@ -173,7 +166,8 @@ def artifact_download(request, run_id: int, artifact_id: int):
         return HttpResponse("This object was removed from its bucket.", status=410,
                             content_type="text/plain; charset=utf-8")
     try:
-        stream = artifact_stream(artifact=artifact, chunk_size=settings.DOWNLOAD_CHUNK_BYTES)
+        stream = object_stream(bucket=artifact.bucket.name, key=artifact.key, endpoint=artifact.bucket.endpoint,
+                               chunk_size=settings.DOWNLOAD_CHUNK_BYTES)
     except ObjectGone:
         return HttpResponse("This object is no longer in its bucket.", status=410,
                             content_type="text/plain; charset=utf-8")
@@ -184,18 +178,3 @@ def artifact_download(request, run_id: int, artifact_id: int):
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "sandbox"
     return response
-
-
-@require_GET
-def api_run_state(request, run_id: int):
-    """``GET /api/runs/<id>/state?since=<seq>``: what a page needs after a gap or a reconnect."""
-    if not request.user.is_authenticated:
-        return JsonResponse({"error": "authentication required"}, status=401)
-    form = StateQueryForm(request.GET)
-    if not form.is_valid():
-        return JsonResponse({"error": "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())},
-                            status=400)
-    run = run_get_visible(user=request.user, run_id=run_id)
-    if run is None:
-        return JsonResponse({"error": "no such run"}, status=404)
-    return JsonResponse(run_state(run=run, since=form.cleaned_data["since"]))

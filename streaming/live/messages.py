@@ -90,7 +90,6 @@ class Ping:
     type: ClassVar[str] = "ping"
 
 
-SERVER_MESSAGES = (Hello, RunChanged, RunsChanged, Pong, Error)
 CLIENT_MESSAGES = {Ping.type: Ping}
 MAX_CLIENT_FRAME = 1024  # a ping is ~16 bytes; anything bigger is not ours
 

@@ -1,5 +1,6 @@
 """Viewer endpoints: table pages, earlier log text, thumbnails, full images,
-web-app URLs (docs/viewers.md). Thin: parse, ask runs.selectors_viewers, shape.
+web-app URLs (docs/viewers.md). Thin: parse, ask runs.selectors.viewers
+for the rendition and runs.rendering.readback for its data, shape.
 
 Every endpoint finds the rendition through its visible artifact
 (``runs_visible_to``); anything else answers 404, like a missing run.
@@ -12,14 +13,8 @@ from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpRespon
 from django.views.decorators.http import require_GET
 
 from runs.rendering.base import RenderError, StorageUnavailable
-from runs.selectors_viewers import (
-    full_image_source,
-    preview_object,
-    rendition_get_visible,
-    table_page,
-    text_before,
-    webapp_url,
-)
+from runs.rendering.readback import full_image_source, preview_object, table_page, text_before, webapp_url
+from runs.selectors.viewers import rendition_get_visible
 
 
 def _rendition(request, run_id, artifact_id, rendition_id):

@@ -9,10 +9,10 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
 from runs.models import Artifact, Rendition, Run
+from runs.services.changes import Changes, changes_on_commit, runs_touch
 from runs.services.ingest import ingest_events
-from runs.services.live import runs_touch
-from streaming import groups
-from streaming.broadcast import broadcast_artifacts_on_commit, on_ingest_committed
+from streaming.live import groups
+from streaming.live.broadcast import on_changes
 from tests.factories import BucketFactory, object_event
 
 pytestmark = pytest.mark.django_db
@@ -61,6 +61,12 @@ def test_runs_touch_bumps_seq_and_returns_the_new_values():
     assert r1.seq == 2
 
 
+def _push(result):
+    """What the change listener receives for an ingest batch once it commits."""
+    on_changes(Changes(run_ids=frozenset(result.run_seqs), artifact_ids=tuple(result.changed_artifact_ids),
+                       ingested=True))
+
+
 def test_nothing_is_pushed_before_commit_then_one_message_per_run(django_capture_on_commit_callbacks):
     bucket = BucketFactory()
     _ingest(bucket, "r1/s/a.txt", "r1/s/b.txt", "r2/s/c.txt")
@@ -75,7 +81,7 @@ def test_nothing_is_pushed_before_commit_then_one_message_per_run(django_capture
 
     def trigger():
         with django_capture_on_commit_callbacks(execute=False) as captured:
-            broadcast_artifacts_on_commit(artifact_ids=ids)
+            changes_on_commit(artifact_ids=ids)
         callbacks.extend(captured)
 
     # Registered, but nothing sent while the transaction is open.
@@ -107,7 +113,7 @@ def test_ingest_hook_pushes_each_touched_run_with_its_new_seq(django_capture_on_
 
     def trigger():
         results.append(_ingest(bucket, "r1/s/b.txt", seconds=10))
-        on_ingest_committed(results[0])
+        _push(results[0])
 
     got = listen([groups.run_group(run.pk)], trigger, expect=1)
     message = text(got[0])
@@ -123,7 +129,7 @@ def test_a_batch_of_only_stale_events_still_pushes_the_new_seq():
 
     def trigger():
         results.append(_ingest(bucket, "r1/s/a.txt", seconds=0))  # older than stored
-        on_ingest_committed(results[0])
+        _push(results[0])
 
     got = listen([groups.run_group(run.pk)], trigger, expect=1)
     assert results[0].stored == 0
@@ -140,7 +146,7 @@ def test_a_batch_over_the_push_limit_sends_partial_run_summaries(settings, limit
 
     def trigger():
         results.append(_ingest(bucket, "r1/s/b.txt", "r1/s/c.txt", "r1/s/d.txt", seconds=10))
-        on_ingest_committed(results[0])
+        _push(results[0])
 
     message = text(listen([groups.run_group(run.pk)], trigger, expect=1)[0])
     assert message["partial"] is partial

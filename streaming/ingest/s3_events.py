@@ -15,14 +15,14 @@ Accepted shapes:
 
 from __future__ import annotations
 
-import enum
 import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote_plus
 
 import orjson
+
+from runs.events import EventAction, ObjectEvent
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -40,15 +40,6 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 
 class EventParseError(ValueError):
     """The message cannot be turned into events; ``str(exc)`` says why."""
-
-
-class EventAction(enum.StrEnum):
-    """What an event means for the artifact stored under its key."""
-
-    CREATED = "created"  # new content under the key
-    REMOVED = "removed"  # the key no longer shows an object
-    ACCESSED = "accessed"  # a read: noise for Pipelens, counted only
-    METADATA = "metadata"  # tags, retention, tiering, replication: content unchanged
 
 
 _C, _R, _A, _M = EventAction.CREATED, EventAction.REMOVED, EventAction.ACCESSED, EventAction.METADATA
@@ -128,26 +119,6 @@ _EVENT_TIME = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
     r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectEvent:
-    """One object-level event of one Kafka message, ready for layout resolution."""
-
-    bucket: str
-    key: str  # decoded object key
-    action: EventAction
-    event_name: str  # always with the "s3:" prefix, e.g. "s3:ObjectCreated:Put"
-    event_time: datetime  # timezone-aware UTC
-    order: int  # newer wins; sequencer or event time, both in ns since the epoch
-    size: int | None = None
-    etag: str = ""  # without surrounding quotes
-    content_type: str = ""
-    version_id: str = ""
-    sequencer: str = ""
-    topic: str = ""
-    partition: int = -1
-    offset: int = -1
 
 
 def classify_event_name(name: str) -> EventAction:
@@ -330,7 +301,7 @@ def _parse_event_time(value: Any, where: str) -> tuple[datetime, int]:
     try:
         if zulu:  # the common case (MinIO, AWS): already UTC, no conversion needed
             whole = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
-                             tzinfo=timezone.utc)
+                             tzinfo=UTC)
         else:
             if int(off_h) > 23 or int(off_m) > 59:
                 raise ValueError("offset out of range")
@@ -338,7 +309,7 @@ def _parse_event_time(value: Any, where: str) -> tuple[datetime, int]:
             offset = -offset if sign == "-" else offset
             local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
                              tzinfo=timezone(offset))
-            whole = local.astimezone(timezone.utc)
+            whole = local.astimezone(UTC)
     except (ValueError, OverflowError):
         raise EventParseError(f"{where}.eventTime {value!r} is not a valid time") from None
     frac_ns = int(fraction.ljust(9, "0")) if fraction else 0

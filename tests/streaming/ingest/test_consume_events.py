@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 from runs.models import Artifact, IngestError, KafkaTopic, Run
-from streaming.kafka import consumer_config, producer_config
+from streaming.ingest.kafka_config import consumer_config, producer_config
 from tests.conftest import skip_to_end, wait_for
 from tests.streaming.test_events import minio_message
 from tests.tcp_proxy import TCPProxy

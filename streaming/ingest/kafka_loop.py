@@ -1,7 +1,7 @@
 """The ingest loop: Kafka batches in, one database transaction per batch, offsets out.
 
 The only module that touches Kafka offsets (docs/architecture.md). Parsing
-lives in ``streaming/events.py``; storing in ``runs.services.ingest_events``.
+lives in ``streaming/ingest/s3_events.py``; storing in ``runs.services.ingest.ingest_events``.
 
 Guarantees:
 - offsets are committed only after the batch's transaction has committed;
@@ -26,10 +26,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
-from runs.selectors import enabled_topic_names
+from runs.events import EventAction, ObjectEvent
+from runs.selectors.topics import enabled_topic_names
 from runs.services.ingest import IngestResult, RejectedMessage, ingest_events
-from streaming.events import EventAction, EventParseError, ObjectEvent, parse_message
-from streaming.kafka import consumer_config
+from streaming.ingest.kafka_config import consumer_config
+from streaming.ingest.s3_events import EventParseError, parse_message
 from vizsite.logs import log_event
 
 logger = logging.getLogger("pipelens.consumer")

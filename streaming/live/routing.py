@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from streaming.consumers import RunConsumer, RunsListConsumer
+from streaming.live.sockets import RunConsumer, RunsListConsumer
 
 websocket_urlpatterns = [
     path("ws/runs/", RunsListConsumer.as_asgi(), name="ws-runs"),

@@ -15,9 +15,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from runs.models import Run
-from runs.selectors import AccessScope, access_scope_for, run_get_visible
-from streaming import groups
-from streaming.messages import Error, Hello, MessageError, Pong, parse_client_frame
+from runs.selectors.access import AccessScope, access_scope_for, run_get_visible
+from streaming.live import groups
+from streaming.live.messages import Error, Hello, MessageError, Pong, parse_client_frame
 from vizsite.logs import log_event
 
 logger = logging.getLogger("pipelens.sockets")

@@ -7,8 +7,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
-from runs.services.live import runs_touch
-from streaming.broadcast import broadcast_runs
+from runs.services.changes import runs_touch
+from streaming.live.broadcast import broadcast_runs
 from tests.factories import BucketFactory
 from tests.runs.portal_helpers import ingest, run_of, user_with_grant
 from vizsite.asgi import application

@@ -1,16 +1,16 @@
-"""Tests for streaming/events.py: Kafka message value -> ObjectEvent."""
+"""Tests for streaming/ingest/s3_events.py: Kafka message value -> ObjectEvent."""
 
 from __future__ import annotations
 
 import copy
 import json
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote_plus
 
 import pytest
 
-from streaming.events import (
+from streaming.ingest.s3_events import (
     MAX_MESSAGE_BYTES,
     EventAction,
     EventParseError,
@@ -19,7 +19,7 @@ from streaming.events import (
     parse_message,
 )
 
-UTC = timezone.utc
+UTC = UTC
 KEY = "artifacts/iris-pipeline-7xk2p/2026/11/29/iris-pipeline-7xk2p-3301820553/mlpipeline-ui-metadata.tgz"
 # 2026-11-29T06:02:43.123456789Z in ns, as MinIO writes it (upper-case hex).
 SEQUENCER = "18EC6EC97FAC2B15"

@@ -1,6 +1,6 @@
 """Push committed changes to browsers: one message per run per batch (docs/portal.md#live).
 
-Only services call this, and only through ``transaction.on_commit``: a push
+Called only after commit, by the change listener below (runs.services.changes): a push
 must never describe data that could still roll back. Channel layers deliver
 at most once; each message carries the run's ``seq`` (read after commit) so a
 browser that misses one notices the gap and refetches the run's state.
@@ -23,11 +23,11 @@ from concurrent.futures import Future
 import orjson
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
 
-from runs.selectors import artifact_states, run_summaries
-from streaming import groups
-from streaming.messages import RunChanged, RunsChanged
+from runs.selectors.run_state import artifact_states, run_summaries
+from runs.services.changes import Changes
+from streaming.live import groups
+from streaming.live.messages import RunChanged, RunsChanged
 from vizsite.logs import log_event
 
 logger = logging.getLogger("pipelens.broadcast")
@@ -127,25 +127,11 @@ def broadcast_runs(*, run_ids: Iterable[int], artifact_ids: Sequence[int] = (),
     return future
 
 
-def broadcast_artifacts_on_commit(*, artifact_ids: Sequence[int]) -> None:
-    """After the current transaction commits, push these artifacts' state to their runs.
+def on_changes(changes: Changes) -> None:
+    """Change listener (subscribed in streaming.apps): runs after commit already.
 
-    One message per run (with the run's current ``seq``) to the run's group,
-    and a summary per run to the runs-list group. Outside a transaction the
-    push happens at once (Django runs on_commit callbacks immediately).
+    Every run whose ``seq`` went up gets a message, even when no artifact
+    changed (all events stale), so browsers never see a false gap; a partial
+    push (artifact states left out) still reaches every one of them.
     """
-    ids = list(artifact_ids)
-    if not ids:
-        return
-    transaction.on_commit(lambda: broadcast_runs(run_ids=(), artifact_ids=ids))
-
-
-def on_ingest_committed(result) -> None:
-    """Hook for ``runs.services.ingest.on_batch_committed``: runs on commit already.
-
-    Every run whose ``seq`` the batch bumped gets a message, even when no
-    artifact changed (all events stale), so browsers never see a false gap.
-    """
-    # The runs whose artifacts changed are among run_seqs: a partial push
-    # (artifact states left out) still reaches every one of them.
-    broadcast_runs(run_ids=result.run_seqs.keys(), artifact_ids=result.changed_artifact_ids)
+    broadcast_runs(run_ids=changes.run_ids, artifact_ids=changes.artifact_ids)

@@ -1,0 +1,118 @@
+"""Who may see which runs: the one access decision (docs/portal.md#access, docs/security.md).
+
+Pages, JSON, downloads, previews, WebSocket subscriptions and KFP sources all
+ask here. A grant shows a group the runs of one bucket, optionally only those
+under a key prefix (matched on path-segment boundaries) and/or of one
+namespace. ``grant_q`` (a database filter) and ``grant_allows`` (a pure
+predicate, for the runs-list socket which filters pushes without a query)
+are written side by side below; tests/runs/test_access.py
+checks that they agree on a table of cases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+
+from runs.models import Artifact, BucketGrant, Run
+
+
+def normalize_prefix(prefix: str) -> str:
+    """A grant's key prefix as stored: no surrounding spaces or slashes ("" = the whole bucket)."""
+    return prefix.strip().strip("/")
+
+
+# --- the grant rule: one definition, two renderings --------------------------------
+# A grant (bucket id, prefix, namespace) shows a run when the run is in the
+# bucket, its run key is the prefix or lies below it ("team-x" shows
+# "team-x" and "team-x/…", never "team-xavier"), and, if the grant names a
+# namespace, the run is in it. Empty prefix or namespace: no condition.
+
+
+def grant_q(*, bucket_id: int, prefix: str, namespace: str) -> Q:
+    """The grant rule as a filter on Run rows."""
+    term = Q(bucket_id=bucket_id)
+    prefix = normalize_prefix(prefix)
+    if prefix:
+        term &= Q(run_key=prefix) | Q(run_key__startswith=prefix + "/")
+    if namespace:
+        term &= Q(namespace=namespace)
+    return term
+
+
+def grant_allows(*, bucket_id: int, prefix: str, namespace: str,
+                 run_bucket_id: int, run_key: str, run_namespace: str) -> bool:
+    """The grant rule as a predicate on one run's (bucket id, run key, namespace)."""
+    if run_bucket_id != bucket_id:
+        return False
+    prefix = normalize_prefix(prefix)
+    if prefix and run_key != prefix and not run_key.startswith(prefix + "/"):
+        return False
+    return not namespace or run_namespace == namespace
+
+
+@dataclass(frozen=True, slots=True)
+class AccessScope:
+    """What one user may see: everything (superuser) or the union of grants.
+
+    ``run_filter`` for database reads (``runs_visible_to``), ``allows`` for the
+    runs-list socket, which filters pushed summaries without a query.
+    """
+
+    everything: bool = False
+    # (bucket id, key prefix or "", namespace or "")
+    grants: tuple[tuple[int, str, str], ...] = ()
+
+    def allows(self, *, bucket_id: int, run_key: str, namespace: str) -> bool:
+        if self.everything:
+            return True
+        return any(grant_allows(bucket_id=b, prefix=p, namespace=ns, run_bucket_id=bucket_id,
+                                run_key=run_key, run_namespace=namespace)
+                   for b, p, ns in self.grants)
+
+    def run_filter(self) -> Q | None:
+        """A filter on Run rows; None means "nothing" (no grant at all)."""
+        if self.everything:
+            return Q()
+        q = None
+        for b, p, ns in self.grants:
+            term = grant_q(bucket_id=b, prefix=p, namespace=ns)
+            q = term if q is None else q | term
+        return q
+
+
+def access_scope_for(*, user) -> AccessScope:
+    """The runs ``user`` may see. Anonymous and inactive users see nothing."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return AccessScope()
+    if user.is_superuser:
+        return AccessScope(everything=True)
+    rows = BucketGrant.objects.filter(group__user=user).values_list("bucket_id", "key_prefix", "namespace")
+    return AccessScope(grants=tuple(sorted(set(rows))))
+
+
+def runs_visible_to(*, user, scope: AccessScope | None = None) -> QuerySet[Run]:
+    """Every run ``user`` may see; the only entry to runs for anything a user reads."""
+    scope = scope or access_scope_for(user=user)
+    q = scope.run_filter()
+    if q is None:
+        return Run.objects.none()
+    return Run.objects.filter(q)
+
+
+def run_get_visible(*, user, run_id: int) -> Run | None:
+    """The run, if it exists and ``user`` may see it; None otherwise (callers answer 404)."""
+    return runs_visible_to(user=user).select_related("bucket").filter(pk=run_id).first()
+
+
+def artifact_get_visible(*, user, run_id: int, artifact_id: int) -> Artifact | None:
+    """An artifact of a run ``user`` may see, or None."""
+    run = run_get_visible(user=user, run_id=run_id)
+    if run is None:
+        return None
+    artifact = Artifact.objects.select_related("step").filter(pk=artifact_id, run_id=run.pk).first()
+    if artifact is not None:
+        artifact.run = run
+        artifact.bucket = run.bucket
+    return artifact

@@ -1,0 +1,91 @@
+"""What changed, announced after commit: the one after-commit mechanism of ``runs``.
+
+Every change a browser should see bumps the run's ``seq`` in the same
+transaction as the change (``runs_touch``, or ingest's own upsert), and is
+announced with ``changes_on_commit`` once that transaction commits. Listeners
+subscribe in their ``AppConfig.ready()``: the render queue (``runs.apps``)
+and the browser pushes (``streaming.apps``). ``runs`` never imports them, so
+the arrows stay one way (docs/architecture.md#imports).
+
+The ``seq`` is the contract between pushes and browsers (docs/portal.md#seq):
+a browser that sees a gap refetches the run's state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+
+from vizsite.logs import log_event
+
+logger = logging.getLogger("pipelens.changes")
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """One committed change set.
+
+    ``ingested`` is true when new object versions were stored (they need
+    rendering); false for changes of renditions (they only need pushing).
+    ``run_ids`` are every run whose ``seq`` went up, even when no artifact
+    changed, so browsers never see a false gap.
+    """
+
+    run_ids: frozenset[int]
+    artifact_ids: tuple[int, ...]
+    ingested: bool
+
+
+Listener = Callable[[Changes], None]
+_listeners: list[Listener] = []
+
+
+def changes_subscribe(listener: Listener) -> None:
+    """Call ``listener`` with every committed ``Changes`` (idempotent; from AppConfig.ready)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def changes_on_commit(*, run_ids: Iterable[int] = (), artifact_ids: Iterable[int] = (),
+                      ingested: bool = False) -> None:
+    """Announce a change once the current transaction commits (at once outside one).
+
+    A failing listener is logged and skipped: the data is committed, and
+    browsers recover a lost push through ``seq``.
+    """
+    changes = Changes(run_ids=frozenset(int(i) for i in run_ids),
+                      artifact_ids=tuple(sorted({int(i) for i in artifact_ids})), ingested=ingested)
+    if not changes.run_ids and not changes.artifact_ids:
+        return
+    listeners = list(_listeners)
+    if listeners:
+        transaction.on_commit(lambda: _notify(listeners, changes))
+
+
+def _notify(listeners: list[Listener], changes: Changes) -> None:
+    for listener in listeners:
+        try:
+            listener(changes)
+        except Exception as exc:
+            log_event(logger, "change_listener_failed", level=logging.WARNING,
+                      listener=getattr(listener, "__qualname__", repr(listener)), error=repr(exc)[:200])
+
+
+@transaction.atomic
+def runs_touch(*, run_ids: Iterable[int]) -> dict[int, int]:
+    """Increment ``Run.seq`` of ``run_ids`` in the caller's transaction; returns {run id: new seq}.
+
+    Rows are locked in id order, as ingest does, so concurrent writers
+    (consumer, render workers) cannot deadlock on each other. Unknown ids are
+    ignored.
+    """
+    ids = sorted({int(i) for i in run_ids})
+    if not ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM runs_run WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids])
+        cursor.execute("UPDATE runs_run SET seq = seq + 1 WHERE id = ANY(%s) RETURNING id, seq", [ids])
+        return dict(cursor.fetchall())

@@ -1,0 +1,1 @@
+"""Views by concept: ``pages`` (HTML), ``api`` (JSON state), ``viewers`` (viewer endpoints)."""

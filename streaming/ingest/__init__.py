@@ -1,0 +1,1 @@
+"""Kafka in: parse messages (``s3_events``), run the consume loop (``kafka_loop``)."""

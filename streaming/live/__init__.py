@@ -1,0 +1,1 @@
+"""Browsers out: groups, typed messages, the after-commit broadcast, WebSocket sockets, routing."""
