@@ -118,7 +118,7 @@ def refine_kind(name: str, head: bytes, content_type: str = "") -> str:
 
 
 def table_kind(header_line: str) -> str:
-    """A CSV whose header names a chart's columns is that chart (DESIGN.md §5)."""
+    """A CSV whose header names a chart's columns is that chart (docs/viewers.md)."""
     cols = [c.strip().strip('"').lower() for c in header_line.replace("\t", ",").split(",")]
     if cols[:3] == ["target", "predicted", "count"]:
         return CONFUSION_MATRIX

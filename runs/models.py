@@ -107,7 +107,7 @@ class Run(models.Model):
     last_event_at = models.DateTimeField()
     artifact_count = models.PositiveIntegerField(default=0)
     # Bumped by every batch that touches the run; browsers use it to notice
-    # missed pushes (DESIGN.md §1 step 6).
+    # missed pushes (docs/portal.md#seq).
     seq = models.BigIntegerField(default=0)
 
     class Meta:
@@ -213,7 +213,7 @@ class IngestError(models.Model):
 
 
 class BucketGrant(models.Model):
-    """Lets the members of a group see a bucket's runs (DESIGN.md §6).
+    """Lets the members of a group see a bucket's runs (docs/security.md).
 
     Optionally narrowed to runs whose run key is ``key_prefix`` or lies below
     it (whole path segments: "team-x" never shows "team-xavier") and/or to one
@@ -245,7 +245,7 @@ class BucketGrant(models.Model):
 
 
 class Rendition(models.Model):
-    """A pre-rendered preview of one artifact version (DESIGN.md §5).
+    """A pre-rendered preview of one artifact version (docs/viewers.md).
 
     One artifact can have several (a KFP ``mlpipeline-ui-metadata`` file
     lists many outputs), ordered by ``position``. Rows are per ``etag``, so

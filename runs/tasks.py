@@ -14,13 +14,13 @@ from runs.rendering.base import StorageUnavailable
 from runs.services import renditions
 
 
-@shared_task(name="runs.render_batch", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(name=renditions.RENDER_BATCH_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def render_batch(*, artifact_ids: list[int]) -> int:
     """Fan out one ingest batch: pending renditions and one render task per artifact version."""
     return len(renditions.renditions_prepare(artifact_ids=[int(i) for i in artifact_ids]))
 
 
-@shared_task(bind=True, name="runs.render_artifact", acks_late=True, reject_on_worker_lost=True,
+@shared_task(bind=True, name=renditions.RENDER_ARTIFACT_TASK, acks_late=True, reject_on_worker_lost=True,
              ignore_result=True, max_retries=settings.RENDER_MAX_RETRIES,
              soft_time_limit=settings.RENDER_SOFT_TIME_LIMIT_S, time_limit=settings.RENDER_HARD_TIME_LIMIT_S)
 def render_artifact(self, artifact_id: int, etag: str) -> str:

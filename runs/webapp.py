@@ -1,4 +1,4 @@
-"""The web-app origin: serves untrusted HTML outputs, nothing else (DESIGN.md §6).
+"""The web-app origin: serves untrusted HTML outputs, nothing else (docs/security.md).
 
 A plain ASGI app, separate from the portal: no sessions, no cookies read or
 set, no Django middleware. ``GET /app/<token>/`` answers the document a

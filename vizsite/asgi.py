@@ -1,7 +1,7 @@
 """ASGI entry point served by daphne: HTTP through Django, WebSockets through Channels.
 
 WebSockets are origin-checked against ALLOWED_HOSTS, then authenticated with
-the session cookie, then routed (DESIGN.md §6, docs/portal.md).
+the session cookie, then routed (docs/security.md, docs/portal.md).
 """
 
 import os

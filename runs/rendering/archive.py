@@ -1,4 +1,4 @@
-"""KFP v1 ``.tgz`` outputs, read in memory with every member checked (DESIGN.md §6).
+"""KFP v1 ``.tgz`` outputs, read in memory with every member checked (docs/security.md).
 
 Argo archives each output as a gzip tar holding one file. Nothing is ever
 written to disk: links, devices and paths that climb out (``..``, absolute)

@@ -2,7 +2,7 @@
 
 Each new version of the key re-renders, so a growing log's tail follows the
 writes; "load earlier" pages backwards through the same object
-(runs/views_viewers.py).
+(runs/views/viewers.py).
 """
 
 from __future__ import annotations

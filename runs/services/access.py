@@ -1,4 +1,4 @@
-"""Grants: which groups see which buckets (DESIGN.md §6, docs/portal.md#access).
+"""Grants: which groups see which buckets (docs/security.md, docs/portal.md#access).
 
 Reads are decided by ``runs.selectors.access`` (``access_scope_for``,
 ``runs_visible_to``); this module only writes grants.

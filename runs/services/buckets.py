@@ -10,7 +10,7 @@ from runs.models import Bucket, KafkaTopic
 from runs.storage import minio_client
 
 # What MinIO should publish when a bucket names no event filter: content
-# changes only (accessed events are noise; DESIGN.md §4).
+# changes only (accessed events are noise; docs/inputs.md).
 DEFAULT_NOTIFY_EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
 
 

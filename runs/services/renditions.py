@@ -18,6 +18,7 @@ import posixpath
 import re
 from collections.abc import Iterable, Sequence
 
+from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
@@ -34,6 +35,10 @@ from vizsite.logs import log_event
 logger = logging.getLogger("pipelens.render")
 
 FINAL = (Rendition.Status.READY, Rendition.Status.FAILED)
+# Task names (runs/tasks.py registers them): queued by name, so this service
+# does not import the tasks that import it.
+RENDER_BATCH_TASK = "runs.render_batch"
+RENDER_ARTIFACT_TASK = "runs.render_artifact"
 _FANOUT_CHUNK = 500
 
 
@@ -55,15 +60,13 @@ def renditions_enqueue(*, artifact_ids: Sequence[int]) -> None:
     message per batch and never waits on per-artifact work; the worker's
     ``render_batch`` task fans out.
     """
-    from runs.tasks import render_batch
-
     ids = sorted(set(artifact_ids))
     for i in range(0, len(ids), _FANOUT_CHUNK):
         chunk = ids[i:i + _FANOUT_CHUNK]
         # Expires: a batch nobody picked up within the hour (no worker running) is
         # dropped rather than rendered against whatever database a later worker uses.
-        transaction.on_commit(lambda chunk=chunk: render_batch.apply_async(
-            kwargs={"artifact_ids": chunk}, queue=settings.RENDER_QUEUE, expires=3600))
+        transaction.on_commit(lambda chunk=chunk: current_app.send_task(
+            RENDER_BATCH_TASK, kwargs={"artifact_ids": chunk}, queue=settings.RENDER_QUEUE, expires=3600))
 
 
 def on_changes(changes: Changes) -> None:
@@ -83,8 +86,6 @@ def renditions_prepare(*, artifact_ids: Sequence[int]) -> list[tuple[int, str]]:
     Idempotent: an (artifact, etag) that already has renditions is skipped.
     Deleted artifacts are not rendered. Returns the (artifact id, etag) queued.
     """
-    from runs.tasks import render_artifact as render_task
-
     arts = list(Artifact.objects.filter(id__in=list(artifact_ids), deleted=False)
                 .values("id", "etag", "kind", "run_id", "name"))
     have = set(Rendition.objects.filter(artifact_id__in=[a["id"] for a in arts])
@@ -98,8 +99,8 @@ def renditions_prepare(*, artifact_ids: Sequence[int]) -> list[tuple[int, str]]:
         ignore_conflicts=True)
     _changed(artifacts=new)
     jobs = [(a["id"], a["etag"]) for a in new]
-    transaction.on_commit(lambda: [render_task.apply_async(args=job, queue=settings.RENDER_QUEUE)
-                                   for job in jobs])
+    transaction.on_commit(lambda: [current_app.send_task(RENDER_ARTIFACT_TASK, args=job,
+                                                         queue=settings.RENDER_QUEUE) for job in jobs])
     return jobs
 
 

@@ -85,7 +85,7 @@ def build_messages(*, run_ids: Iterable[int], artifact_ids: Sequence[int]
         # then costs 1,000 writes, not 1,000 JSON encodings.
         out.append((groups.run_group(run_id), {"type": "run.changed", "text": _json(run_msg)}))
         # The runs-list socket filters per user; these fields let it decide
-        # without a query (runs.selectors.AccessScope.allows).
+        # without a query (runs.selectors.access.AccessScope.allows).
         out.append((groups.runs_list_group(),
                     {"type": "runs.changed", "text": _json(RunsChanged(run=summary)),
                      "bucket_id": summary["bucket_id"], "run_key": summary["run_key"],

@@ -1,4 +1,4 @@
-"""Access rules across pages, JSON, previews, downloads and sockets (DESIGN.md §6).
+"""Access rules across pages, JSON, previews, downloads and sockets (docs/security.md).
 
 A grant on bucket A shows nothing of bucket B; a prefix or namespace grant
 narrows to that prefix or namespace; a run one may not see answers 404, the

@@ -142,7 +142,7 @@ CHANNEL_LAYERS = {
 }
 # A push carries the changed artifacts' states for batches of up to this many
 # artifacts; larger batches (a consumer catching up) push run summaries
-# marked partial, and the pages refetch (streaming/broadcast.py).
+# marked partial, and the pages refetch (streaming/live/broadcast.py).
 BROADCAST_MAX_ARTIFACTS = env.int("BROADCAST_MAX_ARTIFACTS", default=200)
 # Runs per page in the runs list.
 RUNS_PAGE_SIZE = env.int("RUNS_PAGE_SIZE", default=50)
@@ -154,7 +154,7 @@ RUN_PAGE_INLINE_PREVIEWS = env.int("RUN_PAGE_INLINE_PREVIEWS", default=30)
 # Bytes per chunk when a download is streamed from object storage.
 DOWNLOAD_CHUNK_BYTES = env.int("DOWNLOAD_CHUNK_BYTES", default=256 * 1024)
 
-# --- Kafka (streaming/kafka.py) -------------------------------------------
+# --- Kafka (streaming/ingest/kafka_config.py) -------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:19092")
 KAFKA_CONSUMER_GROUP = env("KAFKA_CONSUMER_GROUP", default="pipelens-ingest")
 # Upper bound of messages stored in one database transaction.
@@ -237,7 +237,7 @@ CONFUSION_MATRIX_MAX_LABELS = env.int("CONFUSION_MATRIX_MAX_LABELS", default=100
 KFP_METADATA_MAX_OUTPUTS = env.int("KFP_METADATA_MAX_OUTPUTS", default=20)
 KFP_SOURCE_MAX_OBJECTS = env.int("KFP_SOURCE_MAX_OBJECTS", default=50)
 # Web-app (HTML) outputs are served only from this separate origin, through
-# signed URLs valid for WEBAPP_URL_MAX_AGE_S seconds (DESIGN.md §6).
+# signed URLs valid for WEBAPP_URL_MAX_AGE_S seconds (docs/security.md).
 # Use another host name than the portal's (not only another port): browsers send
 # cookies by host, so a different site never receives the portal's session.
 WEBAPP_ORIGIN = env("WEBAPP_ORIGIN", default="http://localhost:8001")
