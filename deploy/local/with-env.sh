@@ -5,4 +5,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 eval "$(bash "$here/services.sh" env)"
+# Local work: unlocks the development secret key and DEBUG (vizsite/settings/base.py);
+# a process started any other way fails closed.
+export PIPELENS_DEVELOPMENT="${PIPELENS_DEVELOPMENT:-1}"
 exec "$@"

@@ -1,20 +1,46 @@
 """Settings shared by every environment; see docs/configuration.md.
 
-Defaults here serve local work against the services that
-``deploy/local/services.sh`` starts. Production (``production.py``) removes the
-defaults for secrets and refuses to start without them.
+Fail closed: without ``PIPELENS_DEVELOPMENT=1`` these settings have no
+default secret and ``DEBUG`` is off, so a process started without
+``DJANGO_SETTINGS_MODULE`` (which falls back to this module) cannot serve
+with a published signing key or tracebacks. ``make run``, ``make test`` and
+``make bench`` set the flag (deploy/local/with-env.sh); then the defaults
+serve local work against the services ``deploy/local/services.sh`` starts.
+Production (``production.py``) requires every secret and refuses the flag.
 """
 
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
 
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="pipelens-local-development-key-not-for-production")
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# Local work only: unlocks the development defaults below (docs/security.md).
+DEVELOPMENT = env.bool("PIPELENS_DEVELOPMENT", default=False)
+DEVELOPMENT_SECRET_KEY = "pipelens-local-development-key-not-for-production"
+
+
+def _development_default(name: str, value: str) -> str:
+    """``value`` for local work; outside it the variable is required."""
+    if DEVELOPMENT:
+        return env(name, default=value)
+    found = env(name, default="")
+    if not found:
+        raise ImproperlyConfigured(
+            f"{name} is not set. Set it, or set PIPELENS_DEVELOPMENT=1 for local work "
+            f"(make run and make test do); see docs/configuration.md.")
+    return found
+
+
+SECRET_KEY = _development_default("DJANGO_SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+if SECRET_KEY == DEVELOPMENT_SECRET_KEY and not DEVELOPMENT:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is the published development key; set a secret one.")
+DEBUG = env.bool("DJANGO_DEBUG", default=DEVELOPMENT)
+if DEBUG and not DEVELOPMENT:
+    raise ImproperlyConfigured("DJANGO_DEBUG=true shows tracebacks to users; it needs PIPELENS_DEVELOPMENT=1.")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -166,8 +192,8 @@ KAFKA_TOPIC_REFRESH_S = env.float("KAFKA_TOPIC_REFRESH_S", default=5.0)
 
 # --- MinIO / S3 ------------------------------------------------------------
 MINIO_ENDPOINT = env("MINIO_ENDPOINT", default="127.0.0.1:19000")
-MINIO_ACCESS_KEY = env("MINIO_ACCESS_KEY", default="pipelens")
-MINIO_SECRET_KEY = env("MINIO_SECRET_KEY", default="pipelens-secret")
+MINIO_ACCESS_KEY = _development_default("MINIO_ACCESS_KEY", "pipelens")
+MINIO_SECRET_KEY = _development_default("MINIO_SECRET_KEY", "pipelens-secret")
 MINIO_SECURE = env.bool("MINIO_SECURE", default=False)
 MINIO_KAFKA_TOPIC = env("MINIO_KAFKA_TOPIC", default="minio-events")
 # The notification target MinIO was started with (MINIO_NOTIFY_KAFKA_*_PIPELENS).

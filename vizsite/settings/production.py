@@ -1,9 +1,11 @@
 """Production settings: no defaults for secrets; passes ``check --deploy``."""
 
+import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import *  # noqa: F403
-from .base import env
+env = environ.Env()
+if env.bool("PIPELENS_DEVELOPMENT", default=False):
+    raise ImproperlyConfigured("PIPELENS_DEVELOPMENT=1 unlocks development defaults; unset it in production.")
 
 _REQUIRED = ("DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MINIO_ACCESS_KEY",
              "MINIO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS",
@@ -13,6 +15,9 @@ _REQUIRED = ("DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MINIO_ACCESS_KEY
 _missing = [name for name in _REQUIRED if not env.str(name, default="")]
 if _missing:
     raise ImproperlyConfigured(f"Missing required environment variables: {', '.join(_missing)}")
+
+# Checked above before base reads them, so the message names every missing one.
+from .base import *  # noqa: E402, F403
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")

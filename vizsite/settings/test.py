@@ -2,7 +2,10 @@
 
 import os
 
-from .base import *  # noqa: F403
+# The suite is local work by definition; subprocesses it starts inherit the flag.
+os.environ.setdefault("PIPELENS_DEVELOPMENT", "1")
+
+from .base import *  # noqa: E402, F403
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
