@@ -12,8 +12,12 @@ checks that they agree on a table of cases.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import import_module
 
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.db.models import Q, QuerySet
+from django.utils.crypto import constant_time_compare
 
 from runs.models import Artifact, BucketGrant, Run
 
@@ -116,3 +120,23 @@ def artifact_get_visible(*, user, run_id: int, artifact_id: int) -> Artifact | N
         artifact.run = run
         artifact.bucket = run.bucket
     return artifact
+
+
+def session_user_get(*, session_key: str | None):
+    """The active user a session is still logged in as, or None.
+
+    None when the session ended (logout, expiry), the user was deactivated or
+    deleted, or the password changed since the session logged in (Django's
+    session auth hash no longer matches). Open sockets ask this again when
+    access may have changed (runs.services.changes.access_changed_on_commit).
+    """
+    if not session_key:
+        return None
+    data = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key).load()
+    user_id = data.get(SESSION_KEY)
+    if user_id is None:
+        return None
+    user = get_user_model()._default_manager.filter(pk=user_id, is_active=True).first()
+    if user is None or not constant_time_compare(data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
+        return None
+    return user

@@ -65,13 +65,37 @@ def changes_on_commit(*, run_ids: Iterable[int] = (), artifact_ids: Iterable[int
         transaction.on_commit(lambda: _notify(listeners, changes))
 
 
-def _notify(listeners: list[Listener], changes: Changes) -> None:
+def _notify(listeners: list, changes) -> None:
     for listener in listeners:
         try:
             listener(changes)
         except Exception as exc:
             log_event(logger, "change_listener_failed", level=logging.WARNING,
                       listener=getattr(listener, "__qualname__", repr(listener)), error=repr(exc)[:200])
+
+
+# --- access changes: who may see what changed for these users ---------------------
+# Open WebSocket sockets decide access when they connect; the live side
+# subscribes here to make the users' open sockets check again at once
+# (grant revoked, user deactivated or removed from a group, logout, password
+# change), so no push reaches a socket whose user lost access.
+
+AccessListener = Callable[[frozenset[int]], None]
+_access_listeners: list[AccessListener] = []
+
+
+def access_changes_subscribe(listener: AccessListener) -> None:
+    """Call ``listener`` with the user ids whose access changed, after commit (idempotent)."""
+    if listener not in _access_listeners:
+        _access_listeners.append(listener)
+
+
+def access_changed_on_commit(*, user_ids: Iterable[int]) -> None:
+    """Announce, once the current transaction commits, that these users' access changed."""
+    ids = frozenset(int(i) for i in user_ids)
+    listeners = list(_access_listeners)
+    if ids and listeners:
+        transaction.on_commit(lambda: _notify(listeners, ids))
 
 
 @transaction.atomic

@@ -135,3 +135,10 @@ def on_changes(changes: Changes) -> None:
     push (artifact states left out) still reaches every one of them.
     """
     broadcast_runs(run_ids=changes.run_ids, artifact_ids=changes.artifact_ids)
+
+
+def on_access_changed(user_ids: frozenset[int]) -> None:
+    """Access listener (subscribed in streaming.apps): the users' open sockets check again."""
+    messages = [(groups.user_group(uid), {"type": "access.changed"}) for uid in sorted(user_ids)]
+    if messages:
+        _send_loop().submit(_send_all(messages))

@@ -21,3 +21,10 @@ def run_group(run_id: int) -> str:
 def runs_list_group() -> str:
     """The group of the sockets watching the runs list (filtered per user by the consumer)."""
     return RUNS_LIST
+
+
+def user_group(user_id: int) -> str:
+    """Every open socket of one user: told to check its access again when it may have changed."""
+    name = f"user.{int(user_id)}"
+    assert _VALID.match(name), name
+    return name

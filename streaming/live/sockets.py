@@ -1,26 +1,48 @@
-"""WebSocket consumers: the runs list and one run page (docs/portal.md#live).
+"""WebSocket sockets: the runs list and one run page (docs/portal.md#live, docs/security.md).
 
-Thin entry points: authenticate, ask the access selector, join a group,
+Thin entry points: authenticate, ask the access selector, join groups,
 forward pushes. A socket that is anonymous or asks for a run the user may
 not see is refused before the handshake completes (HTTP 403 to the browser),
 so a run's existence does not leak through the socket either.
+
+Access is not only decided at connect. Each socket also joins its user's
+group and checks again when told that the user's access changed (grant
+revoked, user deactivated, logout, password change:
+``runs.services.changes.access_changed_on_commit``), every
+``SOCKET_ACCESS_RECHECK_S`` seconds in case such a message was lost, and
+closes itself after ``SOCKET_MAX_AGE_S`` (the page reconnects and is checked
+anew). Close codes tell the page what to do:
+
+- 4401: not logged in, or the session ended (logout, deactivation, password
+  change: Django rotates the changing session's key): the page checks whether
+  its cookie still logs it in, and reconnects or offers to log in again;
+- 4403: the user may no longer see this run: stop and say so;
+- 4404: the run does not exist or was never visible: stop and say so;
+- 4000: the socket reached its maximum age: reconnect at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from runs.models import Run
-from runs.selectors.access import AccessScope, access_scope_for, run_get_visible
+from runs.selectors.access import AccessScope, access_scope_for, run_get_visible, session_user_get
 from streaming.live import groups
 from streaming.live.messages import Error, Hello, MessageError, Pong, parse_client_frame
 from vizsite.logs import log_event
 
 logger = logging.getLogger("pipelens.sockets")
+
+CLOSE_LOGGED_OUT = 4401
+CLOSE_ACCESS_REVOKED = 4403
+CLOSE_NOT_VISIBLE = 4404
+CLOSE_MAX_AGE = 4000
 
 
 def _dumps(message) -> str:
@@ -32,7 +54,9 @@ _PUSH_TYPES = frozenset({"run.changed", "runs.changed"})
 
 
 class _PortalSocket(AsyncWebsocketConsumer):
-    group: str | None = None
+    groups_joined: list[str]
+    watchdog: asyncio.Task | None = None
+    closed: bool = False
 
     async def dispatch(self, message):
         """Forward pushes straight away. Channels' own dispatch first runs
@@ -40,11 +64,70 @@ class _PortalSocket(AsyncWebsocketConsumer):
         hop through the single thread-sensitive executor per socket, which
         serialised a 1,000-socket fan-out (~0.6 ms each; docs/performance.md).
         Push handlers never use the database, so they skip it; everything else
-        (connect, receive, disconnect) keeps Channels' behaviour."""
+        (connect, receive, access checks, disconnect) keeps Channels' behaviour."""
         if message["type"] in _PUSH_TYPES:
-            await getattr(self, message["type"].replace(".", "_"))(message)
+            if not self.closed:
+                await getattr(self, message["type"].replace(".", "_"))(message)
             return
         await super().dispatch(message)
+
+    # --- connect and the checks that follow ------------------------------------
+
+    def _session_key(self) -> str | None:
+        session = self.scope.get("session")
+        return getattr(session, "session_key", None) if session is not None else None
+
+    async def _admit(self, user, group: str) -> None:
+        """Join the page's group and the user's, accept, and start the watchdog."""
+        self.groups_joined = [group, groups.user_group(user.pk)]
+        for name in self.groups_joined:
+            await self.channel_layer.group_add(name, self.channel_name)
+        await self.accept()
+        self.watchdog = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """Re-check access periodically; close at the maximum age."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.SOCKET_MAX_AGE_S
+        while not self.closed:
+            wait = min(settings.SOCKET_ACCESS_RECHECK_S, deadline - loop.time())
+            if wait <= 0:
+                await self._close(CLOSE_MAX_AGE, "max_age")
+                return
+            await asyncio.sleep(wait)
+            if loop.time() < deadline:
+                await self.recheck()
+
+    async def access_changed(self, event):
+        """The user's access may have changed (``streaming.live.broadcast.on_access_changed``)."""
+        await self.recheck()
+
+    async def recheck(self) -> None:
+        """Check the session and this page's access again; close the socket if they are gone."""
+        user = await self._session_user()
+        if user is None:
+            await self._close(CLOSE_LOGGED_OUT, "session_ended")
+            return
+        code = await database_sync_to_async(self.still_allowed)(user)
+        if code:
+            await self._close(code, "access_revoked")
+
+    async def _session_user(self):
+        user = await database_sync_to_async(session_user_get)(session_key=self._session_key())
+        return user if user is not None and user.pk == self.scope["user"].pk else None
+
+    def still_allowed(self, user) -> int | None:
+        """None if the page may stay open, else the close code (runs in a thread)."""
+        raise NotImplementedError
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        log_event(logger, "socket_closed", reason=reason, code=code, user=self.scope["user"].pk)
+        await self.close(code=code)
+
+    # --- frames and disconnect ---------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None):
         """Browsers send only pings; anything else gets an error frame, and the socket stays."""
@@ -56,32 +139,38 @@ class _PortalSocket(AsyncWebsocketConsumer):
         await self.send(text_data=_dumps(Pong()))
 
     async def disconnect(self, code):
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        self.closed = True
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+        for name in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(name, self.channel_name)
 
 
 class RunConsumer(_PortalSocket):
     """``/ws/runs/<run_id>/``: pushes for one run the user may see."""
 
+    run_id: int
+
     async def connect(self):
         user = self.scope.get("user")
-        run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
+        self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         if user is None or not user.is_authenticated:
-            log_event(logger, "socket_refused", reason="anonymous", run=run_id)
-            await self.close(code=4401)
+            log_event(logger, "socket_refused", reason="anonymous", run=self.run_id)
+            await self.close(code=CLOSE_LOGGED_OUT)
             return
-        if await database_sync_to_async(run_get_visible)(user=user, run_id=run_id) is None:
-            log_event(logger, "socket_refused", reason="not_visible", run=run_id, user=user.pk)
-            await self.close(code=4404)
+        if await database_sync_to_async(run_get_visible)(user=user, run_id=self.run_id) is None:
+            log_event(logger, "socket_refused", reason="not_visible", run=self.run_id, user=user.pk)
+            await self.close(code=CLOSE_NOT_VISIBLE)
             return
-        self.group = groups.run_group(run_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self._admit(user, groups.run_group(self.run_id))
         # Read seq after joining: a change committed in between is then either
         # in this hello or in a push that follows it, never in neither.
         seq = await database_sync_to_async(
-            lambda: Run.objects.filter(pk=run_id).values_list("seq", flat=True).first())()
-        await self.accept()
+            lambda: Run.objects.filter(pk=self.run_id).values_list("seq", flat=True).first())()
         await self.send(text_data=_dumps(Hello(seq=seq)))
+
+    def still_allowed(self, user) -> int | None:
+        return None if run_get_visible(user=user, run_id=self.run_id) is not None else CLOSE_ACCESS_REVOKED
 
     async def run_changed(self, event):
         await self.send(text_data=event["text"])
@@ -96,13 +185,16 @@ class RunsListConsumer(_PortalSocket):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             log_event(logger, "socket_refused", reason="anonymous", run="list")
-            await self.close(code=4401)
+            await self.close(code=CLOSE_LOGGED_OUT)
             return
         self.scope_access = await database_sync_to_async(access_scope_for)(user=user)
-        self.group = groups.runs_list_group()
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
+        await self._admit(user, groups.runs_list_group())
         await self.send(text_data=_dumps(Hello()))
+
+    def still_allowed(self, user) -> int | None:
+        # The list stays open; it shows what the user's grants show now.
+        self.scope_access = access_scope_for(user=user)
+        return None
 
     async def runs_changed(self, event):
         if self.scope_access.allows(bucket_id=event["bucket_id"], run_key=event["run_key"],

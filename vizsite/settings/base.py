@@ -170,6 +170,12 @@ CHANNEL_LAYERS = {
 # artifacts; larger batches (a consumer catching up) push run summaries
 # marked partial, and the pages refetch (streaming/live/broadcast.py).
 BROADCAST_MAX_ARTIFACTS = env.int("BROADCAST_MAX_ARTIFACTS", default=200)
+# Open sockets check their access again this often (a revoked grant or ended
+# session is also announced at once; this bounds what a lost announcement costs),
+# and are closed after SOCKET_MAX_AGE_S so that no socket outlives its checks for
+# long; the page reconnects, and the connect checks everything again.
+SOCKET_ACCESS_RECHECK_S = env.float("SOCKET_ACCESS_RECHECK_S", default=60.0)
+SOCKET_MAX_AGE_S = env.float("SOCKET_MAX_AGE_S", default=3600.0)
 # Runs per page in the runs list.
 RUNS_PAGE_SIZE = env.int("RUNS_PAGE_SIZE", default=50)
 # Metric columns the runs list shows (KFP mlpipeline-metrics names, sorted).

@@ -142,3 +142,157 @@ def test_a_prefix_grant_limits_sockets_to_that_prefix(client, django_user_model)
         await list_sock.disconnect()
 
     async_to_sync(go)()
+
+
+# --- sockets lose access (issue 8, finding 5) --------------------------------------
+
+async def _closed_with(sock, timeout: float = 10.0) -> int | None:
+    """The close code the server sent, skipping pushes; None if it sent none in time (the
+    communicator then stops the application: use ``receive_nothing`` to check a socket stays)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        try:
+            out = await sock.receive_output(timeout=max(0.01, deadline - loop.time()))
+        except asyncio.TimeoutError:
+            return None
+        if out["type"] == "websocket.close":
+            return out.get("code")
+    return None
+
+
+def _opened(path, headers):
+    async def go():
+        sock, ok, code = await _connect(path, headers)
+        assert ok, code
+        await sock.receive_json_from(5)  # hello
+        return sock
+    return go()
+
+
+def test_revoking_a_grant_closes_the_run_socket_and_narrows_the_list(client, world):
+    from asgiref.sync import sync_to_async
+
+    from runs.models import BucketGrant
+    from runs.services.access import bucket_grant_delete
+
+    a, _b, alice, ra, _rb = world
+    headers = session_headers(client, alice)
+
+    async def go():
+        run_sock = await _opened(f"/ws/runs/{ra.pk}/", headers)
+        list_sock = await _opened("/ws/runs/", headers)
+        grant = await sync_to_async(lambda: BucketGrant.objects.get(group__user=alice, bucket=a))()
+        await sync_to_async(bucket_grant_delete)(grant=grant)
+        assert await _closed_with(run_sock) == 4403
+        # The list stays open but no longer shows bucket A's runs.
+        assert await list_sock.receive_nothing(1.0)
+        await sync_to_async(lambda: broadcast_runs(run_ids=[ra.pk], wait=True))()
+        assert await list_sock.receive_nothing(0.5)
+        await list_sock.disconnect()
+
+    async_to_sync(go)()
+
+
+def test_deactivating_the_user_closes_their_sockets(client, world):
+    from asgiref.sync import sync_to_async
+
+    _a, _b, alice, ra, _rb = world
+    headers = session_headers(client, alice)
+
+    async def go():
+        run_sock = await _opened(f"/ws/runs/{ra.pk}/", headers)
+        list_sock = await _opened("/ws/runs/", headers)
+
+        def deactivate():  # as the admin's change form does
+            alice.is_active = False
+            alice.save()
+
+        await sync_to_async(deactivate)()
+        assert await _closed_with(run_sock) == 4401
+        assert await _closed_with(list_sock) == 4401
+
+    async_to_sync(go)()
+
+
+def test_logging_out_closes_that_sessions_sockets_only(world):
+    from asgiref.sync import sync_to_async
+    from django.test import Client
+
+    _a, _b, alice, ra, _rb = world
+    first, second = Client(), Client()
+    headers_first, headers_second = session_headers(first, alice), session_headers(second, alice)
+
+    async def go():
+        mine = await _opened(f"/ws/runs/{ra.pk}/", headers_first)
+        other = await _opened(f"/ws/runs/{ra.pk}/", headers_second)
+        await sync_to_async(lambda: first.post("/accounts/logout/"))()
+        assert await _closed_with(mine) == 4401
+        assert await other.receive_nothing(2.0)
+        await other.disconnect()
+
+    async_to_sync(go)()
+
+
+def test_a_password_change_ends_the_other_sessions_and_their_sockets(world):
+    """Django rotates the changing session's key and invalidates every other session:
+    each socket bound to an old session closes with 4401; the page that changed the
+    password holds a fresh cookie and reconnects, the others must log in again."""
+    from asgiref.sync import sync_to_async
+    from django.test import Client
+
+    _a, _b, alice, ra, _rb = world
+    alice.set_password("old-secret-123")
+    alice.save()
+    changer, elsewhere = Client(), Client()
+    headers_changer, headers_elsewhere = session_headers(changer, alice), session_headers(elsewhere, alice)
+
+    async def go():
+        mine = await _opened(f"/ws/runs/{ra.pk}/", headers_changer)
+        stale = await _opened(f"/ws/runs/{ra.pk}/", headers_elsewhere)
+        response = await sync_to_async(lambda: changer.post("/accounts/password_change/", {
+            "old_password": "old-secret-123", "new_password1": "n3w-Secret-xyz",
+            "new_password2": "n3w-Secret-xyz"}))()
+        assert response.status_code == 302
+        assert await _closed_with(stale) == 4401
+        assert await _closed_with(mine) == 4401
+
+    async_to_sync(go)()
+    fresh = [(b"host", b"127.0.0.1:8000"), (b"origin", b"http://127.0.0.1:8000"),
+             (b"cookie", f"sessionid={changer.cookies['sessionid'].value}".encode())]
+    assert connect_result(f"/ws/runs/{ra.pk}/", fresh)[0] is True
+    assert connect_result(f"/ws/runs/{ra.pk}/", headers_elsewhere)[:2] == (False, 4401)
+
+
+def test_a_lost_announcement_is_caught_by_the_periodic_check(client, world, settings):
+    from asgiref.sync import sync_to_async
+    from django.db import connection
+
+    settings.SOCKET_ACCESS_RECHECK_S = 0.3
+    a, _b, alice, ra, _rb = world
+    headers = session_headers(client, alice)
+
+    def revoke_behind_pipelens_back():  # no signal, no announcement
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM runs_bucketgrant WHERE bucket_id = %s", [a.pk])
+
+    async def go():
+        sock = await _opened(f"/ws/runs/{ra.pk}/", headers)
+        await sync_to_async(revoke_behind_pipelens_back)()
+        assert await _closed_with(sock, timeout=5) == 4403
+
+    async_to_sync(go)()
+
+
+def test_sockets_close_at_their_maximum_age_so_the_page_reconnects(client, world, settings):
+    settings.SOCKET_MAX_AGE_S = 0.5
+    _a, _b, alice, ra, _rb = world
+    headers = session_headers(client, alice)
+
+    async def go():
+        sock = await _opened(f"/ws/runs/{ra.pk}/", headers)
+        assert await _closed_with(sock, timeout=5) == 4000
+
+    async_to_sync(go)()
