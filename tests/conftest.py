@@ -32,6 +32,15 @@ def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.05, what: 
         time.sleep(interval)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_login_counters():
+    """Login throttling counters (vizsite/accounts.py) live in a per-process LocMemCache
+    under the test settings; each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(scope="session")
 def minio():
     """The real MinIO, through the official client."""

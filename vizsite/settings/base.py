@@ -104,6 +104,14 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:63799/0")
+# Shared by every process: login throttling counters (vizsite/accounts.py).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env("CACHE_URL", default=REDIS_URL.rsplit("/", 1)[0] + "/2"),
+        "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="pipelens"),
+    }
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -145,6 +153,18 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+# The client address, believing TRUSTED_PROXY_COUNT reverse proxies in front of
+# daphne (0: the socket peer is the client). vizsite/accounts.py; docs/security.md#logins.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "vizsite.accounts.client_ip"
+# Failed logins counted per address (any username) and per username (any
+# address) in this window; past either limit, attempts are refused until it
+# ends. The per-username limit spares browsers that logged in to the account
+# before (a signed cookie), so a stranger cannot lock an admin out.
+LOGIN_THROTTLE_WINDOW_S = env.int("LOGIN_THROTTLE_WINDOW_S", default=15 * 60)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env.int("LOGIN_MAX_FAILURES_PER_ADDRESS", default=30)
+LOGIN_MAX_FAILURES_PER_USERNAME = env.int("LOGIN_MAX_FAILURES_PER_USERNAME", default=20)
+LOGIN_KNOWN_DEVICE_MAX_AGE_S = env.int("LOGIN_KNOWN_DEVICE_MAX_AGE_S", default=365 * 24 * 3600)
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -21,3 +21,5 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "pipelens-test"  # noqa: F405
 # Render tasks queued by tests go to their own queue, never to a `make run` worker's.
 RENDER_QUEUE = env("RENDER_QUEUE", default="render-test")  # noqa: F405
+# Login counters: one private cache per test process (tests/conftest.py clears it per test).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
