@@ -199,7 +199,9 @@ class IngestError(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["topic", "partition", "offset"], name="ingesterror_coords_idx")]
+        indexes = [models.Index(fields=["topic", "partition", "offset"], name="ingesterror_coords_idx"),
+                   # retention pruning (runs.services.ingest.ingest_errors_prune)
+                   models.Index(fields=["created_at"], name="ingesterror_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.topic}[{self.partition}]@{self.offset}: {self.error[:80]}"

@@ -10,16 +10,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 import orjson
+from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from runs.events import EventAction, ObjectEvent, RejectedMessage
 from runs.kinds import guess_kind
 from runs.layouts import ResolvedKey, UnresolvableKey, resolve_key
-from runs.models import Bucket, IngestError
+from runs.models import Artifact, Bucket, IngestError, Run, Step
 from runs.services.changes import changes_on_commit
 
 logger = logging.getLogger(__name__)
@@ -269,10 +271,16 @@ def ingest_events(
                                     f"bucket {event.bucket!r} is not registered in Pipelens"))
             continue
         try:
-            resolved.append((event, bucket, resolve_key(event.key, bucket.layouts)))
+            where = resolve_key(event.key, bucket.layouts)
         except (UnresolvableKey, ValueError) as exc:
             failures.append(_reject(event, raw_messages, f"key {event.key!r} matches no layout "
                                                          f"of bucket {bucket.name!r}: {exc}"))
+            continue
+        too_long = _too_long(event, where)
+        if too_long:
+            failures.append(_reject(event, raw_messages, too_long))
+            continue
+        resolved.append((event, bucket, where))
 
     with connection.cursor() as cursor:
         if resolved:
@@ -339,6 +347,29 @@ def _store_resolved(cursor, resolved, result: IngestResult) -> None:
     _adjust_counts(cursor, changed)
 
 
+# Checked before the batch is written: one over-long value would otherwise make
+# PostgreSQL refuse the whole batch, which the consumer then stores event by
+# event (issue 8, finding 8). The limits are the models' own.
+_LENGTH_LIMITS = (
+    ("object key", lambda e, w: e.key, Artifact._meta.get_field("key").max_length),
+    ("artifact name", lambda e, w: w.artifact_name, Artifact._meta.get_field("name").max_length),
+    ("run key", lambda e, w: w.run_key, Run._meta.get_field("run_key").max_length),
+    ("run name", lambda e, w: w.run_name, Run._meta.get_field("name").max_length),
+    ("pipeline name", lambda e, w: w.pipeline, Run._meta.get_field("pipeline").max_length),
+    ("namespace", lambda e, w: w.namespace, Run._meta.get_field("namespace").max_length),
+    ("step name", lambda e, w: w.step_name, Step._meta.get_field("name").max_length),
+)
+
+
+def _too_long(event: ObjectEvent, where: ResolvedKey) -> str | None:
+    for what, value_of, limit in _LENGTH_LIMITS:
+        value = value_of(event, where)
+        if len(value) > limit:
+            return (f"the {what} derived from key {event.key[:200]!r} is {len(value)} characters, "
+                    f"over the {limit} Pipelens stores")
+    return None
+
+
 def _touch_buckets(cursor, resolved) -> None:
     latest: dict[int, datetime] = {}
     for event, bucket, _ in resolved:
@@ -357,3 +388,15 @@ def _reject(event: ObjectEvent, raw_messages: Mapping, reason: str) -> RejectedM
                                 (f"{event.bucket}/{event.key}".encode(), None))
     return RejectedMessage(topic=event.topic, partition=event.partition, offset=event.offset,
                            key=key, raw=raw, error=reason)
+
+
+def ingest_errors_prune(*, now: datetime | None = None) -> int:
+    """Delete IngestErrors older than INGEST_ERROR_RETENTION_DAYS; returns how many.
+
+    Each row keeps a raw message of up to 1 MiB, and a misconfigured store can
+    produce thousands an hour. The consume loop calls this now and then;
+    ``manage.py prune_ingest_errors`` does it on demand.
+    """
+    cutoff = (now or timezone.now()) - timedelta(days=settings.INGEST_ERROR_RETENTION_DAYS)
+    removed, _ = IngestError.objects.filter(created_at__lt=cutoff).delete()
+    return removed

@@ -28,7 +28,8 @@ from django.db import DatabaseError, InterfaceError, OperationalError, close_old
 
 from runs.events import EventAction, ObjectEvent
 from runs.selectors.topics import enabled_topic_names
-from runs.services.ingest import IngestResult, RejectedMessage, ingest_events
+from runs.events import RejectedMessage
+from runs.services.ingest import IngestResult, ingest_errors_prune, ingest_events
 from streaming.ingest.kafka_config import consumer_config
 from streaming.ingest.s3_events import EventParseError, parse_message
 from vizsite.logs import log_event
@@ -93,6 +94,7 @@ class IngestConsumer:
         self.batch_size = batch_size or settings.KAFKA_BATCH_SIZE
         self.batch_timeout_s = batch_timeout_s or settings.KAFKA_BATCH_TIMEOUT_S
         self.topic_refresh_s = topic_refresh_s or settings.KAFKA_TOPIC_REFRESH_S
+        self._pruned_at = float("-inf")
         self._stop = threading.Event()
         self._topics: list[str] = []
         self._topics_checked_at = 0.0
@@ -179,7 +181,22 @@ class IngestConsumer:
 
     def _store_timed(self, batch: ParsedBatch) -> tuple[ParsedBatch, IngestResult | None, float]:
         started = time.monotonic()
+        self._prune_now_and_then(started)
         return batch, self._store(batch), time.monotonic() - started
+
+    def _prune_now_and_then(self, now: float) -> None:
+        """Drop IngestErrors past their retention, once per INGEST_ERROR_PRUNE_INTERVAL_S
+        (on the database thread, between batches)."""
+        if now - self._pruned_at < settings.INGEST_ERROR_PRUNE_INTERVAL_S:
+            return
+        self._pruned_at = now
+        try:
+            removed = ingest_errors_prune()
+        except (OperationalError, InterfaceError, DatabaseError) as exc:
+            log_event(logger, "ingest_errors_prune_failed", level=logging.WARNING, error=repr(exc)[:200])
+            return
+        if removed:
+            log_event(logger, "ingest_errors_pruned", removed=removed)
 
     def _finish(self, consumer: Consumer, storing: Future) -> None:
         """Wait for a batch to be stored, then commit its offsets and log it."""

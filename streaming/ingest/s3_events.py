@@ -16,6 +16,7 @@ Accepted shapes:
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote_plus
@@ -112,6 +113,14 @@ _BUCKET_EVENTS = frozenset({"BucketCreated:*", "BucketRemoved:*"})
 # restart look older than the ones before it.
 _NS_SEQUENCER_MIN = 10**18
 _ORDER_MAX = 2**63 - 1
+# What an order value is believed to be (issue 8, finding 8): the newest order
+# stored for a key wins, so one forged message with a huge sequencer or a
+# far-future event time would freeze its key forever. MinIO's sequencer is the
+# object's modification time, seconds away from the event time; one further
+# than SEQUENCER_MAX_SKEW_NS is ignored (the event time orders it). An event
+# time more than EVENT_MAX_FUTURE_NS ahead of the consumer's clock is refused.
+SEQUENCER_MAX_SKEW_NS = 3600 * 10**9
+EVENT_MAX_FUTURE_NS = 3600 * 10**9
 _HEX = re.compile(r"[0-9A-Fa-f]{1,32}")
 # S3 event times: "2026-11-29T06:02:43.123Z" (MinIO, AWS); Versity writes
 # Go's RFC 3339 with a numeric offset and no fraction.
@@ -139,15 +148,18 @@ def parse_message(
     topic: str = "",
     partition: int = -1,
     offset: int = -1,
+    now_ns: int | None = None,
 ) -> list[ObjectEvent]:
     """Parse one Kafka message value into its object events.
 
     ``key`` is accepted for the caller's convenience but not trusted: MinIO
     sets it to ``bucket/key``, Versity Gateway to one fixed string, so the
-    value is the only reliable source. Raises ``EventParseError`` (and
+    value is the only reliable source. ``now_ns`` is the clock event times
+    are checked against (default: now). Raises ``EventParseError`` (and
     nothing else) for any input that is not a well-formed event message.
     """
     del key  # see docstring: the value is authoritative
+    latest_ns = (time.time_ns() if now_ns is None else now_ns) + EVENT_MAX_FUTURE_NS
     doc = _load_json(value)
     if doc.get("Event") == "s3:TestEvent" and "Records" not in doc:
         return []
@@ -172,6 +184,7 @@ def parse_message(
             minio_key=top_key if single else "",
             minio_name=top_name if single else "",
             coordinates=(topic, partition, offset),
+            latest_ns=latest_ns,
         )
         if event is not None:
             events.append(event)
@@ -205,8 +218,6 @@ def _load_json(value: bytes | None) -> dict[str, Any]:
     return doc
 
 
-
-
 def _parse_record(
     record: dict[str, Any],
     where: str,
@@ -214,6 +225,7 @@ def _parse_record(
     minio_key: str,
     minio_name: str,
     coordinates: tuple[str, int, int],
+    latest_ns: int,
 ) -> ObjectEvent | None:
     raw_name = _required_str(record, "eventName", where)
     action = classify_event_name(raw_name)
@@ -254,6 +266,10 @@ def _parse_record(
         raise EventParseError(f"{where} has an empty object key")
 
     event_time, time_ns = _parse_event_time(record.get("eventTime"), where)
+    if time_ns > latest_ns:
+        raise EventParseError(f"{where}.eventTime {record.get('eventTime')!r} is more than "
+                              f"{EVENT_MAX_FUTURE_NS // 10**9} s in the future; the store's clock or "
+                              f"the message is wrong")
     sequencer = _optional_str(obj, "sequencer", f"{where}.s3.object")
     size = _parse_size(obj.get("size"), where)
     etag = _optional_str(obj, "eTag", f"{where}.s3.object").strip('"')
@@ -320,10 +336,11 @@ def _parse_event_time(value: Any, where: str) -> tuple[datetime, int]:
 
 
 def _order(sequencer: str, time_ns: int) -> int:
-    """Newer-wins value: the sequencer when it is a ns timestamp, else the event time."""
+    """Newer-wins value: the sequencer when it is a ns timestamp near the event time,
+    else the event time."""
     if _HEX.fullmatch(sequencer):
         value = int(sequencer, 16)
-        if _NS_SEQUENCER_MIN <= value <= _ORDER_MAX:
+        if _NS_SEQUENCER_MIN <= value <= _ORDER_MAX and abs(value - time_ns) <= SEQUENCER_MAX_SKEW_NS:
             return value
     return time_ns
 

@@ -162,3 +162,57 @@ def test_counts_stay_equal_to_a_recount_through_random_creates_overwrites_and_de
         assert run.artifact_count == run.live, run.run_key
     for step in Step.objects.annotate(live=Count("artifacts", filter=Q(artifacts__deleted=False))):
         assert step.artifact_count == step.live, step.name
+
+
+def test_an_over_long_derived_field_rejects_that_event_only():
+    """Checked up front: one bad value must not make PostgreSQL refuse the whole batch
+    (the consumer would then store it event by event). Issue 8, finding 8."""
+    BucketFactory(name="b")
+    long_step = "run/" + "s" * 600 + "/file.txt"
+    result = ingest_events(events=[object_event("b", "run/step/ok.txt", seconds=1),
+                                   object_event("b", long_step, seconds=2)])
+    assert result.stored == 1 and result.rejected == 1
+    assert Artifact.objects.get().key == "run/step/ok.txt"
+    error = IngestError.objects.get()
+    assert "step name" in error.error and "600 characters, over the 512" in error.error
+
+
+def test_a_forged_maximum_sequencer_cannot_freeze_a_key():
+    """A message claiming sequencer 7FFFFFFFFFFFFFFF is ordered by its event time, so the
+    object's next real version still wins (issue 8, finding 8)."""
+    import json
+
+    from streaming.ingest.s3_events import parse_message
+
+    BucketFactory(name="b")
+
+    def message(etag, event_time, sequencer):
+        return json.dumps({"EventName": "s3:ObjectCreated:Put", "Key": "b/run/step/a.txt", "Records": [{
+            "eventVersion": "2.0", "eventSource": "minio:s3", "eventTime": event_time,
+            "eventName": "s3:ObjectCreated:Put",
+            "s3": {"bucket": {"name": "b"}, "object": {"key": "run/step/a.txt", "size": 1, "eTag": etag,
+                                                       "sequencer": sequencer}}}]}).encode()
+
+    ingest_events(events=parse_message(message("forged", "2026-11-29T06:00:00.000Z", "7FFFFFFFFFFFFFFF")))
+    later_ns = 1795932000 * 10**9 + 60 * 10**9  # one minute after the forged event
+    ingest_events(events=parse_message(message("real", "2026-11-29T06:01:00.000Z", f"{later_ns:X}")))
+    assert Artifact.objects.get().etag == "real"
+
+
+def test_ingest_errors_past_their_retention_are_pruned(settings):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from runs.services.ingest import ingest_errors_prune
+
+    settings.INGEST_ERROR_RETENTION_DAYS = 7
+    old = IngestError.objects.create(topic="t", partition=0, offset=1, raw=b"x" * 1000, error="old")
+    IngestError.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=8))
+    IngestError.objects.create(topic="t", partition=0, offset=2, raw=b"y", error="recent")
+    assert ingest_errors_prune() == 1
+    assert list(IngestError.objects.values_list("error", flat=True)) == ["recent"]
+    IngestError.objects.update(created_at=timezone.now() - timedelta(days=30))
+    call_command("prune_ingest_errors")
+    assert not IngestError.objects.exists()

@@ -215,6 +215,10 @@ KAFKA_BATCH_SIZE = env.int("KAFKA_BATCH_SIZE", default=2000)
 KAFKA_BATCH_TIMEOUT_S = env.float("KAFKA_BATCH_TIMEOUT_S", default=0.05)
 # How often the consumer re-reads the enabled KafkaTopic rows, in seconds.
 KAFKA_TOPIC_REFRESH_S = env.float("KAFKA_TOPIC_REFRESH_S", default=5.0)
+# IngestError rows (each with its raw message, up to 1 MiB) are kept this long;
+# the consumer prunes older ones once per interval (manage.py prune_ingest_errors too).
+INGEST_ERROR_RETENTION_DAYS = env.int("INGEST_ERROR_RETENTION_DAYS", default=30)
+INGEST_ERROR_PRUNE_INTERVAL_S = env.float("INGEST_ERROR_PRUNE_INTERVAL_S", default=3600.0)
 
 # --- MinIO / S3 ------------------------------------------------------------
 MINIO_ENDPOINT = env("MINIO_ENDPOINT", default="127.0.0.1:19000")

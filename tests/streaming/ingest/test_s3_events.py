@@ -272,7 +272,9 @@ def test_event_time_formats_and_ns_order_without_sequencer(text, expected, ns):
     [
         (SEQUENCER, SEQUENCER_NS),
         (SEQUENCER.lower(), SEQUENCER_NS),
-        ("1876F0E2C4B5A3D1", 1762861160915641297),  # any ns timestamp, not only event time
+        (f"{SEQUENCER_NS + 59 * 60 * 10**9:X}", SEQUENCER_NS + 59 * 60 * 10**9),  # near the event time
+        ("1876F0E2C4B5A3D1", EVENT_TIME_NS),  # a ns timestamp a year away: not believed
+        ("7FFFFFFFFFFFFFFF", EVENT_TIME_NS),  # forged maximum: would freeze the key forever
         ("", EVENT_TIME_NS),
         ("0x18EC6EC97FAC2B15", EVENT_TIME_NS),  # int() would accept it; we do not
         ("18EC_6EC9_7FAC_2B15", EVENT_TIME_NS),
@@ -287,6 +289,19 @@ def test_order_uses_sequencer_only_when_it_is_a_ns_timestamp(sequencer, order):
     event = parse_one(minio_message(sequencer=sequencer))
     assert event.order == order
     assert event.sequencer == sequencer
+
+
+def test_an_event_time_far_in_the_future_is_refused():
+    """One forged far-future event would win every comparison for its key (issue 8, finding 8)."""
+    from streaming.ingest.s3_events import EVENT_MAX_FUTURE_NS
+
+    with pytest.raises(EventParseError, match="in the future"):
+        parse_message(encode(minio_message(event_time="2200-01-01T00:00:00.000Z", sequencer="")))
+    # Relative to the consumer's clock: a message within the tolerance is accepted.
+    now = EVENT_TIME_NS - EVENT_MAX_FUTURE_NS + 10**9
+    assert parse_one(minio_message(), now_ns=now).order == SEQUENCER_NS
+    with pytest.raises(EventParseError, match="in the future"):
+        parse_message(encode(minio_message()), now_ns=EVENT_TIME_NS - EVENT_MAX_FUTURE_NS - 10**9)
 
 
 def test_order_compares_newer_after_older():
