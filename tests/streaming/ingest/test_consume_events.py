@@ -22,10 +22,10 @@ from django.db import connection
 from runs.models import Artifact, IngestError, KafkaTopic, Run
 from streaming.ingest.kafka_config import consumer_config, producer_config
 from tests.conftest import skip_to_end, wait_for
-from tests.streaming.test_events import minio_message
+from tests.streaming.ingest.test_s3_events import minio_message
 from tests.tcp_proxy import TCPProxy
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TOPIC = settings.MINIO_KAFKA_TOPIC
 
 
