@@ -140,3 +140,25 @@ def session_user_get(*, session_key: str | None):
     if user is None or not constant_time_compare(data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
         return None
     return user
+
+
+def sources_visible(*, scope: AccessScope, sources: list) -> bool:
+    """Whether ``scope`` may see the run of each ``[bucket name, key]`` (KFP sources that a
+    rendition read from other runs: checked again for each reader, issue 8 finding 3)."""
+    from runs.layouts import UnresolvableKey, resolve_key
+    from runs.models import Bucket
+
+    if scope.everything:
+        return True
+    buckets = {b.name: b for b in Bucket.objects.filter(name__in={name for name, _ in sources})}
+    for name, key in sources:
+        bucket = buckets.get(name)
+        if bucket is None:
+            return False
+        try:
+            where = resolve_key(key, bucket.layouts)
+        except (UnresolvableKey, ValueError):
+            return False
+        if not scope.allows(bucket_id=bucket.pk, run_key=where.run_key, namespace=where.namespace):
+            return False
+    return True

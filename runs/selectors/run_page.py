@@ -9,6 +9,7 @@ from django.db.models import F, Prefetch, prefetch_related_objects
 
 from runs.models import Artifact, Rendition, Run, Step
 from runs.selectors.access import artifact_get_visible
+from runs.selectors.viewers import renditions_hide_foreign
 
 
 def _current_renditions() -> Prefetch:
@@ -38,7 +39,7 @@ class ArtifactRow:
     preview: Artifact | None = None
 
 
-def run_page_steps(*, run: Run, inline_previews: int) -> list[Step]:
+def run_page_steps(*, user, run: Run, inline_previews: int) -> list[Step]:
     """Steps in order, each with ``rows`` (ArtifactRow) of its live artifacts.
 
     The first ``inline_previews`` rows carry a model instance with renditions
@@ -66,6 +67,7 @@ def run_page_steps(*, run: Run, inline_previews: int) -> list[Step]:
         for artifact in models:
             artifact.run = run
             artifact.bucket = run.bucket
+            renditions_hide_foreign(user=user, renditions=artifact.renditions.all())
             inline[artifact.pk].preview = artifact
     for step in steps:
         step.rows = by_step.get(step.pk, [])
@@ -77,4 +79,5 @@ def artifact_get_for_preview(*, user, run_id: int, artifact_id: int) -> Artifact
     artifact = artifact_get_visible(user=user, run_id=run_id, artifact_id=artifact_id)
     if artifact is not None:
         prefetch_related_objects([artifact], _current_renditions())
+        renditions_hide_foreign(user=user, renditions=artifact.renditions.all())
     return artifact

@@ -168,7 +168,8 @@ def rendition_render(*, artifact_id: int, etag: str) -> str:
     bucket = artifact.bucket
     source = ObjectSource(bucket.name, artifact.key, name=artifact.name, size=artifact.size,
                           etag=artifact.etag, content_type=artifact.content_type, endpoint=bucket.endpoint)
-    ctx = _context(artifact=artifact, attempts=attempts)
+    fetched: list[ObjectSource] = []
+    ctx = _context(artifact=artifact, attempts=attempts, fetched=fetched)
     try:
         outputs = render_artifact(source, artifact.kind, ctx)
     except StorageUnavailable:
@@ -185,6 +186,10 @@ def rendition_render(*, artifact_id: int, etag: str) -> str:
                           f"Internal error while rendering ({type(exc).__name__}); see the worker log.")]
     if not outputs:
         outputs = [failed(viewer_of(artifact.kind), artifact.name, "The renderer produced nothing.")]
+    foreign = cross_run_sources(artifact=artifact, sources=fetched)
+    if foreign:  # every rendition of this version may carry their data: each is checked per reader
+        for output in outputs:
+            output.payload = {**output.payload, "cross_run_sources": foreign}
     stored = _store(artifact_id=artifact_id, etag=etag, outputs=outputs, final=True, attempts=attempts)
     status = "stale" if not stored else ("failed" if all(o.failed for o in outputs) else "ready")
     log_event(logger, "rendered", artifact=artifact_id, status=status, outputs=len(outputs),
@@ -213,7 +218,8 @@ def rendition_fail(*, artifact_id: int, etag: str, reason: str) -> None:
 
 # --- what renderers may do besides reading ------------------------------------------
 
-def _context(*, artifact: Artifact, attempts: int) -> Context:
+def _context(*, artifact: Artifact, attempts: int, fetched: list[ObjectSource]) -> Context:
+    """What renderers may do besides reading; sources they fetch are appended to ``fetched``."""
     counter = itertools.count()
     etag = re.sub(r"[^A-Za-z0-9_.-]", "_", artifact.etag) or "none"
     base = f"{preview_prefix()}/{artifact.id}/{etag}"
@@ -231,20 +237,29 @@ def _context(*, artifact: Artifact, attempts: int) -> Context:
     def publish(outputs: list[Output]) -> None:
         _store(artifact_id=artifact.id, etag=artifact.etag, outputs=outputs, final=False, attempts=attempts)
 
-    return Context(store=store, fetch=lambda uri: fetch_sources(artifact=artifact, uri=uri),
-                   publish=publish, store_source=store_source)
+    def fetch(uri: str) -> list[Source]:
+        found = fetch_sources(artifact=artifact, uri=uri)
+        fetched.extend(found)
+        return found
+
+    return Context(store=store, fetch=fetch, publish=publish, store_source=store_source)
 
 
 _URI = re.compile(r"^(minio|s3)://([^/]+)/(.+)$")
 
 
-def fetch_sources(*, artifact: Artifact, uri: str) -> list[Source]:
+def fetch_sources(*, artifact: Artifact, uri: str) -> list[ObjectSource]:
     """The objects a KFP metadata ``source`` URI names, if whoever sees ``artifact`` may see them.
 
     Only ``minio://`` and ``s3://`` in registered buckets are read. An object
     is allowed when every grant that shows the artifact's run also shows the
     object's run (so a rendition never reveals more than its own run's
     viewers could open). Wildcards (``*?[``) concatenate matches in key order.
+
+    Visibility is decided before anything is read or counted, and a source
+    that is missing, unregistered or not visible gets the same answer: a
+    pipeline author probing another bucket learns nothing about its objects
+    (issue 8, finding 3).
     """
     match = _URI.match(uri.strip())
     if not match:
@@ -252,57 +267,74 @@ def fetch_sources(*, artifact: Artifact, uri: str) -> list[Source]:
         raise RenderError(f"Sources on {scheme} are not read by Pipelens; only minio:// and s3:// objects "
                           f"in the run's buckets are ({uri[:200]}).")
     bucket_name, pattern = match.group(2), match.group(3)
+    unavailable = RenderError(f"The source {uri[:300]!r} is not available to this run's viewers: it does "
+                              f"not exist, or it belongs to a run that some of them may not see.")
     bucket = Bucket.objects.filter(name=bucket_name).first()
     if bucket is None:
-        raise RenderError(f"The source bucket {bucket_name!r} is not registered in Pipelens.")
+        raise unavailable
     client = minio_client(bucket.endpoint)
     wildcard = re.search(r"[*?\[]", pattern)
     try:
         if wildcard:
-            prefix = pattern[:wildcard.start()]
-            keys = sorted(o.object_name for o in client.list_objects(bucket_name, prefix=prefix, recursive=True)
-                          if fnmatch.fnmatchcase(o.object_name, pattern))
+            keys = []
+            listed = client.list_objects(bucket_name, prefix=pattern[:wildcard.start()], recursive=True)
+            for obj in itertools.islice(listed, settings.KFP_SOURCE_MAX_LISTED):
+                name = obj.object_name
+                if fnmatch.fnmatchcase(name, pattern) and _source_visible(artifact=artifact, bucket=bucket,
+                                                                          key=name):
+                    keys.append(name)
+                    if len(keys) > settings.KFP_SOURCE_MAX_OBJECTS:
+                        raise RenderError(f"The source {uri[:300]!r} matches more than "
+                                          f"{settings.KFP_SOURCE_MAX_OBJECTS} objects.")
+            keys.sort()
         else:
-            keys = [pattern]
-        if len(keys) > settings.KFP_SOURCE_MAX_OBJECTS:
-            raise RenderError(f"The source {uri!r} matches {len(keys)} objects, more than "
-                              f"{settings.KFP_SOURCE_MAX_OBJECTS}.")
+            keys = [pattern] if _source_visible(artifact=artifact, bucket=bucket, key=pattern) else []
         if not keys:
-            raise RenderError(f"The source {uri!r} matches no object.")
+            raise unavailable
         sources = []
         for key in keys:
-            _check_source_visible(artifact=artifact, bucket=bucket, key=key, uri=uri)
             stat = client.stat_object(bucket_name, key)
             sources.append(ObjectSource(bucket_name, key, name=posixpath.basename(key), size=stat.size,
                                         etag=(stat.etag or "").strip('"'), endpoint=bucket.endpoint))
     except RenderError:
         raise
     except Exception as exc:
-        code = getattr(exc, "code", "")
-        if code in ("NoSuchKey", "NoSuchBucket"):
-            raise RenderError(f"The source {uri!r} does not exist.") from exc
-        raise StorageUnavailable(f"cannot read the source {uri!r}: {exc}") from exc
+        if getattr(exc, "code", "") in ("NoSuchKey", "NoSuchBucket"):
+            raise unavailable from exc
+        raise StorageUnavailable(f"cannot read the source {uri[:300]!r}: {exc}") from exc
     return sources
 
 
-def _check_source_visible(*, artifact: Artifact, bucket: Bucket, key: str, uri: str) -> None:
+def _source_visible(*, artifact: Artifact, bucket: Bucket, key: str) -> bool:
+    """Whether every group that sees ``artifact``'s run also sees the run of ``key``."""
     run = artifact.run
     try:
         where = resolve_key(key, bucket.layouts)
-    except (UnresolvableKey, ValueError) as exc:
-        raise RenderError(f"The source {uri!r} is outside any run Pipelens knows.") from exc
+    except (UnresolvableKey, ValueError):
+        return False  # outside any run Pipelens knows: nobody was granted it
     if bucket.id == artifact.bucket_id and where.run_key == run.run_key:
-        return  # the run's own objects
+        return True  # the run's own objects
 
     def shows(grant, bucket_id, run_key, namespace):
         return grant_allows(bucket_id=grant.bucket_id, prefix=grant.key_prefix, namespace=grant.namespace,
                             run_bucket_id=bucket_id, run_key=run_key, run_namespace=namespace)
 
     grants = list(BucketGrant.objects.filter(bucket_id__in={artifact.bucket_id, bucket.id}))
-    for grant in grants:
-        if not shows(grant, artifact.bucket_id, run.run_key, run.namespace):
-            continue
-        if not any(g.group_id == grant.group_id and shows(g, bucket.id, where.run_key, where.namespace)
-                   for g in grants):
-            raise RenderError(f"The source {uri!r} belongs to a run that some viewers of this run "
-                              f"may not see, so it is not shown.")
+    return all(any(g.group_id == grant.group_id and shows(g, bucket.id, where.run_key, where.namespace)
+                   for g in grants)
+               for grant in grants if shows(grant, artifact.bucket_id, run.run_key, run.namespace))
+
+
+def cross_run_sources(*, artifact: Artifact, sources: Iterable[ObjectSource]) -> list[list[str]]:
+    """[bucket, key] of the fetched sources outside ``artifact``'s own run: checked again for
+    each reader when the rendition is shown (runs.selectors.viewers)."""
+    out = []
+    for source in sources:
+        if source.bucket == artifact.bucket.name:
+            try:
+                if resolve_key(source.key, artifact.bucket.layouts).run_key == artifact.run.run_key:
+                    continue
+            except (UnresolvableKey, ValueError):
+                pass
+        out.append([source.bucket, source.key])
+    return sorted(map(list, {tuple(x) for x in out}))

@@ -88,7 +88,7 @@ def _with_progress_and_metrics(user, runs, filters) -> list[dict]:
 def run_detail(request, run_id: int):
     """A run's steps in order with their artifacts; live via /ws/runs/<id>/."""
     run = _visible_run(request, run_id)
-    steps = run_page_steps(run=run, inline_previews=settings.RUN_PAGE_INLINE_PREVIEWS)
+    steps = run_page_steps(user=request.user, run=run, inline_previews=settings.RUN_PAGE_INLINE_PREVIEWS)
     artifact_base = reverse("runs:artifact", args=[run.pk, 0]).removesuffix("0/")
     for step in steps:
         step.rows_html = mark_safe("".join(_artifact_row_html(request, run, row, artifact_base)

@@ -148,7 +148,7 @@ def test_hostile_inputs_fail_with_reasons_and_the_worker_carries_on(minio, live_
     assert unknown.status == "failed" and "Unknown output type '3d-hologram'" in unknown.error
     assert md.status == "ready" and "<strong>shown</strong>" in md.payload["html"]
     assert remote.status == "failed" and "https" in remote.error
-    assert elsewhere.status == "failed" and "does not exist" in elsewhere.error
+    assert elsewhere.status == "failed" and "is not available to this run's viewers" in elsewhere.error
     # Still serving: a fine file after all that renders.
     put(minio, b, "evil/run/step/after.md", b"# fine")
     after, = rendered(b, "evil/run/step/after.md")

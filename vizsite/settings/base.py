@@ -292,6 +292,9 @@ CONFUSION_MATRIX_MAX_LABELS = env.int("CONFUSION_MATRIX_MAX_LABELS", default=100
 # KFP metadata: outputs per file, objects a wildcard source may concatenate.
 KFP_METADATA_MAX_OUTPUTS = env.int("KFP_METADATA_MAX_OUTPUTS", default=20)
 KFP_SOURCE_MAX_OBJECTS = env.int("KFP_SOURCE_MAX_OBJECTS", default=50)
+# A wildcard source lists at most this many keys under its prefix (a bound on
+# the work one metadata file can cause in another bucket).
+KFP_SOURCE_MAX_LISTED = env.int("KFP_SOURCE_MAX_LISTED", default=10_000)
 # Web-app (HTML) outputs are served only from this separate origin, through
 # signed URLs valid for WEBAPP_URL_MAX_AGE_S seconds (docs/security.md).
 # Use another host name than the portal's (not only another port): browsers send
