@@ -1,8 +1,10 @@
 """Admin for topics, buckets and the ingested runs (read-mostly for the latter)."""
 
+from django import forms
 from django.contrib import admin
 
 from runs.models import Artifact, Bucket, IngestError, KafkaTopic, Run, Step
+from runs.storage import store_aliases
 
 
 @admin.register(KafkaTopic)
@@ -12,12 +14,34 @@ class KafkaTopicAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
+class BucketForm(forms.ModelForm):
+    """The store is picked from the configured aliases: no address can be typed in."""
+
+    store = forms.ChoiceField(choices=[])
+
+    class Meta:
+        model = Bucket
+        fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["store"].choices = [(alias, alias) for alias in store_aliases()]
+
+
 @admin.register(Bucket)
 class BucketAdmin(admin.ModelAdmin):
-    list_display = ["name", "topic", "notification_status", "last_event_at"]
+    form = BucketForm
+    list_display = ["name", "store", "topic", "notification_status", "last_event_at"]
     list_filter = ["notification_status", "topic"]
     search_fields = ["name"]
-    readonly_fields = ["notification_status", "notification_error", "last_event_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ["notification_status", "notification_error", "last_event_at"]
+        # Runs, artifacts and grants are keyed by this bucket; renaming it once events
+        # arrived would attach them to another bucket's objects (docs/security.md).
+        if obj is not None and (obj.last_event_at is not None or obj.runs.exists()):
+            fixed = ["name", *fixed]
+        return fixed
 
 
 class StepInline(admin.TabularInline):

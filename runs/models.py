@@ -49,6 +49,14 @@ class KafkaTopic(models.Model):
         return self.name
 
 
+def _validate_store(value: str) -> None:
+    from django.conf import settings
+
+    if value not in settings.OBJECT_STORES:
+        raise ValidationError(f"{value!r} is not a configured object store; choose one of "
+                              f"{', '.join(sorted(settings.OBJECT_STORES))} (OBJECT_STORES setting).")
+
+
 class Bucket(models.Model):
     """A MinIO (or other S3) bucket whose events Pipelens records.
 
@@ -62,8 +70,10 @@ class Bucket(models.Model):
         FAILED = "failed", "Failed"
 
     name = models.CharField(max_length=63, unique=True)
-    endpoint = models.CharField(
-        max_length=200, blank=True, help_text="MinIO endpoint alias; empty means MINIO_ENDPOINT."
+    store = models.CharField(
+        max_length=50, default="default", validators=[_validate_store],
+        help_text="Object store alias from the OBJECT_STORES setting (addresses and credentials live "
+                  "in settings, never here).",
     )
     topic = models.ForeignKey(
         KafkaTopic, on_delete=models.PROTECT, null=True, blank=True, related_name="buckets"

@@ -26,15 +26,26 @@ from minio.error import MinioException, S3Error
 from runs.rendering.base import RenderError, StorageUnavailable, too_large
 
 
+DEFAULT_STORE = "default"
+
+
+class UnknownStore(ValueError):
+    """A bucket names a store alias that OBJECT_STORES does not configure."""
+
+
+def store_aliases() -> list[str]:
+    return sorted(settings.OBJECT_STORES)
+
+
 @lru_cache(maxsize=8)
-def minio_client(endpoint: str = "") -> Minio:
-    """A client for ``endpoint`` (empty: the MINIO_ENDPOINT setting). Thread-safe, cached."""
-    return Minio(
-        endpoint or settings.MINIO_ENDPOINT,
-        access_key=settings.MINIO_ACCESS_KEY,
-        secret_key=settings.MINIO_SECRET_KEY,
-        secure=settings.MINIO_SECURE,
-    )
+def minio_client(store: str = DEFAULT_STORE) -> Minio:
+    """A client for the object store configured under ``store`` (OBJECT_STORES). Thread-safe,
+    cached. Addresses and credentials come from settings only, never from the database."""
+    config = settings.OBJECT_STORES.get(store or DEFAULT_STORE)
+    if config is None:
+        raise UnknownStore(f"object store {store!r} is not configured (OBJECT_STORES: {store_aliases()})")
+    return Minio(config["endpoint"], access_key=config["access_key"], secret_key=config["secret_key"],
+                 secure=config["secure"])
 
 
 # --- reading one object version (renderers, table pages, full images) -------------
@@ -46,8 +57,8 @@ class ObjectSource:
     """One version (by etag) of an object; ``name`` is what the user calls it."""
 
     def __init__(self, bucket: str, key: str, *, name: str = "", size: int | None = None,
-                 etag: str = "", content_type: str = "", endpoint: str = ""):
-        self.bucket, self.key, self.etag, self.endpoint = bucket, key, etag, endpoint
+                 etag: str = "", content_type: str = "", store: str = DEFAULT_STORE):
+        self.bucket, self.key, self.etag, self.store = bucket, key, etag, store
         self.name = name or key
         self.size = size
         self.content_type = content_type
@@ -55,7 +66,7 @@ class ObjectSource:
     def _get(self, offset: int = 0, length: int | None = None):
         headers = {"If-Match": f'"{self.etag}"'} if self.etag else None
         try:
-            return minio_client(self.endpoint).get_object(
+            return minio_client(self.store).get_object(
                 self.bucket, self.key, offset=offset, length=length or 0, request_headers=headers)
         except S3Error as exc:
             if exc.code in _GONE:
@@ -93,13 +104,18 @@ class ObjectSource:
         return self._stream(offset, length, chunk_size)
 
     def location(self) -> dict:
-        return {"bucket": self.bucket, "key": self.key, "etag": self.etag, "endpoint": self.endpoint}
+        return {"bucket": self.bucket, "key": self.key, "etag": self.etag, "store": self.store}
 
 
 def source_at(location: dict, *, size: int | None = None, name: str = "") -> ObjectSource:
     """The source a payload's ``source`` location names (page requests, full views)."""
     return ObjectSource(location["bucket"], location["key"], etag=location.get("etag", ""),
-                        endpoint=location.get("endpoint", ""), size=size, name=name)
+                        store=_location_store(location), size=size, name=name)
+
+
+def _location_store(location: dict) -> str:
+    # Payloads written before stores had aliases say "endpoint": "" (the default store).
+    return location.get("store") or DEFAULT_STORE
 
 
 # --- downloads: an object's bytes streamed to the browser --------------------------
@@ -128,10 +144,11 @@ class ObjectStream:
         self._response.release_conn()
 
 
-def object_stream(*, bucket: str, key: str, endpoint: str = "", chunk_size: int = 256 * 1024) -> ObjectStream:
+def object_stream(*, bucket: str, key: str, store: str = DEFAULT_STORE,
+                  chunk_size: int = 256 * 1024) -> ObjectStream:
     """Open an object for streaming (never read whole into memory); ``ObjectGone`` if missing."""
     try:
-        response = minio_client(endpoint).get_object(bucket, key)
+        response = minio_client(store).get_object(bucket, key)
     except S3Error as exc:
         if exc.code in ("NoSuchKey", "NoSuchBucket"):
             raise ObjectGone(key) from exc
@@ -170,7 +187,7 @@ def preview_put(key: str, data: bytes, content_type: str) -> dict:
         result = client.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
     except Exception as exc:
         raise StorageUnavailable(f"cannot store a preview: {exc}") from exc
-    return {"bucket": bucket, "key": key, "etag": (result.etag or "").strip('"'), "endpoint": ""}
+    return {"bucket": bucket, "key": key, "etag": (result.etag or "").strip('"'), "store": DEFAULT_STORE}
 
 
 def preview_read(key: str, cap: int) -> bytes:

@@ -40,7 +40,7 @@ def bucket_register(*, name: str, topic_name: str | None = None,
 
 def bucket_notification_configure(*, bucket: Bucket) -> Bucket:
     """Point the MinIO bucket's notifications at Pipelens' Kafka target (ARN setting)."""
-    client = minio_client(bucket.endpoint)
+    client = minio_client(bucket.store)
     try:
         if not client.bucket_exists(bucket.name):
             client.make_bucket(bucket.name)

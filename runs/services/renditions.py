@@ -167,7 +167,7 @@ def rendition_render(*, artifact_id: int, etag: str) -> str:
         return "skipped"
     bucket = artifact.bucket
     source = ObjectSource(bucket.name, artifact.key, name=artifact.name, size=artifact.size,
-                          etag=artifact.etag, content_type=artifact.content_type, endpoint=bucket.endpoint)
+                          etag=artifact.etag, content_type=artifact.content_type, store=bucket.store)
     fetched: list[ObjectSource] = []
     ctx = _context(artifact=artifact, attempts=attempts, fetched=fetched)
     try:
@@ -272,7 +272,7 @@ def fetch_sources(*, artifact: Artifact, uri: str) -> list[ObjectSource]:
     bucket = Bucket.objects.filter(name=bucket_name).first()
     if bucket is None:
         raise unavailable
-    client = minio_client(bucket.endpoint)
+    client = minio_client(bucket.store)
     wildcard = re.search(r"[*?\[]", pattern)
     try:
         if wildcard:
@@ -295,7 +295,7 @@ def fetch_sources(*, artifact: Artifact, uri: str) -> list[ObjectSource]:
         for key in keys:
             stat = client.stat_object(bucket_name, key)
             sources.append(ObjectSource(bucket_name, key, name=posixpath.basename(key), size=stat.size,
-                                        etag=(stat.etag or "").strip('"'), endpoint=bucket.endpoint))
+                                        etag=(stat.etag or "").strip('"'), store=bucket.store))
     except RenderError:
         raise
     except Exception as exc:

@@ -166,7 +166,7 @@ def artifact_download(request, run_id: int, artifact_id: int):
         return HttpResponse("This object was removed from its bucket.", status=410,
                             content_type="text/plain; charset=utf-8")
     try:
-        stream = object_stream(bucket=artifact.bucket.name, key=artifact.key, endpoint=artifact.bucket.endpoint,
+        stream = object_stream(bucket=artifact.bucket.name, key=artifact.key, store=artifact.bucket.store,
                                chunk_size=settings.DOWNLOAD_CHUNK_BYTES)
     except ObjectGone:
         return HttpResponse("This object is no longer in its bucket.", status=410,

@@ -225,6 +225,19 @@ MINIO_ENDPOINT = env("MINIO_ENDPOINT", default="127.0.0.1:19000")
 MINIO_ACCESS_KEY = _development_default("MINIO_ACCESS_KEY", "pipelens")
 MINIO_SECRET_KEY = _development_default("MINIO_SECRET_KEY", "pipelens-secret")
 MINIO_SECURE = env.bool("MINIO_SECURE", default=False)
+# Object stores by alias: a Bucket names one (``Bucket.store``), never an address,
+# so nobody editing a bucket in the admin can point Pipelens' credentials at a
+# host of their choosing (docs/security.md). "default" is the MINIO_* store;
+# PIPELENS_STORES=a,b adds PIPELENS_STORE_A_ENDPOINT, _ACCESS_KEY, _SECRET_KEY, _SECURE.
+OBJECT_STORES = {
+    "default": {"endpoint": MINIO_ENDPOINT, "access_key": MINIO_ACCESS_KEY, "secret_key": MINIO_SECRET_KEY,
+                "secure": MINIO_SECURE},
+}
+for _alias in env.list("PIPELENS_STORES", default=[]):
+    _prefix = f"PIPELENS_STORE_{_alias.upper()}_"
+    OBJECT_STORES[_alias] = {"endpoint": env(_prefix + "ENDPOINT"), "access_key": env(_prefix + "ACCESS_KEY"),
+                             "secret_key": env(_prefix + "SECRET_KEY"),
+                             "secure": env.bool(_prefix + "SECURE", default=False)}
 MINIO_KAFKA_TOPIC = env("MINIO_KAFKA_TOPIC", default="minio-events")
 # The notification target MinIO was started with (MINIO_NOTIFY_KAFKA_*_PIPELENS).
 MINIO_NOTIFY_ARN = env("MINIO_NOTIFY_ARN", default="arn:minio:sqs::PIPELENS:kafka")
