@@ -10,6 +10,25 @@ import pytest
 from django.conf import settings
 
 
+# --- tiers: `make test-fast` runs what needs no service (pytest -m "not integration and not e2e")
+
+# Fixtures that reach a real service; a test using one (or the database) is an
+# integration test, marked here so that nobody has to remember to.
+_SERVICE_FIXTURES = frozenset({
+    "db", "transactional_db", "django_db_setup", "live_bucket", "minio", "kafka_bootstrap",
+    "running_consumer", "celery_worker_process", "live_server", "client_with_db",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "tests/e2e/" in item.nodeid or item.nodeid.startswith("e2e/"):
+            item.add_marker(pytest.mark.e2e)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("django_db") or fixtures & _SERVICE_FIXTURES:
+            item.add_marker(pytest.mark.integration)
+
+
 def _tcp_check(name: str, hostport: str) -> None:
     host, _, port = hostport.rpartition(":")
     try:
