@@ -20,6 +20,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from runs.forms import RunFilterForm, StateQueryForm
+from runs.rendering.base import human_bytes
 from runs.selectors import (
     ObjectGone,
     artifact_get_for_preview,
@@ -103,20 +104,6 @@ def run_detail(request, run_id: int):
     return render(request, "runs/run_detail.html", {"run": run, "steps": steps})
 
 
-def _size_label(size: int | None) -> str:
-    """Like the filesizeformat filter (same units as live.js), without its per-call cost."""
-    if size is None:
-        return ""
-    if size < 1024:
-        return f"{size} bytes"
-    value, unit = float(size), "bytes"
-    for unit in ("KB", "MB", "GB", "TB"):
-        value /= 1024
-        if value < 1024:
-            break
-    return f"{value:.1f}\u00a0{unit}"
-
-
 def _artifact_row_html(request, run, row, artifact_base: str) -> str:
     """One artifact line of the run page. Built here with plain escaping, not with a
     template include (or format_html) per artifact: a 1,000-artifact page renders
@@ -135,7 +122,7 @@ def _artifact_row_html(request, run, row, artifact_base: str) -> str:
         f'data-sig="{esc(row.signature)}"><div class="artifact-head">'
         f'<a class="name" href="{url}" data-f="name">{esc(row.name)}</a>'
         f'<span class="kind" data-f="kind">{esc(row.kind)}</span>'
-        f'<span class="size" data-f="size">{_size_label(row.size)}</span>'
+        f'<span class="size" data-f="size">{human_bytes(row.size)}</span>'
         f'<time data-f="event_time" datetime="{row.event_time.isoformat()}">'
         f'{row.event_time.strftime("%H:%M:%S")}</time>'
         f'<span class="rstatus" data-f="rstatus">{esc(row.rendition_status)}</span></div>{preview}</li>\n')

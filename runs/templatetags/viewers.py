@@ -3,6 +3,7 @@
 import nh3
 from django import template
 
+from runs.rendering.base import human_bytes as _human_bytes
 from runs.rendering.registry import RENDERERS
 from runs.selectors_viewers import webapp_url
 
@@ -17,6 +18,12 @@ def viewer_template(rendition) -> str:
     """The partial that shows a rendition's payload."""
     viewer = rendition.viewer if rendition.viewer in _TEMPLATES else "other"
     return f"runs/viewers/{viewer}.html"
+
+
+@register.filter
+def human_bytes(size) -> str:
+    """A byte count for people, as everywhere in the portal (runs.rendering.base.human_bytes)."""
+    return _human_bytes(size)
 
 
 @register.filter
