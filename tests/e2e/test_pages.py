@@ -2,6 +2,8 @@
 produce (120-character run names without spaces, long KFP keys, namespaces and
 bucket names) and six metric columns.
 
+- Pages that fit: at desktop (1280x800) and phone (375x740) width nothing
+  scrolls sideways and the key controls are on screen.
 - One row markup: a row the page scripts build for a run or artifact that
   arrives live is the row the server renders (both come from the server's
   markup, cloned from a <template>).
@@ -21,6 +23,8 @@ from tests.factories import BucketFactory
 from tests.runs.portal_helpers import ingest, user_with_grant
 
 pytestmark = pytest.mark.e2e
+
+SIZES = {"desktop": (1280, 800), "phone": (375, 740)}
 
 BUCKET = "pipelens-artifacts-computer-vision-research-and-development-eu1"  # 63, S3's maximum
 NAMESPACE = "kubeflow-user-computer-vision-research-and-development-team01"
@@ -82,6 +86,85 @@ def log_in(page, server):
     page.fill("#id_password", "pw-viewer")
     page.click("button[type=submit]")
     page.wait_for_url(server.url + "/")
+
+
+def overflow_report(page) -> dict:
+    """Page width against the window's, and what sticks out on the right (for the message)."""
+    return page.evaluate("""() => {
+        const w = window.innerWidth;
+        const out = [];
+        for (const el of document.body.querySelectorAll("*")) {
+            const r = el.getBoundingClientRect();
+            if (r.width && r.right > w + 1 && !el.closest(".table-scroll"))
+                out.push(`${el.tagName.toLowerCase()}.${el.className} right=${Math.round(r.right)}`);
+        }
+        return {scrollWidth: document.documentElement.scrollWidth, innerWidth: w, sticking_out: out.slice(0, 8)};
+    }""")
+
+
+def assert_no_sideways_scroll(page):
+    report = overflow_report(page)
+    assert report["scrollWidth"] <= report["innerWidth"], report
+
+
+def assert_on_screen(page, locator, what: str):
+    """Shown, and wholly inside the window horizontally (not cut off or scrolled away)."""
+    assert locator.is_visible(), f"{what} is not visible"
+    box = locator.bounding_box()
+    width = page.evaluate("window.innerWidth")
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width + 1, f"{what} is off screen: {box}, window {width}"
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_runs_list_and_run_page_fit_the_window(size, crowded_runs, live_server_daphne, browser_page):
+    page, server = browser_page, live_server_daphne
+    width, height = SIZES[size]
+    page.set_viewport_size({"width": width, "height": height})
+    log_in(page, server)
+
+    # Runs list.
+    page.locator('#live-status[data-state="live"]').wait_for(timeout=20_000)
+    assert page.locator("#run-rows tr").count() == 3
+    assert page.locator("#runs thead th.metric").count() == len(METRICS)
+    assert_no_sideways_scroll(page)
+    table = page.evaluate("""() => { const t = document.getElementById("runs");
+        return {right: t.getBoundingClientRect().right, scroll: t.parentElement.scrollWidth,
+                client: t.parentElement.clientWidth}; }""")
+    assert table["right"] <= width and table["scroll"] <= table["client"], f"the table scrolls sideways: {table}"
+    for name in ("q", "bucket", "namespace", "status", "date_from", "date_to", "sort"):
+        assert_on_screen(page, page.locator(f"form.filters [name={name}]"), f"filter {name}")
+    assert_on_screen(page, page.locator("form.filters button[type=submit]"), "Apply")
+    assert_on_screen(page, page.locator("#live-status"), "the live indicator")
+    first = page.locator("#run-rows tr").first
+    assert_on_screen(page, first.locator("a[data-f=name]"), "the run link")
+    for th in page.locator("#runs thead th.metric a").all():
+        assert_on_screen(page, th, f"metric sort link {th.get_attribute('title')}")
+    # Cut-off text keeps its whole value in a title; the run name is never cut.
+    assert first.locator("[data-f=pipeline]").get_attribute("title") == PIPELINE
+    assert first.locator("[data-f=name]").inner_text().replace("\n", "") == crowded_runs[2].name
+    # Every metric value is on screen and whole (not cut by an ellipsis).
+    for cell in first.locator("td.metric").all():
+        assert_on_screen(page, cell, f"metric {cell.get_attribute('data-metric')}")
+        assert cell.inner_text().strip()
+        assert cell.evaluate("td => td.scrollWidth <= td.clientWidth"), f"{cell.get_attribute('data-metric')} is cut"
+    screenshot(page, f"layout-runs-list-{width}x{height}")
+
+    # Run page.
+    first.locator("a[data-f=name]").click()
+    run = crowded_runs[2]
+    page.wait_for_url(f"{server.url}/runs/{run.pk}/")
+    page.locator('#live-status[data-state="live"]').wait_for(timeout=20_000)
+    page.locator("li.artifact .progress-viewer").wait_for()
+    assert_no_sideways_scroll(page)
+    assert_on_screen(page, page.locator("#run-name"), "the run name")
+    assert_on_screen(page, page.locator("#live-status"), "the live indicator")
+    assert_on_screen(page, page.locator("#steps h2").first, "the step name")
+    assert page.locator("li.artifact").count() == len(FILES)
+    for row in page.locator("li.artifact").all():
+        assert_on_screen(page, row, "an artifact row")
+        assert_on_screen(page, row.locator("a.name"), "an artifact link")
+        assert_on_screen(page, row.locator("a.download"), "a download link")
+    screenshot(page, f"layout-run-page-{width}x{height}")
 
 
 def normalised(html: str) -> str:
