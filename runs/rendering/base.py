@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Protocol
 
 
@@ -109,12 +110,24 @@ def too_large(what: str, size: int, cap: int) -> str:
     return f"{what} is {human_bytes(size)}, more than the {human_bytes(cap)} limit"
 
 
-def human_bytes(n: int | float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+def human_bytes(n: float | None) -> str:
+    """A byte count for people: "1 byte", "512 bytes", "1.5 KB", "2.0 GB" (1,024-based, one
+    decimal rounded half up, number and unit joined by a no-break space; None gives "").
+
+    The portal's one size format in Python: templates use it as the ``human_bytes``
+    filter (runs/templatetags/viewers.py), the run page's rows and render errors call
+    it, and ``PipelensLive.formatSize`` (runs/static/runs/live.js) matches it.
+    """
+    if n is None:
+        return ""
+    if abs(n) < 1024:
+        return "1\u00a0byte" if n == 1 else f"{n:.0f}\u00a0bytes"
+    value = Decimal(n)  # exact; dividing by 1,024 keeps it exact
+    for unit in ("KB", "MB", "GB", "TB"):
+        value /= 1024
+        if abs(value) < 1024:
+            break
+    return f"{value.quantize(Decimal('0.1'), ROUND_HALF_UP)}\u00a0{unit}"
 
 
 def decode_text(data: bytes) -> tuple[str, bool]:

@@ -4,6 +4,7 @@ import nh3
 from django import template
 
 from runs.kinds import Viewer
+from runs.rendering.base import human_bytes as _human_bytes
 from runs.rendering.readback import webapp_url
 
 register = template.Library()
@@ -15,6 +16,12 @@ def viewer_template(rendition) -> str:
     """The partial that shows a rendition's payload."""
     viewer = rendition.viewer if rendition.viewer in Viewer.ALL else Viewer.OTHER
     return f"runs/viewers/{viewer}.html"
+
+
+@register.filter
+def human_bytes(size) -> str:
+    """A byte count for people, as everywhere in the portal (runs.rendering.base.human_bytes)."""
+    return _human_bytes(size)
 
 
 @register.filter

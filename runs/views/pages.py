@@ -9,6 +9,7 @@ preview), exactly as a run that does not exist.
 from __future__ import annotations
 
 from html import escape as esc
+from types import SimpleNamespace
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -22,6 +23,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from runs.forms import RunFilterForm
+from runs.rendering.base import human_bytes
 from runs.selectors.access import artifact_get_visible, run_get_visible, runs_visible_to
 from runs.selectors.run_page import artifact_get_for_preview, run_page_steps
 from runs.selectors.runs_list import metric_names, run_filter_choices, run_progress_and_metrics, runs_list
@@ -57,7 +59,7 @@ def run_list(request):
     for name in ("page", "metric", "order", "sort", "fragment"):
         sort_query.pop(name, None)
     context.update(page=page, filters=filters, query=query.urlencode(), metric_columns=metric_columns,
-                   sort_query=sort_query.urlencode(),
+                   sort_query=sort_query.urlencode(), row_template=_run_row_template(metric_columns),
                    live_inserts=(number == 1 and not filters.active and filters.sort == "recent"
                                  and not filters.metric))
     template = "runs/_run_rows.html" if request.GET.get("fragment") == "rows" else "runs/run_list.html"
@@ -83,6 +85,14 @@ def _with_progress_and_metrics(user, runs, filters) -> list[dict]:
             for name in names]
 
 
+def _run_row_template(metric_columns) -> SimpleNamespace:
+    """The empty run that runs/_run_row.html renders into the <template> run_list.js clones
+    for runs that arrive live: one row markup. Its progress cell holds the progress markup."""
+    return SimpleNamespace(pk=0, name="", pipeline="", bucket=SimpleNamespace(name=""), namespace="",
+                           status="", progress={"percent": 0, "message": ""}, artifact_count="",
+                           last_event_at=None, metric_cells=[(col["name"], "") for col in metric_columns])
+
+
 @require_GET
 @login_required
 def run_detail(request, run_id: int):
@@ -93,29 +103,23 @@ def run_detail(request, run_id: int):
     for step in steps:
         step.rows_html = mark_safe("".join(_artifact_row_html(request, run, row, artifact_base)
                                            for row in step.rows))
-    return render(request, "runs/run_detail.html", {"run": run, "steps": steps})
+    row_template = mark_safe(_artifact_row_html(request, run, _TEMPLATE_ROW, artifact_base))
+    return render(request, "runs/run_detail.html", {"run": run, "steps": steps, "row_template": row_template})
 
 
-def _size_label(size: int | None) -> str:
-    """Like the filesizeformat filter (same units as live.js), without its per-call cost."""
-    if size is None:
-        return ""
-    if size < 1024:
-        return f"{size} bytes"
-    value, unit = float(size), "bytes"
-    for unit in ("KB", "MB", "GB", "TB"):
-        value /= 1024
-        if value < 1024:
-            break
-    return f"{value:.1f}\u00a0{unit}"
+# The empty artifact (id 0) whose row the run page puts in a <template>: run_detail.js
+# clones it for artifacts that arrive live, so the row markup has one source.
+_TEMPLATE_ROW = SimpleNamespace(id=0, key="", name="", kind="", size=None, event_time=None, signature="",
+                                rendition_status="", preview=None)
 
 
 def _artifact_row_html(request, run, row, artifact_base: str) -> str:
-    """One artifact line of the run page. Built here with plain escaping, not with a
-    template include (or format_html) per artifact: a 1,000-artifact page renders
-    several times faster (docs/performance.md). run_detail.js builds the same
-    markup for artifacts that arrive live."""
+    """One artifact line of the run page, and (for ``_TEMPLATE_ROW``) the template that
+    run_detail.js fills for artifacts that arrive live. Built here with plain escaping,
+    not with a template include (or format_html) per artifact: a 1,000-artifact page
+    renders several times faster (docs/performance.md)."""
     url = f"{artifact_base}{row.id}/"
+    when = row.event_time
     if row.preview is not None:
         preview = ('<div class="preview" data-preview>'
                    + render_to_string("runs/_artifact_preview.html", {"artifact": row.preview, "run": run},
@@ -128,9 +132,9 @@ def _artifact_row_html(request, run, row, artifact_base: str) -> str:
         f'data-sig="{esc(row.signature)}"><div class="artifact-head">'
         f'<a class="name" href="{url}" data-f="name">{esc(row.name)}</a>'
         f'<span class="kind" data-f="kind">{esc(row.kind)}</span>'
-        f'<span class="size" data-f="size">{_size_label(row.size)}</span>'
-        f'<time data-f="event_time" datetime="{row.event_time.isoformat()}">'
-        f'{row.event_time.strftime("%H:%M:%S")}</time>'
+        f'<span class="size" data-f="size">{human_bytes(row.size)}</span>'
+        f'<time data-f="event_time" datetime="{when.isoformat() if when else ""}">'
+        f'{when.strftime("%H:%M:%S") if when else ""}</time>'
         f'<span class="rstatus" data-f="rstatus">{esc(row.rendition_status)}</span></div>{preview}</li>\n')
 
 

@@ -126,7 +126,7 @@ def test_hostile_inputs_fail_with_reasons_and_the_worker_carries_on(minio, live_
     hostile = {
         "evil/run/step/dotdot.tgz": (files.tgz({"../../etc/cron.d/x": b"* * * * * boom"}), "unsafe path"),
         "evil/run/step/link.tgz": (files.tgz_symlink(), "is a link"),
-        "evil/run/step/huge.tgz": (files.tgz_declaring(10 * 1024 ** 3), "declares 10.0 GiB"),
+        "evil/run/step/huge.tgz": (files.tgz_declaring(10 * 1024 ** 3), "declares 10.0\xa0GB"),
         "evil/run/step/bomb.png": (files.png_bomb(), "decompression bomb"),
         "evil/run/step/garbage.csv": (files.RAGGED_CSV, "binary data"),
     }

@@ -45,11 +45,15 @@
     open();
   }
 
+  // The one size format of the page scripts; the same as Python's human_bytes
+  // (runs/rendering/base.py): "1 byte", "512 bytes", "1.5 KB" (1,024-based,
+  // halves rounded up, no-break space), "" for no size.
   function formatSize(bytes) {
     if (bytes === null || bytes === undefined || bytes === "") return "";
-    var units = ["bytes", "KB", "MB", "GB", "TB"], n = Number(bytes), i = 0;
-    while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
-    return i === 0 ? n + " bytes" : n.toFixed(1) + "\u00a0" + units[i];
+    var n = Number(bytes), units = ["KB", "MB", "GB", "TB"], i = -1;
+    if (Math.abs(n) < 1024) return n === 1 ? "1\u00a0byte" : n.toFixed(0) + "\u00a0bytes";
+    do { n /= 1024; i += 1; } while (Math.abs(n) >= 1024 && i < units.length - 1);
+    return n.toFixed(1) + "\u00a0" + units[i];
   }
 
   function formatTime(iso, withDate) {

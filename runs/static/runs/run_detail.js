@@ -29,53 +29,41 @@
     last.textContent = L.formatTime(run.last_event_at, true);
   }
 
+  // Steps and rows that arrive live are clones of the server's own markup
+  // (<template>s in run_detail.html), filled in here: one source for both.
+  function fromTemplate(id) {
+    return document.getElementById(id).content.firstElementChild.cloneNode(true);
+  }
+
   function stepList(a) {
     var section = document.getElementById("step-" + a.step_id);
     if (!section) {
       var empty = document.getElementById("no-steps");
       if (empty) empty.remove();
-      section = document.createElement("section");
-      section.className = "step";
+      section = fromTemplate("step-template");
       section.id = "step-" + a.step_id;
       section.dataset.stepId = a.step_id;
       section.setAttribute("aria-labelledby", section.id + "-h");
-      var h = document.createElement("h2");
+      var h = field(section, "name");
       h.id = section.id + "-h";
       h.textContent = a.step;
-      var ul = document.createElement("ul");
-      ul.className = "artifacts";
-      section.appendChild(h);
-      section.appendChild(ul);
       document.getElementById("steps").appendChild(section);
     }
     return section.querySelector("ul.artifacts");
   }
 
+  // The template is the row of artifact 0: its links point at /artifacts/0/.
   function newRow(a) {
-    var li = document.createElement("li");
-    li.className = "artifact";
+    var li = fromTemplate("artifact-row-template");
     li.id = "artifact-" + a.id;
     li.dataset.artifactId = a.id;
     li.dataset.key = a.key;
     li.dataset.sig = "";
-    var head = document.createElement("div");
-    head.className = "artifact-head";
-    var link = document.createElement("a");
-    link.className = "name";
-    link.href = urlFor(meta.dataset.artifactUrl, a.id);
-    link.dataset.f = "name";
-    head.appendChild(link);
-    [["span", "kind"], ["span", "size"], ["time", "event_time"], ["span", "rstatus"]].forEach(function (p) {
-      var el = document.createElement(p[0]);
-      el.className = p[1] === "rstatus" ? "rstatus" : p[1];
-      el.dataset.f = p[1];
-      head.appendChild(el);
+    li.querySelectorAll("a[href]").forEach(function (link) {
+      link.setAttribute("href", urlFor(link.getAttribute("href"), a.id));
     });
-    var preview = document.createElement("div");
-    preview.className = "preview";
-    preview.setAttribute("data-preview", "");
-    li.appendChild(head);
-    li.appendChild(preview);
+    // Arrived while the page is watched: its preview loads now (refreshPreview), not on scroll.
+    delete li.querySelector("[data-preview]").dataset.lazy;
     return li;
   }
 

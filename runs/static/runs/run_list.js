@@ -7,13 +7,24 @@
   var L = window.PipelensLive;
   var liveInserts = table.dataset.liveInserts === "1";
 
+  // A run that arrives live gets a clone of the server's own row (<template> in
+  // run_list.html, from runs/_run_row.html), filled in by its data-f fields.
+  var rowTemplate = document.getElementById("run-row-template").content;
+  var progressTemplate = rowTemplate.querySelector('[data-f="progress"]');
+
   function field(root, name) { return root.querySelector('[data-f="' + name + '"]'); }
 
+  // The markup decides which cells keep their whole text in a title (the layout may cut them).
+  function setText(el, text) {
+    el.textContent = text;
+    if (el.hasAttribute("title")) el.title = text;
+  }
+
   function fill(tr, run) {
-    field(tr, "name").textContent = run.name;
-    field(tr, "pipeline").textContent = run.pipeline;
-    field(tr, "bucket").textContent = run.bucket;
-    field(tr, "namespace").textContent = run.namespace;
+    setText(field(tr, "name"), run.name);
+    setText(field(tr, "pipeline"), run.pipeline);
+    setText(field(tr, "bucket"), run.bucket);
+    setText(field(tr, "namespace"), run.namespace);
     var status = field(tr, "status");
     status.textContent = run.status;
     status.className = "status status-" + run.status;
@@ -21,7 +32,7 @@
     fillProgress(field(tr, "progress"), run.progress);
     tr.querySelectorAll("td.metric").forEach(function (td) {
       var value = (run.metrics || {})[td.dataset.metric];
-      td.textContent = value === undefined ? "" : value;
+      setText(td, value === undefined ? "" : value);
     });
     var t = field(tr, "last_event_at");
     t.setAttribute("datetime", run.last_event_at);
@@ -29,47 +40,23 @@
   }
 
   function fillProgress(td, progress) {
-    if (!td) return;
     td.textContent = "";
     if (!progress) return;
+    progressTemplate.childNodes.forEach(function (node) { td.appendChild(node.cloneNode(true)); });
     var pct = Math.round(progress.percent || 0);
-    var bar = document.createElement("progress");
-    bar.max = 100;
-    bar.value = pct;
+    var bar = td.querySelector("progress");
+    bar.value = progress.percent || 0;
+    bar.textContent = pct + "%";
     bar.setAttribute("aria-label", pct + "%");
-    var text = document.createElement("span");
-    text.className = "progress-text";
-    text.textContent = pct + "%" + (progress.message ? " · " + progress.message : "");
-    td.appendChild(bar);
-    td.appendChild(document.createTextNode(" "));
-    td.appendChild(text);
+    setText(td.querySelector(".progress-text"), pct + "%" + (progress.message ? " · " + progress.message : ""));
   }
 
+  // The template is the row of run 0: its link points at /runs/0/.
   function newRow(run) {
-    var tr = document.createElement("tr");
+    var tr = rowTemplate.firstElementChild.cloneNode(true);
     tr.id = "run-" + run.id;
-    tr.dataset.runId = run.id;
-    var th = document.createElement("th");
-    th.scope = "row";
-    var a = document.createElement("a");
-    a.href = table.dataset.runUrl.replace("/0/", "/" + run.id + "/");
-    a.dataset.f = "name";
-    th.appendChild(a);
-    tr.appendChild(th);
-    ["pipeline", "bucket", "namespace", "status", "progress", "artifact_count", "last_event_at"].forEach(function (f) {
-      var td = document.createElement("td");
-      if (f === "progress") { td.dataset.f = f; tr.appendChild(td); return; }
-      var el = document.createElement(f === "status" ? "span" : f === "last_event_at" ? "time" : "span");
-      el.dataset.f = f;
-      td.appendChild(el);
-      tr.appendChild(td);
-    });
-    table.querySelectorAll("thead th.metric").forEach(function (th) {
-      var td = document.createElement("td");
-      td.className = "metric";
-      td.dataset.metric = th.dataset.metric;
-      tr.appendChild(td);
-    });
+    var link = field(tr, "name");
+    link.setAttribute("href", link.getAttribute("href").replace(/\/0\/$/, "/" + run.id + "/"));
     return tr;
   }
 

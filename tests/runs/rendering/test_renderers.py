@@ -228,7 +228,7 @@ def test_kfp_archive_with_one_file_is_classified_by_its_member(stored):
 @pytest.mark.parametrize("data, reason", [
     (files.tgz({"../evil.csv": b"a,b\n"}), "unsafe path"),
     (files.tgz_symlink(), "is a link"),
-    (files.tgz_declaring(10 * 1024 ** 3), "declares 10.0 GiB"),
+    (files.tgz_declaring(10 * 1024 ** 3), "declares 10.0\xa0GB"),
     (files.tgz_many(12), "more than 4 members"),
     (b"\x1f\x8b not really gzip", "Not a readable tar archive"),
 ])
