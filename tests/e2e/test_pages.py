@@ -75,7 +75,6 @@ def crowded_runs(transactional_db, django_user_model):
                     artifact=a, etag=a.etag, viewer="table", status="failed",
                     error="The CSV could not be read: row 1 has 121 fields, the header 120: "
                           + "field_" * 30)
-    Run.objects.filter(bucket=bucket).update(status="succeeded")
     user_with_grant(django_user_model, "viewer", bucket)
     return Run.objects.filter(bucket=bucket).order_by("pk")
 
@@ -131,7 +130,7 @@ def test_runs_list_and_run_page_fit_the_window(size, crowded_runs, live_server_d
         return {right: t.getBoundingClientRect().right, scroll: t.parentElement.scrollWidth,
                 client: t.parentElement.clientWidth}; }""")
     assert table["right"] <= width and table["scroll"] <= table["client"], f"the table scrolls sideways: {table}"
-    for name in ("q", "bucket", "namespace", "status", "date_from", "date_to", "sort"):
+    for name in ("q", "bucket", "namespace", "date_from", "date_to", "sort"):
         assert_on_screen(page, page.locator(f"form.filters [name={name}]"), f"filter {name}")
     assert_on_screen(page, page.locator("form.filters button[type=submit]"), "Apply")
     assert_on_screen(page, page.locator("#live-status"), "the live indicator")
@@ -175,7 +174,7 @@ def normalised(html: str) -> str:
 
 
 def test_rows_built_live_are_the_rows_the_server_renders(crowded_runs, live_server_daphne, browser_page):
-    from streaming.broadcast import broadcast_runs
+    from streaming.live.broadcast import broadcast_runs
 
     page, server = browser_page, live_server_daphne
     log_in(page, server)

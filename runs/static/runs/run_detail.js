@@ -21,9 +21,6 @@
 
   function updateRun(run) {
     field(meta, "artifact_count").textContent = run.artifact_count;
-    var status = field(meta, "status");
-    status.textContent = run.status;
-    status.className = "status status-" + run.status;
     var last = field(meta, "last_event_at");
     last.setAttribute("datetime", run.last_event_at);
     last.textContent = L.formatTime(run.last_event_at, true);

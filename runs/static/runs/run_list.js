@@ -25,9 +25,6 @@
     setText(field(tr, "pipeline"), run.pipeline);
     setText(field(tr, "bucket"), run.bucket);
     setText(field(tr, "namespace"), run.namespace);
-    var status = field(tr, "status");
-    status.textContent = run.status;
-    status.className = "status status-" + run.status;
     field(tr, "artifact_count").textContent = run.artifact_count;
     fillProgress(field(tr, "progress"), run.progress);
     tr.querySelectorAll("td.metric").forEach(function (td) {
