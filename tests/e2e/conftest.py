@@ -133,6 +133,15 @@ def browser_page(request):
             browser.close()
 
 
+def log_in(page, base_url: str, username: str, password: str) -> None:
+    """Log in through the login form, as a user would; lands on the runs list."""
+    page.goto(base_url + "/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(base_url + "/")
+
+
 def screenshot(page, name: str) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.png"

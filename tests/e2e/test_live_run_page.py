@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from runs.models import Run
 from runs.services.access import bucket_grant_create
 from tests.conftest import wait_for
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import log_in, screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -36,13 +36,10 @@ def test_artifacts_appear_live_and_after_a_daphne_restart(
     user.groups.add(group)
     bucket_grant_create(group=group, bucket=live_bucket)
 
-    # Log in through the form.
+    # Anonymous visitors are sent to the login form; log in through it.
     page.goto(server.url + "/")
     assert "/accounts/login/" in page.url
-    page.fill("#id_username", "viewer")
-    page.fill("#id_password", "viewer-pass-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(server.url + "/")
+    log_in(page, server.url, "viewer", "viewer-pass-123")
     page.locator('#live-status[data-state="live"]').wait_for(timeout=10_000)
 
     # A new run appears at the top of the runs list without reload.

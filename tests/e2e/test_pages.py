@@ -18,7 +18,7 @@ import re
 import pytest
 
 from runs.models import Artifact, Rendition, Run
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import log_in, screenshot
 from tests.factories import BucketFactory
 from tests.runs.portal_helpers import ingest, user_with_grant
 
@@ -79,12 +79,8 @@ def crowded_runs(transactional_db, django_user_model):
     return Run.objects.filter(bucket=bucket).order_by("pk")
 
 
-def log_in(page, server):
-    page.goto(server.url + "/accounts/login/")
-    page.fill("#id_username", "viewer")
-    page.fill("#id_password", "pw-viewer")
-    page.click("button[type=submit]")
-    page.wait_for_url(server.url + "/")
+def log_in_viewer(page, server):
+    log_in(page, server.url, "viewer", "pw-viewer")
 
 
 def overflow_report(page) -> dict:
@@ -119,7 +115,7 @@ def test_runs_list_and_run_page_fit_the_window(size, crowded_runs, live_server_d
     page, server = browser_page, live_server_daphne
     width, height = SIZES[size]
     page.set_viewport_size({"width": width, "height": height})
-    log_in(page, server)
+    log_in_viewer(page, server)
 
     # Runs list.
     page.locator('#live-status[data-state="live"]').wait_for(timeout=20_000)
@@ -177,7 +173,7 @@ def test_rows_built_live_are_the_rows_the_server_renders(crowded_runs, live_serv
     from streaming.live.broadcast import broadcast_runs
 
     page, server = browser_page, live_server_daphne
-    log_in(page, server)
+    log_in_viewer(page, server)
     page.locator('#live-status[data-state="live"]').wait_for(timeout=20_000)
 
     # Runs list: take a server-rendered row away; a push for its run brings it back, built by run_list.js.

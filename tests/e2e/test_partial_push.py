@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 from runs.models import Run
 from runs.services.access import bucket_grant_create
 from tests.conftest import wait_for
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import log_in, screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -29,10 +29,7 @@ def test_partial_pushes_make_the_run_page_refetch(
     run = wait_for(lambda: Run.objects.filter(bucket=live_bucket, run_key="bulk-run").first(),
                    what="the run")
 
-    page.goto(server.url + "/accounts/login/")
-    page.fill("#id_username", "viewer")
-    page.fill("#id_password", "viewer-pass-123")
-    page.click("button[type=submit]")
+    log_in(page, server.url, "viewer", "viewer-pass-123")
     page.goto(f"{server.url}/runs/{run.pk}/")
     page.locator('#live-status[data-state="live"]').wait_for(timeout=10_000)
     page.evaluate("window.__noReload = true")

@@ -16,7 +16,7 @@ from django.contrib.auth.models import Group
 from runs.models import Artifact, Rendition
 from runs.services.access import bucket_grant_create
 from tests.conftest import wait_for
-from tests.e2e.conftest import APP_NAME, RESULTS, Daphne, free_port, screenshot
+from tests.e2e.conftest import APP_NAME, RESULTS, Daphne, free_port, log_in, screenshot
 from tests.runs.rendering import files
 
 pytestmark = pytest.mark.e2e
@@ -115,11 +115,7 @@ def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_mod
 
     page = browser_page
     page.add_init_script(CAPTURE)
-    page.goto(portal.url + "/accounts/login/")
-    page.fill("#id_username", "viewer")
-    page.fill("#id_password", "viewer-pass-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(portal.url + "/")
+    log_in(page, portal.url, "viewer", "viewer-pass-123")
     run_id = Artifact.objects.get(bucket=live_bucket, key=f"{RUN}/data/train.csv").run_id
     page.goto(f"{portal.url}/runs/{run_id}/")
 
@@ -206,11 +202,7 @@ def check_live_swaps(minio, live_bucket, portal, browser_page, django_user_model
     wait_for(lambda: all_rendered(live_bucket, ["live-run/prepare/readme.md"]), what="the first preview")
     user = django_user_model.objects.create_superuser(username="boss", password="boss-pass-123")
     page = browser_page
-    page.goto(portal.url + "/accounts/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", "boss-pass-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(portal.url + "/")
+    log_in(page, portal.url, user.username, "boss-pass-123")
     run_id = Artifact.objects.get(bucket=live_bucket, key="live-run/prepare/readme.md").run_id
     page.goto(f"{portal.url}/runs/{run_id}/")
     page.locator('#live-status[data-state="live"]').wait_for(timeout=10_000)

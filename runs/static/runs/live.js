@@ -13,15 +13,64 @@
     el.textContent = text;
   }
 
+  // Close codes the server sends (streaming/live/sockets.py).
+  var CLOSE_MAX_AGE = 4000, CLOSE_LOGGED_OUT = 4401, CLOSE_REVOKED = 4403, CLOSE_NOT_VISIBLE = 4404;
+
+  function showNotice(text, link) {
+    var el = document.getElementById("live-notice");
+    if (!el) {
+      el = document.createElement("div");
+      el.id = "live-notice";
+      el.className = "error live-notice";
+      el.setAttribute("role", "alert");
+      var main = document.querySelector("main") || document.body;
+      main.insertBefore(el, main.firstChild);
+    }
+    el.textContent = text + " ";
+    if (link) {
+      var a = document.createElement("a");
+      a.href = link.href;
+      a.textContent = link.text;
+      el.appendChild(a);
+    }
+  }
+
+  // Why the socket may not come back: this page's own answer says it (a redirect
+  // to the login page, a 404), also for a refusal during the handshake, which
+  // browsers report only as code 1006. Resolves "ok", "login", "gone" or "down".
+  function pageVerdict() {
+    return fetch(location.href, {credentials: "same-origin", redirect: "manual", cache: "no-store"})
+      .then(function (r) {
+        if (r.type === "opaqueredirect" || r.status === 401) return "login";
+        if (r.status === 404 || r.status === 403) return "gone";
+        return r.ok ? "ok" : "down";
+      }, function () { return "down"; });
+  }
+
   function connect(path, handlers) {
-    var attempt = 0, opened = false, ping = null;
+    var attempt = 0, opened = false, ping = null, stopped = false;
+
+    function stop(text, link) {
+      stopped = true;
+      setStatus("off", "not live");
+      showNotice(text, link);
+    }
+
+    function retryLater() {
+      var delay = Math.min(MAX_DELAY_MS, 250 * Math.pow(2, attempt)) * (0.75 + Math.random() / 2);
+      attempt += 1;
+      setTimeout(open, delay);
+    }
+
     function open() {
+      if (stopped) return;
       var proto = location.protocol === "https:" ? "wss:" : "ws:";
       var ws = new WebSocket(proto + "//" + location.host + path);
+      var accepted = false;
       setStatus("connecting", attempt ? "reconnecting…" : "connecting…");
       ws.onopen = function () {
         var again = opened;
-        opened = true;
+        opened = accepted = true;
         attempt = 0;
         setStatus("live", "live");
         ping = setInterval(function () { ws.send('{"type":"ping"}'); }, PING_MS);
@@ -34,12 +83,25 @@
         if (msg.type === "error") { console.warn("pipelens socket:", msg.error); return; }
         handlers.onMessage(msg);
       };
-      ws.onclose = function () {
+      ws.onclose = function (event) {
         clearInterval(ping);
         setStatus("off", "disconnected");
-        var delay = Math.min(MAX_DELAY_MS, 250 * Math.pow(2, attempt)) * (0.75 + Math.random() / 2);
-        attempt += 1;
-        setTimeout(open, delay);
+        if (event.code === CLOSE_MAX_AGE) { attempt = 0; open(); return; }
+        var refused = [CLOSE_LOGGED_OUT, CLOSE_REVOKED, CLOSE_NOT_VISIBLE].indexOf(event.code) >= 0;
+        if (!refused && accepted) { retryLater(); return; }
+        // Refused, or the handshake failed: ask the page itself before trying again.
+        pageVerdict().then(function (verdict) {
+          if (verdict === "login") {
+            stop("Your session has ended, so this page is no longer live.",
+                 {href: "/accounts/login/?next=" + encodeURIComponent(location.pathname + location.search),
+                  text: "Log in again"});
+          } else if (verdict === "gone" || event.code === CLOSE_REVOKED || event.code === CLOSE_NOT_VISIBLE) {
+            stop("You no longer have access to this page, so it is no longer live.",
+                 {href: "/", text: "Back to the runs"});
+          } else {
+            retryLater();  // "ok" (a password change rotated the session) or "down" (server away)
+          }
+        });
       };
     }
     open();
