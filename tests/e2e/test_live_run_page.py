@@ -2,7 +2,6 @@
 files with the MinIO client, see them appear without reload; survive a daphne restart."""
 
 import io
-import time
 
 import pytest
 from django.contrib.auth.models import Group
@@ -21,10 +20,6 @@ def put(minio, bucket: str, key: str, data: bytes = b"hello"):
 
 def artifact_row(page, name: str):
     return page.locator("li.artifact a.name", has_text=name)
-
-
-# MinIO's queue-dir replay interval (internal/store retryInterval in MinIO's source).
-MINIO_QUEUE_REPLAY_MS = 3_000
 
 
 def test_artifacts_appear_live_and_after_a_daphne_restart(
@@ -64,15 +59,9 @@ def test_artifacts_appear_live_and_after_a_daphne_restart(
     page.evaluate("window.__noReload = true")
 
     put(minio, live_bucket.name, "e2e-run/train/second.txt", b"second file")
-    put_returned = time.monotonic()
-    # MinIO's queue dir adds 0-3 s before the event is even on Kafka (see
-    # KafkaArrivals); the bound below is 2 s for everything after that.
-    artifact_row(page, "second.txt").wait_for(timeout=2_000 + MINIO_QUEUE_REPLAY_MS)
-    appeared = time.monotonic()
-    on_kafka = kafka_arrivals.wait("e2e-run/train/second.txt")
-    print(f"second.txt: put -> Kafka {(on_kafka - put_returned) * 1000:.0f} ms, "
-          f"Kafka -> page {(appeared - on_kafka) * 1000:.0f} ms")
-    assert appeared - on_kafka <= 2.0, f"appeared {appeared - on_kafka:.2f} s after reaching Kafka"
+    # It appears without reload; how fast is bench/latency.py's job, not this test's.
+    artifact_row(page, "second.txt").wait_for(timeout=20_000)
+    kafka_arrivals.wait("e2e-run/train/second.txt")
     assert page.evaluate("window.__noReload") is True, "the page reloaded"
     assert page.locator("#step-" + str(run.steps.get(name="train").pk)).is_visible()
     screenshot(page, "02-run-page-live")

@@ -1,14 +1,13 @@
 """Portal pages as a user sees them: accounts, runs list, run page, artifact page, state API."""
 
 import io
-import json
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from runs.models import Artifact, Rendition, Run
+from runs.models import Artifact, Rendition
 from tests.factories import BucketFactory
 from tests.runs.portal_helpers import ingest, run_of, user_with_grant
 
@@ -201,10 +200,12 @@ def test_state_api_returns_everything_after_a_gap_and_nothing_when_current(clien
     assert client.get(url).json()["changed"] is True
 
 
-@pytest.mark.parametrize("since", ["abc", "-1", "1.5", "9" * 30])
-def test_state_api_rejects_a_bad_since(client, alice, bucket, since):
+@pytest.mark.parametrize("since, reason", [
+    ("abc", "Enter a whole number"), ("-1", "greater than or equal to 0"), ("1.5", "Enter a whole number"),
+    ("9" * 30, "less than or equal to"),
+])
+def test_state_api_rejects_a_bad_since(client, alice, bucket, since, reason):
     ingest(bucket, "r1/s/a.txt")
     response = client.get(reverse("runs:api_run_state", args=[run_of(bucket, "r1").pk]), {"since": since})
-    assert response.status_code == 400
-    assert response.json()["error"].startswith("since:")
-    json.dumps(response.json())
+    assert response.status_code == 400 and response["Content-Type"] == "application/json"
+    assert response.json()["error"].startswith("since:") and reason in response.json()["error"]
