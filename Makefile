@@ -6,12 +6,15 @@ PY := $(VENV)/bin/python
 WITH_ENV := bash deploy/local/with-env.sh
 B ?=
 
-.PHONY: help venv services services-down migrate test run bench
+.PHONY: help venv services services-down migrate test test-fast lint format run bench
 
 help:
 	@echo "make run    - start the portal with its real services and a demo login"
 	@echo "make test   - run the whole test suite against the real services"
 	@echo "make bench  - run every benchmark (B=<name> runs bench/<name>.py)"
+	@echo "make test-fast - the tests that need no service (seconds)"
+	@echo "make lint   - ruff check and ruff format --check (CI runs it before the tests)"
+	@echo "make format - apply ruff's fixes and formatting"
 	@echo "make services-down - stop the local services"
 
 $(VENV)/.installed: requirements.txt
@@ -34,6 +37,18 @@ migrate: services
 test: services
 	bash deploy/local/install-browser.sh
 	$(WITH_ENV) $(PY) -m pytest
+
+# The tier that needs no service: parsers, layouts, renderers, import rules, settings.
+test-fast: venv
+	PIPELENS_DEVELOPMENT=1 $(PY) -m pytest -m "not integration and not e2e"
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 run: migrate
 	$(WITH_ENV) bash deploy/local/run.sh

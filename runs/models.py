@@ -1,7 +1,7 @@
 """The runs database: topics, buckets, runs, steps, artifacts, ingest errors.
 
 See docs/architecture.md for how an event becomes rows here. Models hold
-data and constraints only; every write goes through ``runs/services.py``.
+data and constraints only; every write goes through ``runs/services/``.
 """
 
 from django.core.exceptions import ValidationError

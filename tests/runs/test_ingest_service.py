@@ -1,4 +1,4 @@
-"""runs.services.ingest_events against the real PostgreSQL."""
+"""runs.services.ingest.ingest_events against the real PostgreSQL."""
 
 import pytest
 
