@@ -97,7 +97,7 @@ def metric_names(*, runs) -> list[str]:
             """SELECT DISTINCT m->>'name' FROM runs_rendition r JOIN runs_artifact a ON a.id = r.artifact_id,
                       jsonb_array_elements(r.payload->'metrics') m
                WHERE a.run_id = ANY(%s) AND NOT a.deleted AND r.etag = a.etag
-                 AND r.viewer = 'metrics' AND r.status = 'ready' ORDER BY 1""", [ids])
+                 AND r.viewer = %s AND r.status = %s ORDER BY 1""", [ids, Viewer.METRICS, str(Rendition.Status.READY)])
         return [name for (name,) in cursor.fetchall()]
 
 
@@ -108,6 +108,7 @@ def runs_order_by_metric(runs, *, name: str, descending: bool = True):
               FROM runs_rendition r JOIN runs_artifact a ON a.id = r.artifact_id,
                    jsonb_array_elements(r.payload->'metrics') m
              WHERE a.run_id = runs_run.id AND NOT a.deleted AND r.etag = a.etag
-               AND r.viewer = 'metrics' AND r.status = 'ready' AND m->>'name' = %s)""", [name])
+               AND r.viewer = %s AND r.status = %s AND m->>'name' = %s)""",
+        [Viewer.METRICS, str(Rendition.Status.READY), name])
     order = F("metric_value").desc(nulls_last=True) if descending else F("metric_value").asc(nulls_last=True)
     return runs.annotate(metric_value=value).order_by(order, "-id")

@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
+from runs.kinds import Viewer
 from runs.rendering.base import RenderError, StorageUnavailable
 from runs.rendering.readback import full_image_source, preview_object, table_page, text_before, webapp_url
 from runs.selectors.viewers import rendition_get_visible
@@ -105,6 +106,6 @@ def full_image(request, run_id: int, artifact_id: int, rendition_id: int):
 def webapp_link(request, run_id: int, artifact_id: int, rendition_id: int):
     """JSON {"url": …}: a fresh signed URL on the web-app origin (the iframe reloads with it)."""
     rendition = _rendition(request, run_id, artifact_id, rendition_id)
-    if rendition.viewer != "web_app" or not rendition.preview_key:
+    if rendition.viewer != Viewer.WEB_APP or not rendition.preview_key:
         raise Http404("Not a web app.")
     return JsonResponse({"url": webapp_url(rendition=rendition)})
