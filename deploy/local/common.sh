@@ -1,6 +1,8 @@
 # shellcheck shell=bash
 # Shared paths, ports, credentials and helpers for deploy/local/*.sh.
-# Sourced, never run. Everything generated lives under <repo>/.local/.
+# Sourced, never run. Everything generated lives under <repo>/.local/, except
+# what runs as another OS user (PostgreSQL, see postgres.sh). Every path may
+# contain spaces: quote each expansion.
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$DEPLOY_DIR/../.." && pwd)"

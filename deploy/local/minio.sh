@@ -92,3 +92,10 @@ minio_status() {
         return 1
     fi
 }
+
+# After minio_down: every bucket and every queued event.
+minio_purge() {
+    minio_running && die "minio: still running; run 'services.sh down minio' first"
+    rm -rf -- "$MINIO_DATA" "$MINIO_QUEUE"
+    say "minio     purged"
+}
