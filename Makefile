@@ -1,18 +1,22 @@
 # Pipelens: `make run` starts the portal, `make test` runs every test.
 # Both set up everything they need: virtualenv, packages, services, migrations.
+# Paths stay relative to the checkout: it may live anywhere, spaces included.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 WITH_ENV := bash deploy/local/with-env.sh
 B ?=
+PYTEST_ARGS ?=
 
-.PHONY: help venv services services-down migrate test run bench clean-local
+.PHONY: help venv services services-down migrate test run bench check-first-run
 
 help:
 	@echo "make run    - start the portal with its real services and a demo login"
 	@echo "make test   - run the whole test suite against the real services"
+	@echo "              (PYTEST_ARGS='tests/streaming -k consumer' passes arguments to pytest)"
 	@echo "make bench  - run every benchmark (B=<name> runs bench/<name>.py)"
 	@echo "make services-down - stop the local services"
+	@echo "make check-first-run - clone HEAD into a mode-700 dir with a space, then make test and make run there"
 
 $(VENV)/.installed: requirements.txt
 	python3.11 -m venv $(VENV)
@@ -33,10 +37,13 @@ migrate: services
 
 test: services
 	bash deploy/local/install-browser.sh
-	$(WITH_ENV) $(PY) -m pytest
+	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 run: migrate
 	$(WITH_ENV) bash deploy/local/run.sh
 
 bench: migrate
 	$(WITH_ENV) bash bench/run.sh $(B)
+
+check-first-run:
+	bash deploy/local/check-first-run.sh
