@@ -64,7 +64,7 @@ def live_bucket(transactional_db, minio, kafka_bootstrap, unique_name):
     from runs.services.buckets import bucket_register
 
     bucket = bucket_register(name=unique_name("t"))
-    if "ARN" in bucket.notification_error:
+    if "destination ARN does not exist" in bucket.notification_error:
         pytest.fail(f"MinIO has no notification target {settings.MINIO_NOTIFY_ARN} "
                     f"({bucket.notification_error}); it was started by an older deploy/local/minio.sh: "
                     "bash deploy/local/services.sh down minio && bash deploy/local/services.sh up minio",
