@@ -35,13 +35,18 @@ RUN_PID=""
 ENV=()
 WEB_PORT=""
 LOG="$(mktemp "${TMPDIR:-/tmp}/pipelens-first-run.XXXXXX.log")"
+RUN_LOG="${LOG%.log}.make-run.log"   # make run's own output, apart from the steps'
 
 say() { printf '%s\n' "$*"; }
 step() { say "== [$((SECONDS - START))s] $*"; }
 fail() {
     say "FAILED after $((SECONDS - START))s: $*" >&2
-    say "---- last 60 lines of $LOG ----" >&2
-    tail -n 60 "$LOG" >&2 || true
+    local f
+    for f in "$RUN_LOG" "$LOG"; do
+        [[ -s "$f" ]] || continue
+        say "---- last 60 lines of $f ----" >&2
+        tail -n 60 "$f" >&2
+    done
     exit 1
 }
 
@@ -141,10 +146,10 @@ cleanup() {
     fi
     [[ -n "$PARENT" ]] && rm -rf -- "$PARENT"
     if ((rc == 0)); then
-        rm -f "$LOG"
+        rm -f "$LOG" "$RUN_LOG"
         say "first run: OK in $((SECONDS - START))s"
     else
-        say "first run: FAILED after $((SECONDS - START))s; log kept in $LOG" >&2
+        say "first run: FAILED after $((SECONDS - START))s; logs kept in $LOG (and $RUN_LOG)" >&2
     fi
     exit "$rc"
 }
@@ -243,14 +248,14 @@ main() {
     in_clone 300 make migrate </dev/null || fail "make migrate"
     step "make test PYTEST_ARGS=<$(wc -w <<<"$TESTS") selections>"
     in_clone 900 make test PYTEST_ARGS="$TESTS" </dev/null || fail "make test"
-    tail -n 1 "$LOG" | sed 's/^/   /'
+    grep -E '^=+ .*(passed|failed|error).* =+$|Warning: ' "$LOG" | sed 's/^ */   /' || true
     step "checking what make test left behind"
     check_after_test || fail "make test left something for make run"
     tail -n 1 "$LOG" | sed 's/^/   /'
 
     step "make run (in the background)"
     # Its own session, so that stop_run ends honcho and every process under it.
-    (cd "$CLONE" && exec setsid "${ENV[@]}" make run) </dev/null >>"$LOG" 2>&1 &
+    (cd "$CLONE" && exec setsid "${ENV[@]}" make run) </dev/null >"$RUN_LOG" 2>&1 &
     RUN_PID=$!
     check_run || fail "make run"
     tail -n 1 "$LOG" | sed 's/^/   /'
