@@ -175,7 +175,8 @@ if rows:
     problems.append(f"make test left topic rows in the development database: {rows}")
 probe = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "group.id": "pipelens-first-run-check"})
 topics = probe.list_topics(timeout=10).topics
-dev, test = os.environ["MINIO_KAFKA_TOPIC"], os.environ["MINIO_TEST_KAFKA_TOPIC"]
+dev = os.environ["MINIO_KAFKA_TOPIC"]
+test = os.environ.get("MINIO_TEST_KAFKA_TOPIC", "pipelens-test-events")
 published = sum(probe.get_watermark_offsets(TopicPartition(dev, p), timeout=10)[1] for p in topics[dev].partitions)
 if published:
     problems.append(f"make test published {published} messages to {dev}, the topic make run consumes")
