@@ -12,6 +12,11 @@ topic while it runs; at the end only a session that can turn it into an
 exclusive lock, i.e. the last one, deletes the topic. A session starting
 meanwhile waits for the deletion and creates the topic again, so MinIO's
 target (which names the topic, not its id) keeps working.
+
+Before deleting, the last session waits until the topic has been quiet for a
+few seconds: MinIO with a queue dir sends queued events only every 3 s, and
+an event sent after the deletion would make Kafka create the topic again
+(auto.create.topics.enable), leaving it behind.
 """
 
 import fcntl
@@ -22,11 +27,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 # The topic `make run` consumes (services.sh env exports it): never ours to delete.
 DEV_TOPIC_DEFAULT = "minio-events"
+# MinIO's queue dir is sent every 3 s (retryInterval in its internal/store);
+# quiet for longer than that, it holds nothing more for the topic.
+QUIET_S = 4.0
 
 
 def lock_path(*, topic: str, bootstrap: str) -> str:
@@ -52,6 +60,26 @@ def topic_create(admin: AdminClient, *, topic: str, partitions: int = 4, timeout
         time.sleep(0.2)
 
 
+def topic_wait_quiet(*, topic: str, bootstrap: str, quiet_s: float = QUIET_S, timeout: float = 30.0) -> None:
+    """Return once no message has reached ``topic`` for ``quiet_s`` (or after ``timeout``)."""
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": "pipelens-session-topics", "log_level": 0})
+    try:
+        partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
+
+        def ends() -> list[int]:
+            return [probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions]
+
+        deadline = time.monotonic() + timeout
+        last, since = ends(), time.monotonic()
+        while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+            time.sleep(0.25)
+            now = ends()
+            if now != last:
+                last, since = now, time.monotonic()
+    finally:
+        probe.close()
+
+
 def topic_delete(admin: AdminClient, *, topic: str) -> None:
     """Delete ``topic``; one that is already gone is fine."""
     try:
@@ -62,7 +90,7 @@ def topic_delete(admin: AdminClient, *, topic: str) -> None:
 
 
 @contextmanager
-def session_topic(topic: str, *, bootstrap: str, partitions: int = 4) -> Iterator[str]:
+def session_topic(topic: str, *, bootstrap: str, partitions: int = 4, quiet_s: float = QUIET_S) -> Iterator[str]:
     """``topic`` exists for the ``with`` block; the last session to leave deletes it."""
     if topic == os.environ.get("MINIO_KAFKA_TOPIC", DEV_TOPIC_DEFAULT):
         raise ValueError(f"{topic} is the topic `make run` consumes; tests and benchmarks need one of "
@@ -79,4 +107,5 @@ def session_topic(topic: str, *, bootstrap: str, partitions: int = 4) -> Iterato
             except BlockingIOError:
                 pass  # another session still uses the topic; it deletes it when it leaves
             else:
+                topic_wait_quiet(topic=topic, bootstrap=bootstrap, quiet_s=quiet_s)
                 topic_delete(admin, topic=topic)
