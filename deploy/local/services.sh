@@ -6,7 +6,7 @@
 # install  fetch/build/initialise what is missing (idempotent)
 # up       install if needed, start what is not running, wait for health checks
 # down     stop (reverse order)
-# purge    stop, then delete the services' data (downloads and logs stay)
+# purge    stop, then delete the services' data (downloads and .local/log stay)
 # status   one line per service; exit 1 if any is not healthy
 # env      print `export` lines with the connection settings
 set -euo pipefail
