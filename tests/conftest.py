@@ -65,6 +65,7 @@ def live_bucket(transactional_db, minio, kafka_bootstrap, unique_name):
 
     bucket = bucket_register(name=unique_name("t"))
     if "destination ARN does not exist" in bucket.notification_error:
+        minio.remove_bucket(bucket.name)
         pytest.fail(f"MinIO has no notification target {settings.MINIO_NOTIFY_ARN} "
                     f"({bucket.notification_error}); it was started by an older deploy/local/minio.sh: "
                     "bash deploy/local/services.sh down minio && bash deploy/local/services.sh up minio",
