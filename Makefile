@@ -1,21 +1,25 @@
 # Pipelens: `make run` starts the portal, `make test` runs every test.
 # Both set up everything they need: virtualenv, packages, services, migrations.
+# Paths stay relative to the checkout: it may live anywhere, spaces included.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 WITH_ENV := bash deploy/local/with-env.sh
 B ?=
+PYTEST_ARGS ?=
 
-.PHONY: help venv services services-down migrate test test-fast lint format run bench
+.PHONY: help venv services services-down migrate test test-fast lint format run bench check-first-run
 
 help:
 	@echo "make run    - start the portal with its real services and a demo login"
 	@echo "make test   - run the whole test suite against the real services"
+	@echo "              (PYTEST_ARGS='tests/streaming -k consumer' passes arguments to pytest)"
 	@echo "make bench  - run every benchmark (B=<name> runs bench/<name>.py)"
 	@echo "make test-fast - the tests that need no service (seconds)"
 	@echo "make lint   - ruff check and ruff format --check (CI runs it before the tests)"
 	@echo "make format - apply ruff's fixes and formatting"
 	@echo "make services-down - stop the local services"
+	@echo "make check-first-run - clone HEAD into a mode-700 dir with a space, then make test and make run there"
 
 $(VENV)/.installed: requirements.txt
 	python3.11 -m venv $(VENV)
@@ -36,7 +40,7 @@ migrate: services
 
 test: services
 	bash deploy/local/install-browser.sh
-	$(WITH_ENV) $(PY) -m pytest
+	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 # The tier that needs no service: parsers, layouts, renderers, import rules, settings.
 test-fast: venv
@@ -55,3 +59,6 @@ run: migrate
 
 bench: migrate
 	$(WITH_ENV) bash bench/run.sh $(B)
+
+check-first-run:
+	bash deploy/local/check-first-run.sh

@@ -1,5 +1,6 @@
 """Helpers shared by the benchmarks: Django set-up on a throwaway database, stats, output."""
 
+import atexit
 import json
 import os
 import statistics
@@ -14,7 +15,8 @@ def setup_django(db_suffix: str = "bench") -> str:
     """Point Django at ``<db>_<suffix>`` (created and migrated if needed); returns its URL."""
     import environ
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vizsite.settings.base")
+    # The bench settings (not base): MinIO events go to the bench topic, never to `make run`'s.
+    os.environ["DJANGO_SETTINGS_MODULE"] = "vizsite.settings.bench"
     os.environ.setdefault("DJANGO_DEBUG", "false")
     base = os.environ.get("DATABASE_URL", "postgres://pipelens:pipelens@127.0.0.1:54329/pipelens")
     parsed = environ.Env.db_url_config(base)
@@ -33,6 +35,32 @@ def setup_django(db_suffix: str = "bench") -> str:
     django.setup()
     call_command("migrate", verbosity=0, interactive=False)
     return url
+
+
+_events_topic = None
+
+
+def claim_events_topic() -> str:
+    """The benchmark's MinIO topic (settings.MINIO_KAFKA_TOPIC): created now, deleted when
+    this process exits (unless another benchmark or test session still uses it). Call it
+    before registering a bucket that publishes through MinIO."""
+    global _events_topic
+    if _events_topic is None:
+        from contextlib import ExitStack
+
+        from django.conf import settings
+
+        from runs.models import KafkaTopic
+        from streaming.session_topics import session_topic
+
+        stack = ExitStack()
+        _events_topic = stack.enter_context(
+            session_topic(settings.MINIO_KAFKA_TOPIC, bootstrap=settings.KAFKA_BOOTSTRAP_SERVERS))
+        atexit.register(stack.close)
+        # A bench database from before benchmarks had a topic of their own names
+        # `make run`'s topic too: the bench consumers would read all of its history.
+        KafkaTopic.objects.exclude(name=_events_topic).update(enabled=False)
+    return _events_topic
 
 
 def percentile(values, q: float) -> float:

@@ -16,7 +16,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from _common import ROOT
+from _common import ROOT, claim_events_topic
 
 LOG_DIR = Path(tempfile.gettempdir())
 
@@ -75,16 +75,15 @@ class Services:
     def env(self) -> dict:
         return {**os.environ, "DATABASE_URL": self.db_url, "DJANGO_DEBUG": "false", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
                 "CHANNEL_LAYER": self.layer, "CHANNEL_LAYER_PREFIX": f"pipelens-bench-{self.port}",
-                "DJANGO_SETTINGS_MODULE": "vizsite.settings.base"}
+                "DJANGO_SETTINGS_MODULE": "vizsite.settings.bench"}
 
     def start(self) -> Services:
-        from django.conf import settings
-
         from runs.services.buckets import bucket_register
 
+        topic = claim_events_topic()
         self.bucket = bucket_register(name=f"bench-{uuid.uuid4().hex[:10]}")
         group = f"bench-live-{uuid.uuid4().hex[:8]}"
-        skip_to_end(group, settings.MINIO_KAFKA_TOPIC)
+        skip_to_end(group, topic)
         bindir = Path(sys.executable).parent
         web_log = open(LOG_DIR / f"bench-daphne-{self.port}.log", "w")
         ingest_log = open(LOG_DIR / f"bench-consumer-{self.port}.log", "w")
@@ -151,7 +150,7 @@ def live_services(db_url: str, *, layer: str = "pubsub"):
 
 
 def kafka_watch(bucket: str, prefix: str, seen: dict, stop: threading.Event) -> None:
-    """Note the arrival time of each measured event on the MinIO topic."""
+    """Note the arrival time of each measured event on the benchmark's MinIO topic."""
     from confluent_kafka import Consumer, TopicPartition
     from django.conf import settings
 

@@ -134,44 +134,50 @@ def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[floa
         cursor.execute("TRUNCATE runs_artifact, runs_step, runs_run, runs_ingesterror, runs_bucket, "
                        "runs_kafkatopic CASCADE")
     topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
-    produce(topic, messages)
-    Bucket.objects.create(name=BUCKET, topic=KafkaTopic.objects.create(name=topic, partitions=4))
-    # Render batches go to a queue no `make run` worker reads (they expire unread).
-    env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_DEBUG": "false", "LOG_LEVEL": "INFO",
-           "RENDER_QUEUE": "bench-ingest-render"}
-    with open(log_path, "w") as log:
-        started = time.monotonic()
-        prefix = os.environ.get("BENCH_CONSUMER_PREFIX", "").split()  # e.g. a profiler
-        # CONSUMERS processes in one consumer group share the topic's 4
-        # partitions: the way to use more than one core, as in production.
-        procs = [subprocess.Popen([*prefix, sys.executable, "manage.py", "consume_events", "--group", topic],
-                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-                 for _ in range(CONSUMERS)]
-        try:
-            # The consumer commits offsets only after the batch's transaction
-            # commits, so "all offsets committed" means "all stored"; asking
-            # Kafka keeps the bench from loading PostgreSQL while it measures.
-            deadline = started + 600
-            while not all_committed(topic, group=topic):
-                if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
-                    raise SystemExit(f"consumer stopped or timed out; see {log_path}")
-                time.sleep(0.1)
-            elapsed = time.monotonic() - started
-            rss = max(peak_rss_mb(p.pid) for p in procs)
-            cpu = sum(cpu_seconds(p.pid) for p in procs)
-        finally:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.wait(60)
-    live = Artifact.objects.filter(deleted=False).count()
-    if live != expected:
-        raise SystemExit(f"expected {expected} live artifacts, found {live}; see {log_path}")
-    durations = [float(m) for m in re.findall(r"duration_ms=([0-9.]+)", open(log_path).read())]
-    from confluent_kafka.admin import AdminClient
-    from django.conf import settings
+    try:
+        produce(topic, messages)
+        Bucket.objects.create(name=BUCKET, topic=KafkaTopic.objects.create(name=topic, partitions=4))
+        # Render batches go to a queue no `make run` worker reads (they expire unread).
+        env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_DEBUG": "false", "LOG_LEVEL": "INFO",
+               "RENDER_QUEUE": "bench-ingest-render"}
+        with open(log_path, "w") as log:
+            started = time.monotonic()
+            prefix = os.environ.get("BENCH_CONSUMER_PREFIX", "").split()  # e.g. a profiler
+            # CONSUMERS processes in one consumer group share the topic's 4
+            # partitions: the way to use more than one core, as in production.
+            procs = [subprocess.Popen([*prefix, sys.executable, "manage.py", "consume_events", "--group", topic],
+                                      cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                     for _ in range(CONSUMERS)]
+            try:
+                # The consumer commits offsets only after the batch's transaction
+                # commits, so "all offsets committed" means "all stored"; asking
+                # Kafka keeps the bench from loading PostgreSQL while it measures.
+                deadline = started + 600
+                while not all_committed(topic, group=topic):
+                    if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+                        raise SystemExit(f"consumer stopped or timed out; see {log_path}")
+                    time.sleep(0.1)
+                elapsed = time.monotonic() - started
+                rss = max(peak_rss_mb(p.pid) for p in procs)
+                cpu = sum(cpu_seconds(p.pid) for p in procs)
+            finally:
+                for p in procs:
+                    p.terminate()
+                for p in procs:
+                    p.wait(60)
+        live = Artifact.objects.filter(deleted=False).count()
+        if live != expected:
+            raise SystemExit(f"expected {expected} live artifacts, found {live}; see {log_path}")
+        durations = [float(m) for m in re.findall(r"duration_ms=([0-9.]+)", open(log_path).read())]
+    finally:
+        # The round's topic goes, also when the round failed. Keep the client until the
+        # result: dropped at once (as before), it never sent the request and the topic stayed.
+        from confluent_kafka.admin import AdminClient
+        from django.conf import settings
 
-    AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS}).delete_topics([topic])
+        from streaming.session_topics import topic_delete
+
+        topic_delete(AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS}), topic=topic)
     return elapsed, rss, durations, cpu
 
 

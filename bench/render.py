@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 
-from _common import ROOT, peak_rss_mb, report, setup_django
+from _common import ROOT, claim_events_topic, peak_rss_mb, report, setup_django
 
 CSV_MB = int(os.environ.get("BENCH_CSV_MB", "1024"))
 THUMB_ROUNDS = 20
@@ -83,7 +83,7 @@ def write_csv(path: str, mb: int) -> int:
 
 
 class Arrivals(threading.Thread):
-    """Notes when the event about ``key`` reaches the MinIO topic."""
+    """Notes when the event about ``key`` reaches the benchmark's MinIO topic."""
 
     def __init__(self, bucket: str, key: str):
         super().__init__(daemon=True)
@@ -139,23 +139,26 @@ def bench_csv(db_url: str) -> dict:
     from runs.storage import minio_client
 
     tag = uuid.uuid4().hex[:8]
+    claim_events_topic()
     bucket = bucket_register(name=f"bench-render-{tag}")
     queue, group = f"bench-render-{tag}", f"bench-render-{tag}"
     key = "bench-run/generate/big.csv"
-    skip_to_end(group)
-    env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_DEBUG": "false", "RENDER_QUEUE": queue}
-    log_dir = tempfile.gettempdir()
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "vizsite", "worker", "-Q", queue, "-c", "1",
-                               "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"],
-                              cwd=ROOT, env=env, stdout=open(f"{log_dir}/bench-render-worker.log", "wb"),
-                              stderr=subprocess.STDOUT, start_new_session=True)
-    consumer = subprocess.Popen([sys.executable, "manage.py", "consume_events", "--group", group], cwd=ROOT,
-                                env=env, stdout=open(f"{log_dir}/bench-render-consumer.log", "wb"),
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    fd, path = tempfile.mkstemp(suffix=".csv")
-    os.close(fd)
+    worker = consumer = path = None
     client = minio_client()
     try:
+        skip_to_end(group)
+        env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_DEBUG": "false", "RENDER_QUEUE": queue}
+        log_dir = tempfile.gettempdir()
+        worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "vizsite", "worker", "-Q", queue,
+                                   "-c", "1", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                                   "-l", "INFO"],
+                                  cwd=ROOT, env=env, stdout=open(f"{log_dir}/bench-render-worker.log", "wb"),
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        consumer = subprocess.Popen([sys.executable, "manage.py", "consume_events", "--group", group],
+                                    cwd=ROOT, env=env, stdout=open(f"{log_dir}/bench-render-consumer.log", "wb"),
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        fd, path = tempfile.mkstemp(suffix=".csv")
+        os.close(fd)
         t = time.monotonic()
         rows = write_csv(path, CSV_MB)
         size = os.path.getsize(path)
@@ -213,11 +216,12 @@ def bench_csv(db_url: str) -> dict:
                 "worker_rss_mb": rss}
     finally:
         for proc in (consumer, worker):
-            if proc.poll() is None:
+            if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, 15)
                 proc.wait(60)
-        if os.path.exists(path):
+        if path and os.path.exists(path):
             os.unlink(path)
+        # The bucket goes too (notification first, so its clean-up publishes nothing).
         client.delete_bucket_notification(bucket.name)
         for obj in client.list_objects(bucket.name, recursive=True):
             client.remove_object(bucket.name, obj.object_name)

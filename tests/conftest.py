@@ -71,8 +71,13 @@ def minio():
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap():
+    """The real Kafka, with the session's MinIO topic (settings.MINIO_KAFKA_TOPIC, the
+    test topic): created now, deleted after the last session on the machine using it."""
+    from streaming.session_topics import session_topic
+
     _tcp_check("Kafka", settings.KAFKA_BOOTSTRAP_SERVERS.split(",")[0])
-    return settings.KAFKA_BOOTSTRAP_SERVERS
+    with session_topic(settings.MINIO_KAFKA_TOPIC, bootstrap=settings.KAFKA_BOOTSTRAP_SERVERS):
+        yield settings.KAFKA_BOOTSTRAP_SERVERS
 
 
 @pytest.fixture
@@ -82,11 +87,17 @@ def unique_name():
 
 @pytest.fixture
 def live_bucket(transactional_db, minio, kafka_bootstrap, unique_name):
-    """A fresh MinIO bucket publishing to the MinIO topic, registered in Pipelens."""
+    """A fresh MinIO bucket publishing to the test topic, registered in Pipelens."""
     from runs.models import Bucket
     from runs.services.buckets import bucket_register
 
     bucket = bucket_register(name=unique_name("t"))
+    if "destination ARN does not exist" in bucket.notification_error:
+        minio.remove_bucket(bucket.name)
+        pytest.fail(f"MinIO has no notification target {settings.MINIO_NOTIFY_ARN} "
+                    f"({bucket.notification_error}); it was started by an older deploy/local/minio.sh: "
+                    "bash deploy/local/services.sh down minio && bash deploy/local/services.sh up minio",
+                    pytrace=False)
     assert bucket.notification_status == Bucket.NotificationStatus.CONFIGURED, bucket.notification_error
     yield bucket
     # Stop publishing first: clean-up events must not reach later tests.

@@ -1,6 +1,8 @@
 # shellcheck shell=bash
 # Shared paths, ports, credentials and helpers for deploy/local/*.sh.
-# Sourced, never run. Everything generated lives under <repo>/.local/.
+# Sourced, never run. Everything generated lives under <repo>/.local/, except
+# what runs as another OS user (PostgreSQL, see postgres.sh). Every path may
+# contain spaces: quote each expansion.
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$DEPLOY_DIR/../.." && pwd)"
@@ -25,6 +27,13 @@ MINIO_USER="${PIPELENS_MINIO_USER:-pipelens}"
 MINIO_PASSWORD="${PIPELENS_MINIO_PASSWORD:-pipelens-secret}"
 MINIO_KAFKA_TOPIC="${PIPELENS_MINIO_KAFKA_TOPIC:-minio-events}"
 MINIO_NOTIFY_ID="PIPELENS"   # target id: env suffix and ARN arn:minio:sqs::PIPELENS:kafka
+# Tests and benchmarks upload through MinIO targets of their own, so nothing
+# they put ever reaches the topic `make run` consumes. They create their topic
+# when they start and delete it when they end (streaming/session_topics.py).
+MINIO_TEST_KAFKA_TOPIC="${PIPELENS_MINIO_TEST_KAFKA_TOPIC:-pipelens-test-events}"
+MINIO_TEST_NOTIFY_ID="PIPELENSTEST"
+MINIO_BENCH_KAFKA_TOPIC="${PIPELENS_MINIO_BENCH_KAFKA_TOPIC:-pipelens-bench-events}"
+MINIO_BENCH_NOTIFY_ID="PIPELENSBENCH"
 
 # Seconds `up` waits for one service to answer its health check.
 UP_TIMEOUT="${PIPELENS_UP_TIMEOUT:-120}"
@@ -125,6 +134,9 @@ urlencode() {
     done
     printf '%s' "$out"
 }
+
+# minio_arn ID: the ARN a bucket notification names to reach target ID.
+minio_arn() { printf 'arn:minio:sqs::%s:kafka' "$1"; }
 
 have_venv_module() { [[ -x "$VENV_PY" ]] && "$VENV_PY" -c "import $1" >/dev/null 2>&1; }
 

@@ -18,16 +18,20 @@ kafka_java() { java -cp "$KAFKA_LIBS/*" "$@"; }
 
 kafka_pom_sum() { sha256sum "$KAFKA_POM" | cut -d' ' -f1; }
 
-# Installed = the jars were copied from the current pom (stamp file).
-kafka_installed() {
+# The jars were copied from the current pom (stamp file).
+kafka_jars_current() {
     command -v java >/dev/null && [[ -f "$KAFKA_LIBS/.pom.sha256" ]] &&
         [[ "$(cat "$KAFKA_LIBS/.pom.sha256")" == "$(kafka_pom_sum)" ]]
 }
 
+# Installed = current jars and formatted storage (jars alone are there after
+# a reset of .local/kafka/data, or when copied from another checkout).
+kafka_installed() { kafka_jars_current && [[ -f "$KAFKA_DATA/meta.properties" ]]; }
+
 kafka_install() {
     command -v java >/dev/null || apt_install default-jre-headless
     command -v mvn >/dev/null || apt_install maven
-    if ! kafka_installed; then
+    if ! kafka_jars_current; then
         kafka_running && die "kafka: $KAFKA_POM changed; run 'services.sh down kafka' before reinstalling its jars"
         local log="$LOG_DIR/install-kafka.log" tmp="$KAFKA_HOME/libs.tmp" i
         # Another copy-dependencies run (e.g. a background one) may be filling
@@ -193,4 +197,11 @@ kafka_status() {
         say "kafka     down"
         return 1
     fi
+}
+
+# After kafka_down: all topics and offsets (the jars stay).
+kafka_purge() {
+    kafka_running && die "kafka: still running; run 'services.sh down kafka' first"
+    rm -rf -- "$KAFKA_DATA" "$KAFKA_CLUSTER_ID_FILE"
+    say "kafka     purged"
 }

@@ -1,6 +1,9 @@
 # shellcheck shell=bash
 # MinIO built from source with `go install` (pinned), publishing bucket events
-# to Kafka topic $MINIO_KAFKA_TOPIC via notification target PIPELENS.
+# to Kafka through three notification targets, one topic each: PIPELENS ->
+# $MINIO_KAFKA_TOPIC (what `make run` consumes), PIPELENSTEST ->
+# $MINIO_TEST_KAFKA_TOPIC (tests) and PIPELENSBENCH -> $MINIO_BENCH_KAFKA_TOPIC
+# (benchmarks). A bucket publishes through the target its notification names.
 # Sourced by services.sh (needs common.sh). Start it after Kafka.
 
 MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
@@ -9,6 +12,22 @@ MINIO_DATA="$LOCAL/minio/data"
 MINIO_QUEUE="$LOCAL/minio/queue"     # events wait here while Kafka is down
 MINIO_PIDFILE="$RUN_DIR/minio.pid"
 MINIO_LOG="$LOG_DIR/minio.log"
+MINIO_TARGETS_FILE="$RUN_DIR/minio.targets"   # the targets the running MinIO was started with
+
+# "ID=topic" per notification target (targets are fixed when MinIO starts).
+minio_targets() {
+    printf '%s\n' "$MINIO_NOTIFY_ID=$MINIO_KAFKA_TOPIC" "$MINIO_TEST_NOTIFY_ID=$MINIO_TEST_KAFKA_TOPIC" \
+        "$MINIO_BENCH_NOTIFY_ID=$MINIO_BENCH_KAFKA_TOPIC"
+}
+
+# A running MinIO started with other targets (an older script, other topic
+# variables) is left running, but said so: buckets naming a missing target
+# fail to register ("ARN not found").
+minio_check_targets() {
+    [[ "$(cat "$MINIO_TARGETS_FILE" 2>/dev/null || true)" == "$(minio_targets)" ]] && return 0
+    warn "warning: minio is running with other notification targets than $(minio_targets | tr '\n' ' ')"
+    warn "         restart it to use them: bash deploy/local/services.sh down minio && bash deploy/local/services.sh up minio"
+}
 
 minio_installed() { [[ -x "$MINIO_BIN" ]]; }
 
@@ -43,6 +62,7 @@ minio_health() { curl -sf -o /dev/null --max-time 3 "http://127.0.0.1:$MINIO_POR
 
 minio_up() {
     if minio_running && minio_health; then
+        minio_check_targets
         say "minio     running  127.0.0.1:$MINIO_PORT"
         return 0
     fi
@@ -54,18 +74,22 @@ minio_up() {
         # them from the queue only every 3 s (retryInterval in its
         # internal/store): PIPELENS_MINIO_QUEUE_DIR=off trades that durability
         # for latency (docs/local-services.md).
-        local queue_env=("MINIO_NOTIFY_KAFKA_QUEUE_DIR_$MINIO_NOTIFY_ID=$MINIO_QUEUE")
-        [[ "${PIPELENS_MINIO_QUEUE_DIR:-on}" == off ]] && queue_env=()
+        # Each target queues in its own subdirectory of the queue dir.
+        local target id topic target_env=()
+        while IFS= read -r target; do
+            id="${target%%=*}" topic="${target#*=}"
+            target_env+=("MINIO_NOTIFY_KAFKA_ENABLE_$id=on" "MINIO_NOTIFY_KAFKA_BROKERS_$id=127.0.0.1:$KAFKA_PORT"
+                "MINIO_NOTIFY_KAFKA_TOPIC_$id=$topic")
+            [[ "${PIPELENS_MINIO_QUEUE_DIR:-on}" == off ]] || target_env+=("MINIO_NOTIFY_KAFKA_QUEUE_DIR_$id=$MINIO_QUEUE")
+        done < <(minio_targets)
         env MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASSWORD" \
-            "MINIO_NOTIFY_KAFKA_ENABLE_$MINIO_NOTIFY_ID=on" \
-            "MINIO_NOTIFY_KAFKA_BROKERS_$MINIO_NOTIFY_ID=127.0.0.1:$KAFKA_PORT" \
-            "MINIO_NOTIFY_KAFKA_TOPIC_$MINIO_NOTIFY_ID=$MINIO_KAFKA_TOPIC" \
-            "${queue_env[@]}" \
+            "${target_env[@]}" \
             MINIO_API_SYNC_EVENTS=on MINIO_BROWSER=off MINIO_UPDATE=off \
             setsid "$MINIO_BIN" server "$MINIO_DATA" --anonymous \
             --address "127.0.0.1:$MINIO_PORT" --console-address "127.0.0.1:$MINIO_CONSOLE_PORT" \
             </dev/null >>"$MINIO_LOG" 2>&1 9>&- &
         echo $! >"$MINIO_PIDFILE"
+        minio_targets >"$MINIO_TARGETS_FILE"
     fi
     wait_healthy minio minio_health "$MINIO_PIDFILE" "$MINIO_LOG"
     say "minio     started  127.0.0.1:$MINIO_PORT"
@@ -74,6 +98,7 @@ minio_up() {
 minio_down() {
     if minio_running; then
         stop_pidfile minio "$MINIO_PIDFILE" 30
+        rm -f "$MINIO_TARGETS_FILE"
         say "minio     stopped"
     else
         rm -f "$MINIO_PIDFILE"
@@ -91,4 +116,11 @@ minio_status() {
         say "minio     down"
         return 1
     fi
+}
+
+# After minio_down: every bucket and every queued event.
+minio_purge() {
+    minio_running && die "minio: still running; run 'services.sh down minio' first"
+    rm -rf -- "$MINIO_DATA" "$MINIO_QUEUE"
+    say "minio     purged"
 }

@@ -1,13 +1,57 @@
 # shellcheck shell=bash
-# PostgreSQL from the Debian package, running our own cluster in .local/pgdata.
-# Sourced by services.sh (needs common.sh). The server runs as the `postgres`
-# OS user (it refuses to run as root), so every directory from / down to
-# .local must be traversable by others (o+x), which a default checkout is.
+# PostgreSQL from the Debian package, running a cluster of our own.
+# Sourced by services.sh (needs common.sh).
+#
+# The server runs as the `postgres` OS user (it refuses to run as root), and
+# that user cannot enter a checkout under a mode-700 home (root's, or anyone's
+# usual place for a clone). So the cluster, its socket and its log live outside
+# the checkout, in a directory of its own that postgres owns:
+#   $PG_HOMES/<12 hex of sha256(real path of .local)>/{data,run,postgres.log}
+# .local/postgres.home records which directory is this checkout's, so `down`,
+# `status` and re-use keep finding it (also after the checkout is moved), and
+# .local/log/postgres.log links to the log. A cluster made by an older version
+# of this script in .local/pgdata is used where it is (legacy layout).
 
-PG_DATA="$LOCAL/pgdata"
-PG_RUN="$RUN_DIR/postgres"           # unix socket + pid file, owned by postgres
+PG_HOMES="${PIPELENS_PG_HOMES:-/var/lib/pipelens}"
+PG_POINTER="$LOCAL/postgres.home"
+# The real path: worktrees whose .local is a symlink share one cluster.
+LOCAL_REAL="$(cd "$LOCAL" && pwd -P)"
+
+# pg_new_home: the directory a checkout without a record gets. A directory at
+# that name that another checkout still records as its own (one moved away
+# from this path) is left to it; one nobody records is an earlier clone's at
+# this same path, and is re-used.
+pg_new_home() {
+    local base home owner n=1
+    base="$PG_HOMES/$(printf '%s' "$LOCAL_REAL" | sha256sum | cut -c1-12)"
+    home="$base"
+    while [[ -e "$home" ]]; do
+        owner="$(cat "$home/checkout" 2>/dev/null || true)"
+        [[ -z "$owner" || "$owner" == "$LOCAL_REAL" ]] && break
+        [[ "$(cat "$owner/postgres.home" 2>/dev/null || true)" == "$home" ]] || break
+        n=$((n + 1))
+        home="$base-$n"
+    done
+    printf '%s' "$home"
+}
+
+if [[ -s "$PG_POINTER" ]]; then
+    PG_HOME="$(cat "$PG_POINTER")"
+elif [[ -s "$LOCAL/pgdata/PG_VERSION" ]]; then
+    PG_HOME=""                        # legacy layout, inside .local
+else
+    PG_HOME="$(pg_new_home)"
+fi
+if [[ -n "$PG_HOME" ]]; then
+    PG_DATA="$PG_HOME/data"
+    PG_RUN="$PG_HOME/run"             # unix socket + pid file
+    PG_LOG="$PG_HOME/postgres.log"
+else
+    PG_DATA="$LOCAL/pgdata"
+    PG_RUN="$RUN_DIR/postgres"
+    PG_LOG="$LOG_DIR/postgres.log"
+fi
 PG_PIDFILE="$PG_RUN/postgres.pid"
-PG_LOG="$LOG_DIR/postgres.log"
 
 pg_bindir() {
     local d
@@ -15,19 +59,39 @@ pg_bindir() {
     [[ -n "$d" && -x "$d/initdb" ]] && printf '%s' "$d"
 }
 
-as_pg() { runuser -u postgres -- "$@"; }
+# From / : the postgres user may not be allowed into the caller's directory,
+# and psql/pg_ctl complain when they cannot read their working directory.
+as_pg() { (cd / && runuser -u postgres -- "$@"); }
+
+# pg_record: create this checkout's directory (owned by postgres) and record it
+# both ways: .local/postgres.home -> directory, directory/checkout -> .local.
+pg_record() {
+    [[ -n "$PG_HOME" ]] || return 0
+    if [[ ! -d "$PG_HOMES" ]]; then
+        mkdir -p "$PG_HOMES"
+        chmod 755 "$PG_HOMES"         # root's; postgres only needs to traverse it
+    fi
+    mkdir -p "$PG_RUN"
+    chown postgres:postgres "$PG_HOME" "$PG_RUN"
+    chmod 700 "$PG_HOME"
+    printf '%s\n' "$LOCAL_REAL" >"$PG_HOME/checkout"
+    printf '%s\n' "$PG_HOME" >"$PG_POINTER"
+    touch "$PG_LOG"
+    chown postgres:postgres "$PG_LOG"
+    ln -sfn "$PG_LOG" "$LOG_DIR/postgres.log"
+}
 
 postgres_install() {
     if [[ -z "$(pg_bindir)" ]]; then
         apt_install postgresql
         [[ -n "$(pg_bindir)" ]] || die "postgres: initdb still missing after apt-get install postgresql"
     fi
-    as_pg test -x "$LOCAL" ||
-        die "postgres: the postgres OS user cannot reach $LOCAL; make every parent directory o+x (chmod o+x)"
+    pg_record
     mkdir -p "$PG_RUN"
-    chown postgres:postgres "$PG_RUN"
     touch "$PG_LOG"
-    chown postgres:postgres "$PG_LOG"
+    chown postgres:postgres "$PG_RUN" "$PG_LOG"
+    as_pg test -w "$PG_RUN" ||
+        die "postgres: the postgres OS user cannot write $PG_RUN; every parent directory must be o+x (or set PIPELENS_PG_HOMES)"
     if [[ ! -s "$PG_DATA/PG_VERSION" ]]; then
         mkdir -p "$PG_DATA"
         chown postgres:postgres "$PG_DATA"
@@ -74,11 +138,13 @@ postgres_up() {
     fi
     if ! postgres_running; then
         port_open "$PG_PORT" && die "postgres: port $PG_PORT is already taken by another process (set PIPELENS_PG_PORT)"
+        pg_record
         mkdir -p "$PG_RUN"
         touch "$PG_LOG"
         chown postgres:postgres "$PG_RUN" "$PG_LOG"
         # Runtime settings are passed on the command line, so a changed port
-        # or a moved checkout needs no edit of the cluster's config files.
+        # or a moved cluster needs no edit of its config files. pg_ctl runs
+        # the -o string through /bin/sh: the single quotes keep a path whole.
         as_pg "$(pg_bindir)/pg_ctl" start -D "$PG_DATA" -l "$PG_LOG" -s -w -t "$UP_TIMEOUT" \
             -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories='$PG_RUN' -c external_pid_file='$PG_PIDFILE'" \
             </dev/null >>"$PG_LOG" 2>&1 9>&- || { warn "error: postgres failed to start"; tail_log "$PG_LOG"; exit 1; }
@@ -109,4 +175,21 @@ postgres_status() {
         say "postgres  down"
         return 1
     fi
+}
+
+# After postgres_down: delete the cluster, and its directory outside .local
+# only when that directory records this checkout as its owner.
+postgres_purge() {
+    postgres_running && die "postgres: still running; run 'services.sh down postgres' first"
+    if [[ -n "$PG_HOME" ]]; then
+        if [[ -d "$PG_HOME" ]]; then
+            [[ "$(cat "$PG_HOME/checkout" 2>/dev/null || true)" == "$LOCAL_REAL" ]] ||
+                die "postgres: $PG_HOME does not record $LOCAL_REAL as its checkout; not deleting it"
+            rm -rf -- "$PG_HOME"
+        fi
+        rm -f "$PG_POINTER" "$LOG_DIR/postgres.log"
+    else
+        rm -rf -- "$PG_DATA" "$PG_RUN"
+    fi
+    say "postgres  purged"
 }

@@ -64,3 +64,10 @@ redis_status() {
         return 1
     fi
 }
+
+# After redis_down: its working directory (nothing persistent anyway).
+redis_purge() {
+    redis_running && die "redis: still running; run 'services.sh down redis' first"
+    rm -rf -- "$REDIS_DIR"
+    say "redis     purged"
+}

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Local real services for Pipelens on 127.0.0.1 (see docs/local-services.md).
 #
-#   deploy/local/services.sh install|up|down|status|env [postgres redis kafka minio]
+#   deploy/local/services.sh install|up|down|purge|status|env [postgres redis kafka minio]
 #
 # install  fetch/build/initialise what is missing (idempotent)
 # up       install if needed, start what is not running, wait for health checks
 # down     stop (reverse order)
+# purge    stop, then delete the services' data (downloads and .local/log stay)
 # status   one line per service; exit 1 if any is not healthy
 # env      print `export` lines with the connection settings
 set -euo pipefail
@@ -21,7 +22,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ALL=(postgres redis kafka minio)   # start order; MinIO needs Kafka for events
 
 usage() {
-    warn "usage: $0 install|up|down|status|env [${ALL[*]}]"
+    warn "usage: $0 install|up|down|purge|status|env [${ALL[*]}]"
     exit 2
 }
 
@@ -37,7 +38,11 @@ MINIO_ENDPOINT=127.0.0.1:$MINIO_PORT
 MINIO_ACCESS_KEY=$MINIO_USER
 MINIO_SECRET_KEY=$MINIO_PASSWORD
 MINIO_KAFKA_TOPIC=$MINIO_KAFKA_TOPIC
-MINIO_NOTIFY_ARN=arn:minio:sqs::$MINIO_NOTIFY_ID:kafka
+MINIO_NOTIFY_ARN=$(minio_arn "$MINIO_NOTIFY_ID")
+MINIO_TEST_KAFKA_TOPIC=$MINIO_TEST_KAFKA_TOPIC
+MINIO_TEST_NOTIFY_ARN=$(minio_arn "$MINIO_TEST_NOTIFY_ID")
+MINIO_BENCH_KAFKA_TOPIC=$MINIO_BENCH_KAFKA_TOPIC
+MINIO_BENCH_NOTIFY_ARN=$(minio_arn "$MINIO_BENCH_NOTIFY_ID")
 EOF
 }
 
@@ -61,7 +66,7 @@ main() {
             print_env
             return 0
             ;;
-        install | up | down | status) ;;
+        install | up | down | purge | status) ;;
         *) usage ;;
     esac
 
@@ -93,11 +98,16 @@ main() {
                 "${svc}_up"
             done
             ;;
-        down)
+        down | purge)
             local i
             for ((i = ${#ordered[@]} - 1; i >= 0; i--)); do
                 "${ordered[i]}_down"
             done
+            if [[ "$cmd" == purge ]]; then
+                for svc in "${ordered[@]}"; do
+                    "${svc}_purge"
+                done
+            fi
             ;;
         status)
             for svc in "${ordered[@]}"; do

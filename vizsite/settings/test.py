@@ -23,3 +23,8 @@ CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "pipelens-test"  # noqa: F405
 RENDER_QUEUE = env("RENDER_QUEUE", default="render-test")  # noqa: F405
 # Login counters: one private cache per test process (tests/conftest.py clears it per test).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Buckets made by tests publish through MinIO's test target to a topic of
+# their own (deploy/local/minio.sh), never to the topic `make run` consumes;
+# the session creates it and deletes it afterwards (tests/conftest.py).
+MINIO_KAFKA_TOPIC = env("MINIO_TEST_KAFKA_TOPIC", default="pipelens-test-events")  # noqa: F405
+MINIO_NOTIFY_ARN = env("MINIO_TEST_NOTIFY_ARN", default="arn:minio:sqs::PIPELENSTEST:kafka")  # noqa: F405

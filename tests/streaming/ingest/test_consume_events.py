@@ -34,9 +34,9 @@ def put(minio, bucket, key, data: bytes = b"hello", content_type="text/plain"):
 
 
 def errors_about(bucket) -> list[str]:
-    """Ingest errors that name this test's bucket: other tests and benchmarks
-    on the machine publish to the same MinIO topic, so a global count would
-    also see theirs."""
+    """Ingest errors that name this test's bucket: other test sessions on the
+    machine publish to the same test topic, so a global count would also see
+    theirs."""
     return list(IngestError.objects.filter(error__contains=f"'{bucket}'").values_list("error", flat=True))
 
 
