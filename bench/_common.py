@@ -51,7 +51,7 @@ def claim_events_topic() -> str:
         from django.conf import settings
 
         from runs.models import KafkaTopic
-        from streaming.session_topics import session_topic
+        from streaming.ingest.session_topics import session_topic
 
         stack = ExitStack()
         _events_topic = stack.enter_context(

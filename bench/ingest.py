@@ -175,7 +175,7 @@ def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[floa
         from confluent_kafka.admin import AdminClient
         from django.conf import settings
 
-        from streaming.session_topics import topic_delete
+        from streaming.ingest.session_topics import topic_delete
 
         topic_delete(AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS}), topic=topic)
     return elapsed, rss, durations, cpu

@@ -25,7 +25,6 @@ from minio.error import MinioException, S3Error
 
 from runs.rendering.base import RenderError, StorageUnavailable, too_large
 
-
 DEFAULT_STORE = "default"
 
 

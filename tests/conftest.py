@@ -9,7 +9,6 @@ import uuid
 import pytest
 from django.conf import settings
 
-
 # --- tiers: `make test-fast` runs what needs no service (pytest -m "not integration and not e2e")
 
 # Fixtures that reach a real service; a test using one (or the database) is an
@@ -73,7 +72,7 @@ def minio():
 def kafka_bootstrap():
     """The real Kafka, with the session's MinIO topic (settings.MINIO_KAFKA_TOPIC, the
     test topic): created now, deleted after the last session on the machine using it."""
-    from streaming.session_topics import session_topic
+    from streaming.ingest.session_topics import session_topic
 
     _tcp_check("Kafka", settings.KAFKA_BOOTSTRAP_SERVERS.split(",")[0])
     with session_topic(settings.MINIO_KAFKA_TOPIC, bootstrap=settings.KAFKA_BOOTSTRAP_SERVERS):

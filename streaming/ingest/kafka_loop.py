@@ -26,9 +26,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
-from runs.events import EventAction, ObjectEvent
+from runs.events import EventAction, ObjectEvent, RejectedMessage
 from runs.selectors.topics import enabled_topic_names
-from runs.events import RejectedMessage
 from runs.services.ingest import IngestResult, ingest_errors_prune, ingest_events
 from streaming.ingest.kafka_config import consumer_config
 from streaming.ingest.s3_events import EventParseError, parse_message

@@ -1,5 +1,5 @@
 """Tests and benchmarks publish to topics of their own, which the last session deletes
-(streaming/session_topics.py; docs/local-services.md)."""
+(streaming/ingest/session_topics.py; docs/local-services.md)."""
 
 import importlib
 import os
@@ -11,8 +11,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from django.conf import settings
 
-from streaming.kafka import producer_config
-from streaming.session_topics import lock_path, session_topic
+from streaming.ingest.kafka_config import producer_config
+from streaming.ingest.session_topics import lock_path, session_topic
 
 # What `make run` consumes (services.sh env exports it; base.py's defaults otherwise).
 DEV_TOPIC = os.environ.get("MINIO_KAFKA_TOPIC", "minio-events")
