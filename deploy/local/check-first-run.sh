@@ -27,7 +27,7 @@ TIMEOUT="${PIPELENS_FIRST_RUN_TIMEOUT:-1800}"
 # One test per kind of process a first run starts: the consumer in the test
 # process (MinIO -> Kafka -> PostgreSQL), manage.py and a Celery worker as
 # subprocesses of the clone's virtualenv, daphne with Chromium.
-TESTS="${PIPELENS_FIRST_RUN_TESTS:-tests/streaming/test_consume_events.py::test_overwrite_gives_one_artifact_with_the_newer_etag tests/streaming/test_consume_events.py::test_sigterm_stops_the_command_cleanly tests/runs/test_renditions_live.py::test_a_new_version_replaces_the_preview_and_deleted_artifacts_are_not_rendered tests/e2e/test_live_run_page.py tests/runs/test_views.py::test_login_logout_and_password_change}"
+TESTS="${PIPELENS_FIRST_RUN_TESTS:-tests/streaming/ingest/test_consume_events.py::test_overwrite_gives_one_artifact_with_the_newer_etag tests/streaming/ingest/test_consume_events.py::test_sigterm_stops_the_command_cleanly tests/runs/test_renditions_live.py::test_a_new_version_replaces_the_preview_and_deleted_artifacts_are_not_rendered tests/e2e/test_live_run_page.py tests/runs/test_views.py::test_login_logout_and_password_change}"
 START=$SECONDS
 PARENT=""
 CLONE=""
