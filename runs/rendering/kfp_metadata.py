@@ -15,7 +15,16 @@ import json
 from django.conf import settings
 
 from runs.rendering import confusion_matrix, markdown, roc, table, tensorboard, web_app
-from runs.rendering.base import BytesSource, Context, Output, RenderError, Source, decode_text, failed
+from runs.rendering.base import (
+    BytesSource,
+    Context,
+    Output,
+    RenderError,
+    Source,
+    decode_text,
+    failed,
+    load_json,
+)
 
 KNOWN = ("confusion_matrix", "roc", "table", "markdown", "web-app", "tensorboard")
 _VIEWER = {"web-app": web_app.VIEWER, "confusion_matrix": confusion_matrix.VIEWER, "roc": roc.VIEWER,
@@ -76,11 +85,8 @@ def _one(output, ctx: Context) -> list[Output]:
 
 
 def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:
-    text, _ = decode_text(source.read_all(settings.TEXT_MAX_BYTES, "The metadata file"))
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise RenderError(f"mlpipeline-ui-metadata is not valid JSON: {exc}") from exc
+    text, _ = decode_text(source.read_all(settings.JSON_MAX_BYTES, "The metadata file"))
+    doc = load_json(text, "mlpipeline-ui-metadata")
     outputs = doc.get("outputs") if isinstance(doc, dict) else None
     if not isinstance(outputs, list) or not outputs:
         raise RenderError('mlpipeline-ui-metadata needs a non-empty "outputs" list.')

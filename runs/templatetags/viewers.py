@@ -21,11 +21,22 @@ def viewer_template(rendition) -> str:
 
 @register.filter
 def clean_html(html: str) -> str:
-    """Sanitised again on the way out: stored HTML is never trusted as is."""
+    """Sanitised again on the way out: stored HTML is never trusted as is (nor are remote
+    images kept unless MARKDOWN_ALLOW_REMOTE_IMAGES)."""
     from django.utils.safestring import mark_safe
 
-    return mark_safe(nh3.clean(html or "", link_rel="noopener noreferrer nofollow",
+    from runs.rendering.markdown import allowed_tags
+
+    return mark_safe(nh3.clean(html or "", tags=allowed_tags(), link_rel="noopener noreferrer nofollow",
                                url_schemes={"http", "https", "mailto"}))
+
+
+@register.filter
+def shell_quote(value) -> str:
+    """``value`` as one shell word (shlex.quote), for commands the page offers to copy."""
+    import shlex
+
+    return shlex.quote(str(value))
 
 
 @register.filter

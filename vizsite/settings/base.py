@@ -214,10 +214,19 @@ PREVIEW_BUCKET = env("PREVIEW_BUCKET", default="pipelens-previews")
 MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=64_000_000)
 IMAGE_MAX_BYTES = env.int("IMAGE_MAX_BYTES", default=100 * 1024 * 1024)
 THUMBNAIL_SIZE = env.int("THUMBNAIL_SIZE", default=480)
+# Pillow formats an image may be decoded as (Image.open(formats=...)). Pillow knows
+# dozens, some with old, rarely audited decoders (EPS runs Ghostscript); a ".png"
+# name reaches whichever one the bytes match. TIFF (libtiff) is off by default.
+IMAGE_FORMATS = env.list("IMAGE_FORMATS", default=["PNG", "JPEG", "GIF", "WEBP", "BMP"])
 # KFP .tgz outputs are read in memory: caps on the archive, its members, each member.
 ARCHIVE_MAX_BYTES = env.int("ARCHIVE_MAX_BYTES", default=64 * 1024 * 1024)
 ARCHIVE_MAX_MEMBERS = env.int("ARCHIVE_MAX_MEMBERS", default=4)
 ARCHIVE_MAX_MEMBER_BYTES = env.int("ARCHIVE_MAX_MEMBER_BYTES", default=64 * 1024 * 1024)
+# Decompressed bytes an archive may produce in all (headers, padding and files).
+# Counted as they are unpacked: gzip reaches ~1000:1, so without a count a few MB
+# of upload become gigabytes in the worker (issue 8, docs/security-rendering.md).
+ARCHIVE_MAX_UNPACKED_BYTES = env.int("ARCHIVE_MAX_UNPACKED_BYTES",
+                                     default=ARCHIVE_MAX_MEMBER_BYTES + 1024 * 1024)
 # Tables: rows per page, how much is sampled for column types, the row-offset
 # index granularity, and up to where sorting (which reads the whole file) is offered.
 TABLE_PAGE_ROWS = env.int("TABLE_PAGE_ROWS", default=50)
@@ -226,8 +235,20 @@ TABLE_MAX_COLUMNS = env.int("TABLE_MAX_COLUMNS", default=200)
 TABLE_MAX_CELL_CHARS = env.int("TABLE_MAX_CELL_CHARS", default=2000)
 TABLE_INDEX_CHUNK_BYTES = env.int("TABLE_INDEX_CHUNK_BYTES", default=512 * 1024)
 TABLE_SORT_MAX_BYTES = env.int("TABLE_SORT_MAX_BYTES", default=16 * 1024 * 1024)
+# Longest line a table may have. A line is held whole while it is split, so a file
+# without newlines would otherwise be held (and copied) whole.
+TABLE_MAX_LINE_BYTES = env.int("TABLE_MAX_LINE_BYTES", default=4 * 1024 * 1024)
 # Text files read whole (markdown, metadata, metrics, progress, chart CSVs, HTML).
 TEXT_MAX_BYTES = env.int("TEXT_MAX_BYTES", default=8 * 1024 * 1024)
+# JSON files (KFP metadata, metrics, progress): parsed objects take up to ~25 times
+# the text, so JSON gets a smaller budget than other text.
+JSON_MAX_BYTES = env.int("JSON_MAX_BYTES", default=4 * 1024 * 1024)
+# Markdown: markdown-it-py is slow and superlinear on hostile input (256 KiB of
+# unclosed "![" take ~9 s), so Markdown gets its own, smaller budget.
+MARKDOWN_MAX_BYTES = env.int("MARKDOWN_MAX_BYTES", default=256 * 1024)
+# Remote images in Markdown reveal who reads a report, and when, to their host:
+# shown as links unless allowed (then the portal's CSP allows https: images too).
+MARKDOWN_ALLOW_REMOTE_IMAGES = env.bool("MARKDOWN_ALLOW_REMOTE_IMAGES", default=False)
 # Logs show their last TEXT_TAIL_BYTES; "load earlier" pages back by the same amount.
 TEXT_TAIL_BYTES = env.int("TEXT_TAIL_BYTES", default=64 * 1024)
 # ROC curves longer than this are downsampled (shape-preserving) for the browser.
