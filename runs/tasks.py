@@ -3,12 +3,16 @@
 Delivery is at least once: ``acks_late`` with ``reject_on_worker_lost``
 puts a message back when the worker process dies mid-task, and the service
 is idempotent per (artifact, etag), so a second run finishes the job or
-does nothing. Only object-storage failures are retried, with exponential
-back-off, a bounded number of times.
+does nothing. Only outages — object storage, or the database connection
+while storing — are retried, with exponential back-off, a bounded number of
+times; everything else ends as a failed rendition with a reason.
 """
+
+import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError
 
 from runs.rendering.base import StorageUnavailable
 from runs.services import renditions
@@ -27,10 +31,14 @@ def render_artifact(self, artifact_id: int, etag: str) -> str:
     """Render one artifact version (idempotent)."""
     try:
         return renditions.rendition_render(artifact_id=int(artifact_id), etag=str(etag))
-    except StorageUnavailable as exc:
+    except (StorageUnavailable, OperationalError, InterfaceError) as exc:
+        what = "Object storage" if isinstance(exc, StorageUnavailable) else "The database"
         if self.request.retries >= self.max_retries:
-            renditions.rendition_fail(artifact_id=int(artifact_id), etag=str(etag),
-                                      reason=f"Object storage kept failing after {self.max_retries + 1} "
-                                             f"tries: {exc}")
+            try:
+                renditions.rendition_fail(artifact_id=int(artifact_id), etag=str(etag),
+                                          reason=f"{what} kept failing after {self.max_retries + 1} "
+                                                 f"tries: {exc}")
+            except DatabaseError:
+                logging.getLogger("pipelens.render").exception("render_fail_unstored artifact=%s", artifact_id)
             return "failed"
         raise self.retry(exc=exc, countdown=settings.RENDER_RETRY_BACKOFF_S * 2 ** self.request.retries)

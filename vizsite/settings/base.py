@@ -208,6 +208,15 @@ RENDER_MAX_RETRIES = env.int("RENDER_MAX_RETRIES", default=4)
 RENDER_RETRY_BACKOFF_S = env.float("RENDER_RETRY_BACKOFF_S", default=2.0)
 # A rendition claimed this often without finishing (the worker kept dying) is failed.
 RENDER_MAX_ATTEMPTS = env.int("RENDER_MAX_ATTEMPTS", default=6)
+# Address-space limit (RLIMIT_AS) of each render pool process, set when the process
+# starts (vizsite/celery.py): one hostile file then ends as a MemoryError (a failed
+# rendition) instead of taking the machine's memory. 0: no limit.
+RENDER_WORKER_MAX_MEMORY_MB = env.int("RENDER_WORKER_MAX_MEMORY_MB", default=1024)
+# A pool process whose resident memory exceeds this after a task is replaced by a
+# fresh one (Celery's worker_max_memory_per_child, in KiB): memory a large render
+# left fragmented goes back to the system. Default: half the limit above.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("RENDER_WORKER_RECYCLE_MEMORY_MB",
+                                             default=RENDER_WORKER_MAX_MEMORY_MB // 2) * 1024 or None
 # Portal-owned bucket for thumbnails and extracted files; never registered for events.
 PREVIEW_BUCKET = env("PREVIEW_BUCKET", default="pipelens-previews")
 # Images: larger images are refused (decompression bombs), never decoded.
