@@ -41,12 +41,15 @@ def shell_quote(value) -> str:
 
 @register.filter
 def cm_rows(payload: dict) -> list[dict]:
-    """Confusion-matrix rows: label, and per cell count, row %, and a colour weight 0..1."""
+    """Confusion-matrix rows: label, and per cell count, row %, a colour weight 0..1 and its
+    shade class ``cm-w0``…``cm-w20`` (5 % steps: a class, not a style attribute, so the
+    portal's CSP needs no inline styles)."""
     rows = []
     for label, counts, percent in zip(payload.get("labels", []), payload.get("counts", []),
                                       payload.get("percent", [])):
         rows.append({"label": label, "cells": [
-            {"count": c, "percent": p, "weight": round(p / 100, 3), "dark": p >= 55}
+            {"count": c, "percent": p, "weight": round(p / 100, 3), "dark": p >= 55,
+             "shade": f"cm-w{max(0, min(20, round(float(p) / 5)))}"}
             for c, p in zip(counts, percent)]})
     return rows
 

@@ -42,6 +42,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A strict Content-Security-Policy on every portal page (vizsite/csp.py).
+    "vizsite.csp.ContentSecurityPolicyMiddleware",
     # django-axes wants to be last: it turns a lockout into its response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -272,3 +274,12 @@ KFP_SOURCE_MAX_OBJECTS = env.int("KFP_SOURCE_MAX_OBJECTS", default=50)
 # cookies by host, so a different site never receives the portal's session.
 WEBAPP_ORIGIN = env("WEBAPP_ORIGIN", default="http://localhost:8001")
 WEBAPP_URL_MAX_AGE_S = env.int("WEBAPP_URL_MAX_AGE_S", default=300)
+# Content-Security-Policy of web-app documents (runs/webapp.py), besides the
+# "sandbox allow-scripts" always sent. The default lets a self-contained document
+# run its inline scripts and styles but load nothing from, and send nothing to, the
+# network (no beacons, no exfiltration, no tracking pixels). Relax it (e.g. add a
+# CDN to script-src) only for pipelines you trust.
+WEBAPP_CSP = env("WEBAPP_CSP", default=(
+    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval' data: blob:; "
+    "style-src 'unsafe-inline' data: blob:; img-src data: blob:; font-src data:; media-src data: blob:; "
+    "connect-src 'none'; form-action 'none'; base-uri 'none'"))
