@@ -42,3 +42,18 @@ def render_artifact(self, artifact_id: int, etag: str) -> str:
                 logging.getLogger("pipelens.render").exception("render_fail_unstored artifact=%s", artifact_id)
             return "failed"
         raise self.retry(exc=exc, countdown=settings.RENDER_RETRY_BACKOFF_S * 2 ** self.request.retries)
+
+
+@shared_task(bind=True, name="runs.table_sort", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+             max_retries=settings.RENDER_MAX_RETRIES,
+             soft_time_limit=settings.RENDER_SOFT_TIME_LIMIT_S, time_limit=settings.RENDER_HARD_TIME_LIMIT_S)
+def table_sort(self, *, rendition_id: int, column: int) -> str:
+    """Build a table's sorted copy by one column (asked for by a page; runs/services/table_sort.py)."""
+    from runs.services import table_sort as sorting
+
+    try:
+        return sorting.table_sort_build(rendition_id=int(rendition_id), column=int(column))
+    except StorageUnavailable as exc:
+        if self.request.retries >= self.max_retries:
+            return "failed"
+        raise self.retry(exc=exc, countdown=settings.RENDER_RETRY_BACKOFF_S * 2 ** self.request.retries)

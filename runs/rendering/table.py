@@ -6,6 +6,11 @@ whole file once to count records and write a sparse *row-offset index*:
 ``[record number, byte offset]`` every TABLE_INDEX_CHUNK_BYTES, quote-aware
 (a newline inside a quoted field does not end a record). A page is then one
 ranged read between two index entries. See docs/viewers.md.
+
+Sorting happens in the worker, never in the portal process: ``build_sorted``
+writes the rows in ascending order of one column as JSON lines, with a
+sparse offset list (every SORTED_OFFSET_EVERY rows); ``read_sorted_page``
+then answers any page, ascending or descending, with one small ranged read.
 """
 
 from __future__ import annotations
@@ -251,6 +256,63 @@ def _sort_key(kind: str) -> Callable[[list[str], int], tuple]:
             return (0, number) if math.isfinite(number) else (1, value.strip().lower())
         return (0, value.lower())
     return key
+
+
+SORTED_OFFSET_EVERY = 100
+
+
+def build_sorted(payload: dict, chunks: Iterable[bytes], *, column: int) -> tuple[bytes, dict]:
+    """(the table's rows sorted ascending by ``column``, as JSON lines; its meta).
+
+    Meta: ``{"column", "rows", "every", "offsets"}`` where ``offsets[k]`` is the
+    byte offset of row ``k * every`` and the last entry is the end. Cells are
+    cut and rows padded as on every page, so the copy is at most about the
+    size of the file. Runs in the worker (runs/services/table_sort.py).
+    """
+    columns = payload["columns"]
+    if not 0 <= column < len(columns):
+        raise RenderError("No such column.")
+    ncols = len(columns)
+    cell_cap = settings.TABLE_MAX_CELL_CHARS
+    header_records = 1 if payload.get("has_header_row", True) else 0
+    try:
+        rows = [r for r in csv.reader(iter_lines(chunks), delimiter=payload.get("delimiter", ","))
+                if r][header_records:]
+    except csv.Error as exc:
+        raise RenderError(f"This table is not readable CSV: {exc}") from exc
+    key = _sort_key(columns[column]["type"])
+    rows.sort(key=lambda r: key(r, column))
+    out = io.BytesIO()
+    offsets = []
+    for i, row in enumerate(rows):
+        if i % SORTED_OFFSET_EVERY == 0:
+            offsets.append(out.tell())
+        out.write(json.dumps(_fit(row, ncols, cell_cap), ensure_ascii=False, separators=(",", ":")).encode())
+        out.write(b"\n")
+    offsets.append(out.tell())
+    return out.getvalue(), {"column": column, "rows": len(rows), "every": SORTED_OFFSET_EVERY,
+                            "offsets": offsets}
+
+
+def read_sorted_page(meta: dict, read: Callable[[int, int | None], Iterable[bytes]], *, start: int,
+                     count: int, descending: bool = False) -> list[list[str]]:
+    """Rows [start, start+count) in ascending or descending order, from a ``build_sorted`` copy:
+    one ranged read of at most ``count`` + 2 × ``every`` rows. Descending reads the ascending
+    copy backwards (rows with equal values come in reverse file order)."""
+    n, every, offsets = meta["rows"], meta["every"], meta["offsets"]
+    start = max(0, start)
+    count = max(1, min(count, 500))
+    if descending:
+        lo, hi = max(0, n - start - count), max(0, n - start)
+    else:
+        lo, hi = min(start, n), min(start + count, n)
+    if lo >= hi:
+        return []
+    first, last = lo // every, (hi - 1) // every
+    begin, end = offsets[first], offsets[last + 1]
+    lines = b"".join(read(begin, end - begin)).split(b"\n")
+    rows = [json.loads(line) for line in lines[lo - first * every:hi - first * every]]
+    return rows[::-1] if descending else rows
 
 
 def read_page(payload: dict, index: list[list[int]], read: Callable[[int, int | None], Iterable[bytes]],

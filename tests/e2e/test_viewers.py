@@ -54,8 +54,11 @@ def put(minio, bucket, key, data: bytes, content_type="application/octet-stream"
 
 
 @pytest.fixture
-def portal(transactional_db, webapp_origin):
-    """The portal (daphne) pointing its web-app iframes at a web-app origin on another host name."""
+def portal(transactional_db, webapp_origin, celery_worker_process):
+    """The portal (daphne) pointing its web-app iframes at a web-app origin on another host name,
+    queueing its tasks (table sorts) to this test's worker."""
+    from django.conf import settings
+
     from tests.conftest import test_database_url
 
     app = webapp_origin()
@@ -64,6 +67,7 @@ def portal(transactional_db, webapp_origin):
                     RESULTS / "daphne-viewers.log")
     # "localhost" vs the portal's 127.0.0.1: another site, so no portal cookie ever goes there.
     server.env["WEBAPP_ORIGIN"] = f"http://localhost:{app.port}"
+    server.env["RENDER_QUEUE"] = settings.RENDER_QUEUE
     server.start()
     yield server
     server.stop()
@@ -147,6 +151,12 @@ def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_mod
     page.wait_for_function("(el) => el.textContent.startsWith('Rows 51')",
                            arg=table.locator(".row-range").element_handle())
     assert table.locator("tbody tr").first.inner_text().startswith("50\t")
+    # sorting: the worker builds the sorted copy while the page asks again (202), then shows it
+    table.locator('th[data-col="2"]').click()  # score, ascending
+    table.locator('th[data-col="2"]').click()  # descending
+    page.wait_for_function("(tbody) => tbody.rows.length && tbody.rows[0].cells[0].textContent === '499'",
+                           arg=table.locator("tbody").element_handle(), timeout=30_000)
+    assert table.locator(".row-range").inner_text() == "Rows 1–50"
 
     # the six KFP metadata outputs
     cm = page.locator(".cm-viewer")

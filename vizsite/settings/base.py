@@ -283,3 +283,7 @@ WEBAPP_CSP = env("WEBAPP_CSP", default=(
     "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval' data: blob:; "
     "style-src 'unsafe-inline' data: blob:; img-src data: blob:; font-src data:; media-src data: blob:; "
     "connect-src 'none'; form-action 'none'; base-uri 'none'"))
+# Viewer requests that read object storage in the portal process (table pages, log
+# pages) at once per process; more answer 503 "busy, retry" at once instead of
+# queueing behind each other (docs/viewers.md).
+VIEWER_MAX_CONCURRENT_READS = env.int("VIEWER_MAX_CONCURRENT_READS", default=4)
