@@ -19,7 +19,10 @@ VIEWER = "confusion_matrix"
 
 
 def matrix(text: str, *, labels: list[str] | None = None, schema: list[dict] | None = None) -> dict:
-    rows = [r for r in csv.reader(io.StringIO(text)) if r]
+    try:  # newline="": "\r" and "\r\n" end lines too
+        rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
+    except csv.Error as exc:
+        raise RenderError(f"The confusion matrix is not readable CSV: {exc}") from exc
     names = [c.get("name", "") for c in schema] if schema else None
     if rows and [c.strip().lower() for c in rows[0][:3]] in (["target", "predicted", "count"],):
         names = [c.strip().lower() for c in rows[0]]

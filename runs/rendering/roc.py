@@ -44,7 +44,10 @@ def lttb(points: list[tuple[float, float, float | None]], n: int) -> list:
 
 
 def curve(text: str, *, schema: list[dict] | None = None, max_points: int = 500) -> dict:
-    rows = [r for r in csv.reader(io.StringIO(text)) if r]
+    try:  # newline="": "\r" and "\r\n" end lines too
+        rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
+    except csv.Error as exc:
+        raise RenderError(f"The ROC curve is not readable CSV: {exc}") from exc
     names = [c.get("name", "").lower() for c in schema] if schema else None
     if rows and rows[0] and rows[0][0].strip().lower() == "fpr":
         names = [c.strip().lower() for c in rows[0]]

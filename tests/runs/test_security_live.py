@@ -16,7 +16,7 @@ from django.db import connection
 
 from runs.models import Artifact, Rendition
 from tests.conftest import WorkerProcess, wait_for
-from tests.runs.rendering import files
+from tests.runs.rendering import files, fuzz
 
 MiB = 1024 * 1024
 
@@ -199,3 +199,42 @@ def test_poison_values_and_unstorable_outputs_end_failed_with_a_reason(
         with connection.cursor() as cursor:
             cursor.execute("DROP TRIGGER IF EXISTS pipelens_test_refuse ON runs_rendition;"
                            "DROP FUNCTION IF EXISTS pipelens_test_refuse();")
+
+
+# --- 5. fuzzing through the real worker -----------------------------------------------------
+
+FUZZ_SEED = 8
+FUZZ_CASES = 120
+
+
+def test_fuzzed_inputs_through_the_real_worker_end_ready_or_failed(
+        minio, live_bucket, running_consumer, celery_worker_process, capsys):
+    """The seeded inputs of tests/runs/rendering/fuzz.py, uploaded to MinIO: each ends ready or
+    failed with a reason, the pool process never dies, and its peak RSS is reported."""
+    import time
+
+    b = live_bucket.name
+    keys = []
+    put(minio, b, "fuzz/warm/up.md", b"# warm up")
+    rendered(live_bucket, "fuzz/warm/up.md")
+    pool_before = set(celery_worker_process.task_pids())
+    started = time.monotonic()
+    with PeakRSS(celery_worker_process) as peak:
+        for i, (_kind, name, data) in enumerate(fuzz.cases(FUZZ_SEED, FUZZ_CASES)):
+            keys.append(f"fuzz/case{i:03d}/{name}")
+            put(minio, b, keys[-1], data)
+        results = {key: rendered(live_bucket, key, timeout=120) for key in keys}
+        elapsed = time.monotonic() - started
+    counts = {"ready": 0, "failed": 0}
+    for key, rows in results.items():
+        for row in rows:
+            counts[row.status] += 1
+            assert row.status == "ready" or row.error.strip(), (key, row.pk)
+            assert "Internal error" not in row.error, (key, row.error)
+    report(capsys, f"fuzz through the worker: {FUZZ_CASES} inputs (seed {FUZZ_SEED}) in {elapsed:.0f} s, "
+                   f"{counts['ready']} ready / {counts['failed']} failed renditions, "
+                   f"peak RSS of the render pool process {peak.peak_mib:.0f} MiB")
+    assert peak.peak_mib < 400
+    assert celery_worker_process.proc.poll() is None
+    assert set(celery_worker_process.task_pids()) == pool_before  # no pool process died
+    still_serving(minio, live_bucket)

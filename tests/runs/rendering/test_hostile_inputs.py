@@ -283,3 +283,26 @@ def test_sorting_a_column_with_nan_values_is_total():
     # NaN compares false with everything, so a key holding one makes the order arbitrary.
     assert not any(isinstance(k, float) and math.isnan(k) for r in rows for k in key(r, 0))
     assert [r[0] for r in sorted(rows, key=lambda r: key(r, 0))] == ["1", "2", "inf", "nan", "x"]
+
+
+# --- found by the fuzz test (tests/runs/rendering/test_fuzz.py) ---------------------------
+
+def test_charts_read_csv_with_carriage_returns():
+    assert confusion_matrix.matrix("target,predicted,count\ra,a,3\ra,b,1\r")["counts"] == [[3, 1], [0, 0]]
+    assert roc.curve("fpr,tpr\r\n0,0\r1,1\r")["auc"] == 0.5
+
+
+@pytest.mark.parametrize("output, reason", [
+    ({"type": "confusion_matrix", "storage": "inline", "source": "a,a,1\n", "labels": 5}, "labels"),
+    ({"type": "confusion_matrix", "storage": "inline", "source": "a,a,1\n", "labels": [None]}, "labels"),
+    ({"type": "roc", "storage": "inline", "source": "0,0\n1,1\n", "schema": [{"name": None}]}, "schema"),
+    ({"type": "roc", "storage": "inline", "source": "0,0\n1,1\n", "schema": ["fpr"]}, "schema"),
+    ({"type": "table", "storage": "inline", "source": "1,2\n", "header": "a,b"}, "header"),
+    ({"type": "table", "storage": "inline", "source": "1,2\n", "format": ["csv"]}, "not supported"),
+    ({"type": ["roc"], "source": "x"}, "Unknown output type"),
+])
+def test_metadata_with_wrong_json_types_fails_that_output_with_a_reason(output, reason):
+    doc = json.dumps({"version": 1, "outputs": [output, {"type": "markdown", "storage": "inline", "source": "ok"}]})
+    bad, good = kfp_metadata.render(BytesSource("mlpipeline-ui-metadata.json", doc.encode()), ctx())
+    assert bad.failed and reason in bad.error, bad.error
+    assert not good.failed
