@@ -16,13 +16,17 @@ Django's admin templates uses.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.utils.deprecation import MiddlewareMixin
 
 HEADER = "Content-Security-Policy"
 
 
 def portal_policy(request) -> str:
-    host = request.get_host()
+    try:
+        host = request.get_host()
+    except DisallowedHost:  # the 400 answering it still gets a policy
+        host = ""
     img = "'self' data:" + (" https:" if settings.MARKDOWN_ALLOW_REMOTE_IMAGES else "")
     style = "'self'"
     if request.path.startswith("/admin/"):
@@ -33,7 +37,7 @@ def portal_policy(request) -> str:
         f"style-src {style}",
         f"img-src {img}",
         "font-src 'self'",
-        f"connect-src 'self' ws://{host} wss://{host}",
+        f"connect-src 'self' ws://{host} wss://{host}" if host else "connect-src 'self'",
         f"frame-src {settings.WEBAPP_ORIGIN.rstrip('/')}",
         "object-src 'none'",
         "base-uri 'none'",

@@ -86,8 +86,15 @@ def request_sort(*, rendition: Rendition, column: int) -> bool:
         _requested[meta_key] = now
         if len(_requested) > 10_000:
             _requested.clear()
-    table_sort.apply_async(kwargs={"rendition_id": rendition.pk, "column": int(column)},
-                           queue=settings.RENDER_QUEUE, expires=600)
+    try:
+        table_sort.apply_async(kwargs={"rendition_id": rendition.pk, "column": int(column)},
+                               queue=settings.RENDER_QUEUE, expires=600)
+    except Exception as exc:  # the broker is down: say so, and ask again on the next request
+        with _requested_lock:
+            _requested.pop(meta_key, None)
+        log_event(logger, "table_sort_enqueue_failed", level=logging.WARNING, rendition=rendition.pk,
+                  error=repr(exc)[:200])
+        raise RenderError("Sorting could not be queued right now; try again shortly.") from exc
     return True
 
 

@@ -73,6 +73,13 @@ def test_portal_pages_have_a_strict_policy(client, settings):
 
 
 @pytest.mark.django_db
+def test_a_request_for_a_disallowed_host_is_refused_with_a_policy(client):
+    response = client.get(reverse("login"), HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert directives(response["Content-Security-Policy"])["connect-src"] == ["'self'"]
+
+
+@pytest.mark.django_db
 def test_remote_markdown_images_allowed_means_https_images_allowed(client, settings):
     settings.MARKDOWN_ALLOW_REMOTE_IMAGES = True
     policy = directives(client.get(reverse("login"))["Content-Security-Policy"])

@@ -72,6 +72,30 @@ def test_sorting_runs_in_the_worker_and_the_portal_reads_one_page(
     assert bytes_read_here["bytes"] < 64 * 1024, bytes_read_here  # ~3 KB of rows, never the 2 MB file
 
 
+def test_a_sort_the_broker_cannot_take_is_a_reason_and_is_asked_again(db, monkeypatch):
+    from runs.rendering.base import RenderError
+    from runs.services import table_sort
+    from runs.tasks import table_sort as task
+
+    bucket = BucketFactory()
+    ingest(bucket, "r/s/t.csv")
+    artifact = Artifact.objects.get(key="r/s/t.csv")
+    rendition = Rendition.objects.create(artifact=artifact, etag=artifact.etag, viewer="table", status="ready",
+                                         payload={"sortable": True})
+
+    def down(**kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(task, "apply_async", down)
+    with pytest.raises(RenderError, match="could not be queued"):
+        table_sort.request_sort(rendition=rendition, column=0)
+    queued = []
+    monkeypatch.setattr(task, "apply_async", lambda **kwargs: queued.append(kwargs))
+    assert table_sort.request_sort(rendition=rendition, column=0)  # not swallowed by the 30 s memo
+    assert not table_sort.request_sort(rendition=rendition, column=0)
+    assert len(queued) == 1
+
+
 def test_heavy_reads_beyond_the_limit_answer_busy_at_once(db, django_user_model, settings):
     from runs.selectors_viewers import reads_semaphore
 

@@ -35,6 +35,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A strict Content-Security-Policy on every portal response (vizsite/csp.py); near the
+    # top, so responses made by the middleware below (400, 403, redirects) carry it too.
+    "vizsite.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -42,8 +45,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # A strict Content-Security-Policy on every portal page (vizsite/csp.py).
-    "vizsite.csp.ContentSecurityPolicyMiddleware",
     # django-axes wants to be last: it turns a lockout into its response.
     "axes.middleware.AxesMiddleware",
 ]
