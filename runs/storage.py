@@ -192,3 +192,20 @@ def preview_put(key: str, data: bytes, content_type: str) -> dict:
 def preview_read(key: str, cap: int) -> bytes:
     """A preview object's bytes (at most ``cap``); RenderError if missing or larger."""
     return ObjectSource(settings.PREVIEW_BUCKET, key).read_all(cap, "The preview")
+
+
+def preview_get(key: str, cap: int) -> bytes | None:
+    """A preview object's bytes (at most ``cap``), or None when there is no such object yet."""
+    try:
+        response = minio_client().get_object(settings.PREVIEW_BUCKET, key)
+    except S3Error as exc:
+        if exc.code in ("NoSuchKey", "NoSuchBucket"):
+            return None
+        raise StorageUnavailable(f"object storage error {exc.code}") from exc
+    except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise StorageUnavailable(f"object storage unreachable: {exc}") from exc
+    try:
+        return response.read(cap)
+    finally:
+        response.close()
+        response.release_conn()

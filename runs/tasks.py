@@ -3,15 +3,20 @@
 Delivery is at least once: ``acks_late`` with ``reject_on_worker_lost``
 puts a message back when the worker process dies mid-task, and the service
 is idempotent per (artifact, etag), so a second run finishes the job or
-does nothing. Only object-storage failures are retried, with exponential
-back-off, a bounded number of times.
+does nothing. Only outages — object storage, or the database connection
+while storing — are retried, with exponential back-off, a bounded number of
+times; everything else ends as a failed rendition with a reason.
 """
+
+import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError
 
 from runs.rendering.base import StorageUnavailable
 from runs.services import renditions
+from runs.services import table_sort as table_sort_service
 
 
 @shared_task(name=renditions.RENDER_BATCH_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -27,10 +32,27 @@ def render_artifact(self, artifact_id: int, etag: str) -> str:
     """Render one artifact version (idempotent)."""
     try:
         return renditions.rendition_render(artifact_id=int(artifact_id), etag=str(etag))
+    except (StorageUnavailable, OperationalError, InterfaceError) as exc:
+        what = "Object storage" if isinstance(exc, StorageUnavailable) else "The database"
+        if self.request.retries >= self.max_retries:
+            try:
+                renditions.rendition_fail(artifact_id=int(artifact_id), etag=str(etag),
+                                          reason=f"{what} kept failing after {self.max_retries + 1} "
+                                                 f"tries: {exc}")
+            except DatabaseError:
+                logging.getLogger("pipelens.render").exception("render_fail_unstored artifact=%s", artifact_id)
+            return "failed"
+        raise self.retry(exc=exc, countdown=settings.RENDER_RETRY_BACKOFF_S * 2 ** self.request.retries)
+
+
+@shared_task(bind=True, name=table_sort_service.TABLE_SORT_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+             max_retries=settings.RENDER_MAX_RETRIES,
+             soft_time_limit=settings.RENDER_SOFT_TIME_LIMIT_S, time_limit=settings.RENDER_HARD_TIME_LIMIT_S)
+def table_sort(self, *, rendition_id: int, column: int) -> str:
+    """Build a table's sorted copy by one column (asked for by a page; runs/services/table_sort.py)."""
+    try:
+        return table_sort_service.table_sort_build(rendition_id=int(rendition_id), column=int(column))
     except StorageUnavailable as exc:
         if self.request.retries >= self.max_retries:
-            renditions.rendition_fail(artifact_id=int(artifact_id), etag=str(etag),
-                                      reason=f"Object storage kept failing after {self.max_retries + 1} "
-                                             f"tries: {exc}")
             return "failed"
         raise self.retry(exc=exc, countdown=settings.RENDER_RETRY_BACKOFF_S * 2 ** self.request.retries)

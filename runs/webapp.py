@@ -4,7 +4,9 @@ A plain ASGI app, separate from the portal: no sessions, no cookies read or
 set, no Django middleware. ``GET /app/<token>/`` answers the document a
 valid signed token names, under ``Content-Security-Policy: sandbox
 allow-scripts`` (scripts run, but in an opaque origin: no cookies, no
-storage, no same-origin access to anything). Run it on its own origin —
+storage, no same-origin access to anything) plus WEBAPP_CSP, which by
+default lets the document load nothing from and send nothing to the network
+(no beacons, no tracking pixels, no fetch). Run it on its own origin —
 another host name, not just another port of the portal's host, so that
 browsers do not even send the portal's cookies here (docs/viewers.md).
 """
@@ -16,7 +18,6 @@ import re
 from asgiref.sync import sync_to_async
 
 HEADERS = [
-    (b"content-security-policy", b"sandbox allow-scripts"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"private, no-store"),
@@ -34,10 +35,18 @@ def _document(token: str):
     return webapp_document(token=token)
 
 
+def content_security_policy() -> bytes:
+    """WEBAPP_CSP, always followed by ``sandbox allow-scripts`` (the opaque origin is not optional)."""
+    from django.conf import settings
+
+    policy = settings.WEBAPP_CSP.strip().strip(";").strip()
+    return (f"{policy}; sandbox allow-scripts" if policy else "sandbox allow-scripts").encode("latin-1")
+
+
 async def _respond(send, status: int, body: bytes, content_type: bytes) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
-                            *HEADERS]})
+                            (b"content-security-policy", content_security_policy()), *HEADERS]})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -10,6 +10,8 @@ outputs, and may store preview objects through ``ctx``. It raises
 from __future__ import annotations
 
 import io
+import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -146,3 +148,45 @@ def looks_binary(sample: bytes) -> bool:
         return True
     control = sum(1 for b in sample[:4096] if b < 9 or 13 < b < 32)
     return control > len(sample[:4096]) * 0.05
+
+
+def _refuse_constant(what: str):
+    def refuse(token: str):
+        raise RenderError(f"{what} holds {token}, which is not a finite number.")
+    return refuse
+
+
+def _finite_float(what: str):
+    def parse(token: str) -> float:
+        value = float(token)
+        if not math.isfinite(value):
+            raise RenderError(f"{what} holds {token[:40]}, which is not a finite number.")
+        return value
+    return parse
+
+
+def load_json(text: str | bytes, what: str):
+    """``text`` parsed as JSON; RenderError naming ``what`` when it is not valid JSON, is nested
+    too deeply, or holds NaN, Infinity or a number too large for a float (PostgreSQL's JSON
+    refuses those, and a payload holding one could never be stored).
+
+    Callers read the text with ``read_all(settings.JSON_MAX_BYTES, ...)``: parsed
+    objects take up to ~25 times the size of the text.
+    """
+    try:
+        return json.loads(text, parse_constant=_refuse_constant(what), parse_float=_finite_float(what))
+    except RecursionError as exc:
+        raise RenderError(f"{what} is nested too deeply to read.") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int() of thousands of digits
+        raise RenderError(f"{what} is not valid JSON: {str(exc)[:200]}") from exc
+
+
+def finite(value, what: str) -> float:
+    """``value`` as a finite float; RenderError naming ``what`` for NaN, infinities and non-numbers."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise RenderError(f"{what} is not a number.") from exc
+    if not math.isfinite(number):
+        raise RenderError(f"{what} is {str(value)[:40]}, which is not a finite number.")
+    return number

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 
 from django.conf import settings
 
@@ -19,7 +20,10 @@ VIEWER = Viewer.CONFUSION_MATRIX
 
 
 def matrix(text: str, *, labels: list[str] | None = None, schema: list[dict] | None = None) -> dict:
-    rows = [r for r in csv.reader(io.StringIO(text)) if r]
+    try:  # newline="": "\r" and "\r\n" end lines too
+        rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
+    except csv.Error as exc:
+        raise RenderError(f"The confusion matrix is not readable CSV: {exc}") from exc
     names = [c.get("name", "") for c in schema] if schema else None
     if rows and [c.strip().lower() for c in rows[0][:3]] in (["target", "predicted", "count"],):
         names = [c.strip().lower() for c in rows[0]]
@@ -32,12 +36,15 @@ def matrix(text: str, *, labels: list[str] | None = None, schema: list[dict] | N
     order = [str(label) for label in labels or []]
     counts: dict[tuple[str, str], float] = {}
     skipped = 0
-    for row in rows:
+    for number, row in enumerate(rows, start=1):
         try:
             target, predicted, count = row[t_i].strip(), row[p_i].strip(), float(row[c_i])
         except (IndexError, ValueError):
             skipped += 1
             continue
+        if not math.isfinite(count):
+            raise RenderError(f"Row {number} of the confusion matrix has count = {row[c_i].strip()[:40]}, "
+                              f"which is not a finite number.")
         for label in (target, predicted):
             if label not in order:
                 order.append(label)
@@ -48,6 +55,8 @@ def matrix(text: str, *, labels: list[str] | None = None, schema: list[dict] | N
     if not counts:
         raise RenderError("The confusion matrix has no valid target,predicted,count rows.")
     grid = [[counts.get((t, p), 0) for p in order] for t in order]
+    if not all(math.isfinite(sum(row)) for row in grid) or not math.isfinite(sum(map(sum, grid))):
+        raise RenderError("The confusion matrix's counts are too large: their sum is not a finite number.")
     grid = [[int(v) if float(v).is_integer() else v for v in row] for row in grid]
     percent = []
     for row in grid:

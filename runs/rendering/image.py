@@ -1,12 +1,16 @@
 """Images: a thumbnail (Pillow, JPEG draft mode, EXIF orientation) in the portal bucket.
 
-Pixel counts are checked from the header before decoding; Pillow's
-decompression-bomb warning is an error here (MAX_IMAGE_PIXELS).
+Only the formats in IMAGE_FORMATS are ever decoded (``Image.open(formats=...)``):
+Pillow recognises dozens from the first bytes, whatever the file is called,
+and some decoders are old and rarely audited (EPS hands the file to
+Ghostscript). Pixel counts are checked from the header before decoding;
+Pillow's decompression-bomb warning is an error here (MAX_IMAGE_PIXELS).
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 
 from django.conf import settings
@@ -21,13 +25,15 @@ SAFE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "MPO": "image/jpeg", "
                 "BMP": "image/bmp"}
 
 
-def thumbnail(data: bytes, *, size: int, max_pixels: int) -> tuple[bytes, dict]:
+def thumbnail(data: bytes, *, size: int, max_pixels: int, formats: list[str] | None = None
+              ) -> tuple[bytes, dict]:
     """(JPEG or PNG thumbnail bytes, facts about the original); RenderError when refused."""
     Image.MAX_IMAGE_PIXELS = max_pixels
+    allowed = [f.strip().upper() for f in (settings.IMAGE_FORMATS if formats is None else formats) if f.strip()]
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(io.BytesIO(data), formats=allowed)
             width, height = im.size
             if width * height > max_pixels:
                 raise RenderError(f"The image is {width}×{height} = {width * height:,} pixels, more than "
@@ -51,7 +57,12 @@ def thumbnail(data: bytes, *, size: int, max_pixels: int) -> tuple[bytes, dict]:
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
             raise RenderError(f"The image was refused as a decompression bomb: {exc}") from exc
         except UnidentifiedImageError as exc:
-            raise RenderError("Not an image Pillow can read.") from exc
+            found = _format_of(data)
+            if found and found not in allowed:
+                raise RenderError(f"This is a {found} image; only {', '.join(allowed)} images are decoded "
+                                  f"(IMAGE_FORMATS).") from exc
+            raise RenderError(f"Not an image in one of the formats that are decoded ({', '.join(allowed)}; "
+                              f"IMAGE_FORMATS).") from exc
         except (OSError, SyntaxError, ValueError) as exc:
             raise RenderError(f"The image is damaged: {exc}") from exc
     return out.getvalue(), {
@@ -60,6 +71,19 @@ def thumbnail(data: bytes, *, size: int, max_pixels: int) -> tuple[bytes, dict]:
         "thumb_width": im.width, "thumb_height": im.height,
         "full_view": fmt in SAFE_FORMATS, "content_type": SAFE_FORMATS.get(fmt, ""),
     }
+
+
+def _format_of(data: bytes) -> str:
+    """The format Pillow would identify (for the reason only; nothing is decoded)."""
+    Image.init()
+    head = data[:64]
+    for fmt, (_factory, accept) in Image.OPEN.items():
+        try:
+            if accept and accept(head):
+                return fmt
+        except (IndexError, ValueError, TypeError, struct.error):  # an accept() that wants more bytes
+            continue
+    return ""
 
 
 def render(source: Source, ctx: Context) -> list[Output]:

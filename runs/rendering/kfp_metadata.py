@@ -15,7 +15,16 @@ import json
 from django.conf import settings
 
 from runs.rendering import confusion_matrix, markdown, roc, table, tensorboard, web_app
-from runs.rendering.base import BytesSource, Context, Output, RenderError, Source, decode_text, failed
+from runs.rendering.base import (
+    BytesSource,
+    Context,
+    Output,
+    RenderError,
+    Source,
+    decode_text,
+    failed,
+    load_json,
+)
 
 KNOWN = ("confusion_matrix", "roc", "table", "markdown", "web-app", "tensorboard")
 _VIEWER = {"web-app": web_app.VIEWER, "confusion_matrix": confusion_matrix.VIEWER, "roc": roc.VIEWER,
@@ -46,6 +55,26 @@ def _content(output: dict, ctx: Context, what: str) -> BytesSource:
     return BytesSource(parts[0].name if len(parts) == 1 else what, b"".join(chunks))
 
 
+def _names(value, what: str) -> list[str] | None:
+    """A list of column names or labels (strings or numbers), or None; RenderError for anything else."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                                              for v in value):
+        raise RenderError(f"The output's {what} must be a list of names.")
+    return [str(v) for v in value]
+
+
+def _schema(value, kind: str) -> list[dict] | None:
+    """KFP's ``schema``: a list of ``{"name": …, "type": …}`` objects, or None."""
+    if value is None or value == []:
+        return None
+    if not isinstance(value, list) or not all(isinstance(c, dict) and isinstance(c.get("name", ""), str)
+                                              for c in value):
+        raise RenderError(f"The {kind} output's schema must be a list of {{\"name\": …}} objects.")
+    return value
+
+
 def _one(output, ctx: Context) -> list[Output]:
     if not isinstance(output, dict):
         raise RenderError("An output is not a JSON object.")
@@ -60,15 +89,16 @@ def _one(output, ctx: Context) -> list[Output]:
     content = _content(output, ctx, kind)
     fmt = output.get("format", "csv")
     if kind in ("confusion_matrix", "roc", "table") and fmt != "csv":
-        raise RenderError(f"The {kind} output's format {fmt!r} is not supported (only csv).")
+        raise RenderError(f"The {kind} output's format {str(fmt)[:40]!r} is not supported (only csv).")
+    schema = _schema(output.get("schema"), kind) if kind in ("confusion_matrix", "roc", "table") else None
     if kind == "confusion_matrix":
-        return confusion_matrix.render(content, ctx, labels=output.get("labels"), schema=output.get("schema"))
+        return confusion_matrix.render(content, ctx, labels=_names(output.get("labels"), "labels"), schema=schema)
     if kind == "roc":
-        return roc.render(content, ctx, schema=output.get("schema"))
+        return roc.render(content, ctx, schema=schema)
     if kind == "table":
-        header = output.get("header")
-        if header is None and output.get("schema"):
-            header = [c.get("name", "") for c in output["schema"]]
+        header = _names(output.get("header"), "header")
+        if header is None and schema:
+            header = [c.get("name", "") for c in schema]
         return table.render(content, ctx, header=header, title="Table")
     if kind == "markdown":
         return markdown.render(content, ctx, title="Markdown")
@@ -76,18 +106,16 @@ def _one(output, ctx: Context) -> list[Output]:
 
 
 def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:
-    text, _ = decode_text(source.read_all(settings.TEXT_MAX_BYTES, "The metadata file"))
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise RenderError(f"mlpipeline-ui-metadata is not valid JSON: {exc}") from exc
+    text, _ = decode_text(source.read_all(settings.JSON_MAX_BYTES, "The metadata file"))
+    doc = load_json(text, "mlpipeline-ui-metadata")
     outputs = doc.get("outputs") if isinstance(doc, dict) else None
     if not isinstance(outputs, list) or not outputs:
         raise RenderError('mlpipeline-ui-metadata needs a non-empty "outputs" list.')
     cap = settings.KFP_METADATA_MAX_OUTPUTS
     result: list[Output] = []
     for output in outputs[:cap]:
-        viewer = _VIEWER.get(output.get("type") if isinstance(output, dict) else None, "other")
+        kind = output.get("type") if isinstance(output, dict) else None
+        viewer = _VIEWER.get(kind, "other") if isinstance(kind, str) else "other"
         try:
             result += _one(output, ctx)
         except RenderError as exc:

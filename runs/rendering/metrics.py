@@ -6,22 +6,18 @@ kept for sorting (the runs list reads ``payload["metrics"]``).
 
 from __future__ import annotations
 
-import json
 import math
 
 from django.conf import settings
 
 from runs.kinds import Viewer
-from runs.rendering.base import Context, Output, RenderError, Source, decode_text
+from runs.rendering.base import Context, Output, RenderError, Source, decode_text, load_json
 
 VIEWER = Viewer.METRICS
 
 
 def parse(text: str) -> dict:
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise RenderError(f"The metrics file is not valid JSON: {exc}") from exc
+    doc = load_json(text, "The metrics file")
     items = doc.get("metrics") if isinstance(doc, dict) else None
     if not isinstance(items, list):
         raise RenderError('The metrics file needs a "metrics" list.')
@@ -30,7 +26,7 @@ def parse(text: str) -> dict:
         try:
             name = str(item["name"])[:200]
             value = float(item["numberValue"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             notices.append(f"Skipped a metric without a name and numeric numberValue: {str(item)[:80]}")
             continue
         if not math.isfinite(value):
@@ -45,5 +41,5 @@ def parse(text: str) -> dict:
 
 
 def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:
-    text, _ = decode_text(source.read_all(settings.TEXT_MAX_BYTES, "The metrics file"))
+    text, _ = decode_text(source.read_all(settings.JSON_MAX_BYTES, "The metrics file"))
     return [Output(viewer=VIEWER, title=title or "Metrics", payload=parse(text))]

@@ -5,13 +5,12 @@ The last percentage in a text wins (a log of "10% … 40%" shows 40 %).
 
 from __future__ import annotations
 
-import json
 import re
 
 from django.conf import settings
 
 from runs.kinds import Viewer
-from runs.rendering.base import Context, Output, RenderError, Source, decode_text
+from runs.rendering.base import Context, Output, RenderError, Source, decode_text, finite, load_json
 
 VIEWER = Viewer.PROGRESS
 _PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*%")
@@ -20,14 +19,11 @@ _PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*%")
 def parse(text: str) -> dict:
     stripped = text.strip()
     if stripped.startswith("{"):
-        try:
-            doc = json.loads(stripped)
-        except ValueError as exc:
-            raise RenderError(f"progress.json is not valid JSON: {exc}") from exc
-        try:
-            current, total = float(doc.get("current", 0)), float(doc.get("total", 0))
-        except (TypeError, ValueError) as exc:
-            raise RenderError("progress.json needs numeric current and total.") from exc
+        doc = load_json(stripped, "progress.json")
+        if not isinstance(doc, dict):
+            raise RenderError("progress.json needs an object with current and total.")
+        current = finite(doc.get("current", 0), "progress.json's current")
+        total = finite(doc.get("total", 0), "progress.json's total")
         if total <= 0:
             raise RenderError("progress.json needs a total greater than zero.")
         percent = max(0.0, min(100.0, 100 * current / total))
@@ -42,5 +38,5 @@ def parse(text: str) -> dict:
 
 
 def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:
-    text, _ = decode_text(source.read_all(min(settings.TEXT_MAX_BYTES, 1024 * 1024), "The progress file"))
+    text, _ = decode_text(source.read_all(min(settings.JSON_MAX_BYTES, 1024 * 1024), "The progress file"))
     return [Output(viewer=VIEWER, title=title or "Progress", payload=parse(text))]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 
 from django.conf import settings
 
@@ -44,7 +45,10 @@ def lttb(points: list[tuple[float, float, float | None]], n: int) -> list:
 
 
 def curve(text: str, *, schema: list[dict] | None = None, max_points: int = 500) -> dict:
-    rows = [r for r in csv.reader(io.StringIO(text)) if r]
+    try:  # newline="": "\r" and "\r\n" end lines too
+        rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
+    except csv.Error as exc:
+        raise RenderError(f"The ROC curve is not readable CSV: {exc}") from exc
     names = [c.get("name", "").lower() for c in schema] if schema else None
     if rows and rows[0] and rows[0][0].strip().lower() == "fpr":
         names = [c.strip().lower() for c in rows[0]]
@@ -56,22 +60,27 @@ def curve(text: str, *, schema: list[dict] | None = None, max_points: int = 500)
         raise RenderError("A ROC curve needs the columns fpr and tpr.") from exc
     th_i = next((names.index(n) for n in ("thresholds", "threshold") if n in names), None)
     points, skipped = [], 0
-    for row in rows:
+    for number, row in enumerate(rows, start=1):
         try:
             fpr, tpr = float(row[f_i]), float(row[t_i])
             threshold = float(row[th_i]) if th_i is not None and th_i < len(row) else None
         except (IndexError, ValueError):
             skipped += 1
             continue
-        if threshold is not None and threshold != threshold:  # NaN is not JSON
-            threshold = None
-        if threshold in (float("inf"), float("-inf")):
+        for name, value in (("fpr", fpr), ("tpr", tpr)):
+            if not math.isfinite(value):
+                raise RenderError(f"Row {number} of the ROC curve has {name} = {row[f_i if name == 'fpr' else t_i]}, "
+                                  f"which is not a finite number.")
+        # scikit-learn's roc_curve writes inf as the first threshold: shown as "—".
+        if threshold is not None and not math.isfinite(threshold):
             threshold = None
         points.append((fpr, tpr, threshold))
     if len(points) < 2:
         raise RenderError("The ROC curve has fewer than two valid fpr,tpr points.")
     points.sort(key=lambda p: (p[0], p[1]))
     auc = sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in zip(points, points[1:]))
+    if not math.isfinite(auc):
+        raise RenderError("The ROC curve's values are too large: its area is not a finite number.")
     shown = lttb(points, max_points)
     notices = [f"{skipped} rows were not numeric fpr,tpr pairs and were skipped."] if skipped else []
     if len(shown) < len(points):

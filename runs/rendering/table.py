@@ -6,6 +6,11 @@ whole file once to count records and write a sparse *row-offset index*:
 ``[record number, byte offset]`` every TABLE_INDEX_CHUNK_BYTES, quote-aware
 (a newline inside a quoted field does not end a record). A page is then one
 ranged read between two index entries. See docs/viewers.md.
+
+Sorting happens in the worker, never in the portal process: ``build_sorted``
+writes the rows in ascending order of one column as JSON lines, with a
+sparse offset list (every SORTED_OFFSET_EVERY rows); ``read_sorted_page``
+then answers any page, ascending or descending, with one small ranged read.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ import bisect
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 
 from django.conf import settings
 
 from runs.kinds import Viewer
-from runs.rendering.base import Context, Output, RenderError, Source, decode_text, looks_binary
+from runs.rendering.base import Context, Output, RenderError, Source, decode_text, human_bytes, looks_binary
 
 VIEWER = Viewer.TABLE
 csv.field_size_limit(1024 * 1024)
@@ -74,39 +80,76 @@ def _fit(row: list[str], ncols: int, cell_cap: int) -> list[str]:
     return row + [""] * (ncols - len(row))
 
 
-def iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Decoded lines (newline kept) from byte chunks; bad UTF-8 becomes U+FFFD."""
-    rest = b""
+def _line_too_long(cap: int) -> RenderError:
+    return RenderError(f"A line of the file is longer than {human_bytes(cap)} (TABLE_MAX_LINE_BYTES); "
+                       f"it is not read as a table.")
+
+
+def iter_lines(chunks: Iterable[bytes], *, max_line: int | None = None) -> Iterator[str]:
+    """Decoded lines (newline kept) from byte chunks; bad UTF-8 becomes U+FFFD.
+
+    A partial line is kept as a list of pieces (joined once, when its newline
+    arrives), so a long line costs linear time; one longer than ``max_line``
+    (TABLE_MAX_LINE_BYTES) is a RenderError.
+    """
+    cap = settings.TABLE_MAX_LINE_BYTES if max_line is None else max_line
+    parts: list[bytes] = []
+    pending = 0
     for chunk in chunks:
-        buf = rest + chunk
-        lines = buf.split(b"\n")
+        lines = chunk.split(b"\n")
+        if len(lines) == 1:
+            parts.append(chunk)
+            pending += len(chunk)
+            if pending > cap:
+                raise _line_too_long(cap)
+            continue
+        if parts:
+            lines[0] = b"".join(parts) + lines[0]
         rest = lines.pop()
+        if max(map(len, lines)) > cap:
+            raise _line_too_long(cap)
         for line in lines:
             yield line.decode("utf-8", errors="replace") + "\n"
-    if rest:
-        yield rest.decode("utf-8", errors="replace")
+        parts, pending = ([rest], len(rest)) if rest else ([], 0)
+        if pending > cap:
+            raise _line_too_long(cap)
+    if parts:
+        yield b"".join(parts).decode("utf-8", errors="replace")
 
 
-def build_index(chunks: Iterable[bytes], every_bytes: int) -> tuple[int, list[list[int]]]:
+def build_index(chunks: Iterable[bytes], every_bytes: int, *, max_line: int | None = None
+                ) -> tuple[int, list[list[int]]]:
     """(record count, sparse [record number, byte offset] index) of a CSV stream.
 
     Chunks without a quote character are counted with ``bytes.count`` (C
     speed); chunks with quotes track quote parity line by line, so quoted
-    newlines do not split records. Memory: one chunk plus one partial line.
+    newlines do not split records. Memory: one chunk plus one partial line,
+    at most TABLE_MAX_LINE_BYTES (longer: RenderError).
     """
+    cap = settings.TABLE_MAX_LINE_BYTES if max_line is None else max_line
     index = [[0, 0]]
     records = 0
     offset = 0
     in_quote = False
-    rest = b""
+    parts: list[bytes] = []  # the partial line carried over
+    pending = 0
     next_mark = every_bytes
     for chunk in chunks:
-        buf = rest + chunk if rest else chunk
-        cut = buf.rfind(b"\n")
+        cut = chunk.rfind(b"\n")
         if cut < 0:
-            rest = buf
+            parts.append(chunk)
+            pending += len(chunk)
+            if pending > cap:
+                raise _line_too_long(cap)
             continue
-        piece, rest = buf[:cut + 1], buf[cut + 1:]
+        if parts:
+            if pending + chunk.find(b"\n") + 1 > cap:
+                raise _line_too_long(cap)
+            piece = b"".join(parts) + chunk[:cut + 1]
+        else:
+            piece = chunk[:cut + 1]
+        rest = chunk[cut + 1:]
+        parts, pending = ([rest], len(rest)) if rest else ([], 0)
         if not in_quote and b'"' not in piece:
             records += piece.count(b"\n")
         else:
@@ -119,7 +162,7 @@ def build_index(chunks: Iterable[bytes], every_bytes: int) -> tuple[int, list[li
         if offset >= next_mark and not in_quote:
             index.append([records, offset])
             next_mark = offset + every_bytes
-    if rest.strip():
+    if b"".join(parts).strip():
         records += 1
     return records, index
 
@@ -202,15 +245,75 @@ def render(source: Source, ctx: Context, *, header: list[str] | None = None,
 
 
 def _sort_key(kind: str) -> Callable[[list[str], int], tuple]:
+    """Numbers first, in numeric order, then everything else (text, NaN, infinities) as text:
+    a key never holds NaN, which compares false with everything and would make the order arbitrary."""
     def key(row, col):
         value = row[col] if col < len(row) else ""
         if kind in ("integer", "number"):
             try:
-                return (0, float(value))
+                number = float(value)
             except ValueError:
-                return (1, value)
+                return (1, value.lower())
+            return (0, number) if math.isfinite(number) else (1, value.strip().lower())
         return (0, value.lower())
     return key
+
+
+SORTED_OFFSET_EVERY = 100
+
+
+def build_sorted(payload: dict, chunks: Iterable[bytes], *, column: int) -> tuple[bytes, dict]:
+    """(the table's rows sorted ascending by ``column``, as JSON lines; its meta).
+
+    Meta: ``{"column", "rows", "every", "offsets"}`` where ``offsets[k]`` is the
+    byte offset of row ``k * every`` and the last entry is the end. Cells are
+    cut and rows padded as on every page, so the copy is at most about the
+    size of the file. Runs in the worker (runs/services/table_sort.py).
+    """
+    columns = payload["columns"]
+    if not 0 <= column < len(columns):
+        raise RenderError("No such column.")
+    ncols = len(columns)
+    cell_cap = settings.TABLE_MAX_CELL_CHARS
+    header_records = 1 if payload.get("has_header_row", True) else 0
+    try:
+        rows = [r for r in csv.reader(iter_lines(chunks), delimiter=payload.get("delimiter", ","))
+                if r][header_records:]
+    except csv.Error as exc:
+        raise RenderError(f"This table is not readable CSV: {exc}") from exc
+    key = _sort_key(columns[column]["type"])
+    rows.sort(key=lambda r: key(r, column))
+    out = io.BytesIO()
+    offsets = []
+    for i, row in enumerate(rows):
+        if i % SORTED_OFFSET_EVERY == 0:
+            offsets.append(out.tell())
+        out.write(json.dumps(_fit(row, ncols, cell_cap), ensure_ascii=False, separators=(",", ":")).encode())
+        out.write(b"\n")
+    offsets.append(out.tell())
+    return out.getvalue(), {"column": column, "rows": len(rows), "every": SORTED_OFFSET_EVERY,
+                            "offsets": offsets}
+
+
+def read_sorted_page(meta: dict, read: Callable[[int, int | None], Iterable[bytes]], *, start: int,
+                     count: int, descending: bool = False) -> list[list[str]]:
+    """Rows [start, start+count) in ascending or descending order, from a ``build_sorted`` copy:
+    one ranged read of at most ``count`` + 2 × ``every`` rows. Descending reads the ascending
+    copy backwards (rows with equal values come in reverse file order)."""
+    n, every, offsets = meta["rows"], meta["every"], meta["offsets"]
+    start = max(0, start)
+    count = max(1, min(count, 500))
+    if descending:
+        lo, hi = max(0, n - start - count), max(0, n - start)
+    else:
+        lo, hi = min(start, n), min(start + count, n)
+    if lo >= hi:
+        return []
+    first, last = lo // every, (hi - 1) // every
+    begin, end = offsets[first], offsets[last + 1]
+    lines = b"".join(read(begin, end - begin)).split(b"\n")
+    rows = [json.loads(line) for line in lines[lo - first * every:hi - first * every]]
+    return rows[::-1] if descending else rows
 
 
 def read_page(payload: dict, index: list[list[int]], read: Callable[[int, int | None], Iterable[bytes]],

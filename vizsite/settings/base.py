@@ -61,6 +61,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A strict Content-Security-Policy on every portal response (vizsite/csp.py); near the
+    # top, so responses made by the middleware below (400, 403, redirects) carry it too.
+    "vizsite.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -277,16 +280,34 @@ RENDER_MAX_RETRIES = env.int("RENDER_MAX_RETRIES", default=4)
 RENDER_RETRY_BACKOFF_S = env.float("RENDER_RETRY_BACKOFF_S", default=2.0)
 # A rendition claimed this often without finishing (the worker kept dying) is failed.
 RENDER_MAX_ATTEMPTS = env.int("RENDER_MAX_ATTEMPTS", default=6)
+# Address-space limit (RLIMIT_AS) of each render pool process, set when the process
+# starts (vizsite/celery.py): one hostile file then ends as a MemoryError (a failed
+# rendition) instead of taking the machine's memory. 0: no limit.
+RENDER_WORKER_MAX_MEMORY_MB = env.int("RENDER_WORKER_MAX_MEMORY_MB", default=1024)
+# A pool process whose resident memory exceeds this after a task is replaced by a
+# fresh one (Celery's worker_max_memory_per_child, in KiB): memory a large render
+# left fragmented goes back to the system. Default: half the limit above.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("RENDER_WORKER_RECYCLE_MEMORY_MB",
+                                             default=RENDER_WORKER_MAX_MEMORY_MB // 2) * 1024 or None
 # Portal-owned bucket for thumbnails and extracted files; never registered for events.
 PREVIEW_BUCKET = env("PREVIEW_BUCKET", default="pipelens-previews")
 # Images: larger images are refused (decompression bombs), never decoded.
 MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=64_000_000)
 IMAGE_MAX_BYTES = env.int("IMAGE_MAX_BYTES", default=100 * 1024 * 1024)
 THUMBNAIL_SIZE = env.int("THUMBNAIL_SIZE", default=480)
+# Pillow formats an image may be decoded as (Image.open(formats=...)). Pillow knows
+# dozens, some with old, rarely audited decoders (EPS runs Ghostscript); a ".png"
+# name reaches whichever one the bytes match. TIFF (libtiff) is off by default.
+IMAGE_FORMATS = env.list("IMAGE_FORMATS", default=["PNG", "JPEG", "GIF", "WEBP", "BMP"])
 # KFP .tgz outputs are read in memory: caps on the archive, its members, each member.
 ARCHIVE_MAX_BYTES = env.int("ARCHIVE_MAX_BYTES", default=64 * 1024 * 1024)
 ARCHIVE_MAX_MEMBERS = env.int("ARCHIVE_MAX_MEMBERS", default=4)
 ARCHIVE_MAX_MEMBER_BYTES = env.int("ARCHIVE_MAX_MEMBER_BYTES", default=64 * 1024 * 1024)
+# Decompressed bytes an archive may produce in all (headers, padding and files).
+# Counted as they are unpacked: gzip reaches ~1000:1, so without a count a few MB
+# of upload become gigabytes in the worker (issue 8, docs/security-rendering.md).
+ARCHIVE_MAX_UNPACKED_BYTES = env.int("ARCHIVE_MAX_UNPACKED_BYTES",
+                                     default=ARCHIVE_MAX_MEMBER_BYTES + 1024 * 1024)
 # Tables: rows per page, how much is sampled for column types, the row-offset
 # index granularity, and up to where sorting (which reads the whole file) is offered.
 TABLE_PAGE_ROWS = env.int("TABLE_PAGE_ROWS", default=50)
@@ -295,8 +316,20 @@ TABLE_MAX_COLUMNS = env.int("TABLE_MAX_COLUMNS", default=200)
 TABLE_MAX_CELL_CHARS = env.int("TABLE_MAX_CELL_CHARS", default=2000)
 TABLE_INDEX_CHUNK_BYTES = env.int("TABLE_INDEX_CHUNK_BYTES", default=512 * 1024)
 TABLE_SORT_MAX_BYTES = env.int("TABLE_SORT_MAX_BYTES", default=16 * 1024 * 1024)
+# Longest line a table may have. A line is held whole while it is split, so a file
+# without newlines would otherwise be held (and copied) whole.
+TABLE_MAX_LINE_BYTES = env.int("TABLE_MAX_LINE_BYTES", default=4 * 1024 * 1024)
 # Text files read whole (markdown, metadata, metrics, progress, chart CSVs, HTML).
 TEXT_MAX_BYTES = env.int("TEXT_MAX_BYTES", default=8 * 1024 * 1024)
+# JSON files (KFP metadata, metrics, progress): parsed objects take up to ~25 times
+# the text, so JSON gets a smaller budget than other text.
+JSON_MAX_BYTES = env.int("JSON_MAX_BYTES", default=4 * 1024 * 1024)
+# Markdown: markdown-it-py is slow and superlinear on hostile input (256 KiB of
+# unclosed "![" take ~9 s), so Markdown gets its own, smaller budget.
+MARKDOWN_MAX_BYTES = env.int("MARKDOWN_MAX_BYTES", default=256 * 1024)
+# Remote images in Markdown reveal who reads a report, and when, to their host:
+# shown as links unless allowed (then the portal's CSP allows https: images too).
+MARKDOWN_ALLOW_REMOTE_IMAGES = env.bool("MARKDOWN_ALLOW_REMOTE_IMAGES", default=False)
 # Logs show their last TEXT_TAIL_BYTES; "load earlier" pages back by the same amount.
 TEXT_TAIL_BYTES = env.int("TEXT_TAIL_BYTES", default=64 * 1024)
 # ROC curves longer than this are downsampled (shape-preserving) for the browser.
@@ -314,3 +347,16 @@ KFP_SOURCE_MAX_LISTED = env.int("KFP_SOURCE_MAX_LISTED", default=10_000)
 # cookies by host, so a different site never receives the portal's session.
 WEBAPP_ORIGIN = env("WEBAPP_ORIGIN", default="http://localhost:8001")
 WEBAPP_URL_MAX_AGE_S = env.int("WEBAPP_URL_MAX_AGE_S", default=300)
+# Content-Security-Policy of web-app documents (runs/webapp.py), besides the
+# "sandbox allow-scripts" always sent. The default lets a self-contained document
+# run its inline scripts and styles but load nothing from, and send nothing to, the
+# network (no beacons, no exfiltration, no tracking pixels). Relax it (e.g. add a
+# CDN to script-src) only for pipelines you trust.
+WEBAPP_CSP = env("WEBAPP_CSP", default=(
+    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval' data: blob:; "
+    "style-src 'unsafe-inline' data: blob:; img-src data: blob:; font-src data:; media-src data: blob:; "
+    "connect-src 'none'; form-action 'none'; base-uri 'none'"))
+# Viewer requests that read object storage in the portal process (table pages, log
+# pages) at once per process; more answer 503 "busy, retry" at once instead of
+# queueing behind each other (docs/viewers.md).
+VIEWER_MAX_CONCURRENT_READS = env.int("VIEWER_MAX_CONCURRENT_READS", default=4)

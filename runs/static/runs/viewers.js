@@ -8,13 +8,13 @@
 
   function getJSON(url) {
     return fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
-      .then(function (r) { return r.json().then(function (body) { return {ok: r.ok, body: body}; }); });
+      .then(function (r) { return r.json().then(function (body) { return {ok: r.ok, status: r.status, body: body}; }); });
   }
 
   function initTable(root) {
     var url = root.dataset.rowsUrl, pageRows = Number(root.dataset.pageRows) || 50;
     var count = root.dataset.rowCount === "" ? null : Number(root.dataset.rowCount);
-    var start = 0, sort = null, desc = false;
+    var start = 0, sort = null, desc = false, attempt = 0, timer = null, seq = 0;
     var tbody = root.querySelector("tbody"), msg = root.querySelector(".pager-msg");
     var range = root.querySelector(".row-range");
     function show(page) {
@@ -28,16 +28,29 @@
       range.textContent = page.rows.length ? "Rows " + (start + 1) + "–" + (start + page.rows.length) : "No rows";
       msg.textContent = (page.notices || []).join(" ");
     }
-    function load(to) {
+    /* 202 {pending}: the worker is building the sorted copy; 503 {retry}: the server is busy.
+       Both ask again with a growing pause; a newer click supersedes the request. */
+    function load(to, retrying) {
       if (!root.dataset.indexed) { msg.textContent = "Still counting rows; paging starts when that is done."; return; }
       if (count !== null) to = Math.min(to, Math.max(0, count - pageRows));
       to = Math.max(0, to);
+      clearTimeout(timer);
+      if (!retrying) attempt = 0;
+      var mine = ++seq;
       var q = url + "?start=" + to + "&count=" + pageRows + (sort === null ? "" : "&sort=" + sort + (desc ? "&desc=1" : ""));
-      msg.textContent = "Loading…";
+      if (!retrying) msg.textContent = "Loading…";
       getJSON(q).then(function (res) {
+        if (mine !== seq) return;
+        if (res.status === 202 || (res.status === 503 && res.body.retry)) {
+          attempt += 1;
+          if (attempt > 90) { msg.textContent = "Still not ready; try again later."; return; }
+          msg.textContent = res.body.message || res.body.error || "Working…";
+          timer = setTimeout(function () { load(to, true); }, Math.min(2000, 200 * attempt));
+          return;
+        }
         if (!res.ok) { msg.textContent = res.body.error || "Could not load rows."; return; }
         show(res.body);
-      }).catch(function () { msg.textContent = "Could not load rows."; });
+      }).catch(function () { if (mine === seq) msg.textContent = "Could not load rows."; });
     }
     root.querySelector(".pager").addEventListener("click", function (e) {
       var which = e.target.dataset && e.target.dataset.page;

@@ -4,6 +4,7 @@ The metadata outputs follow the examples of the Kubeflow Pipelines v1
 "Visualize Results in the Pipelines UI" page, one per viewer type.
 """
 
+import base64
 import io
 import json
 import struct
@@ -128,3 +129,73 @@ def metrics_json() -> bytes:
         {"name": "accuracy-score", "numberValue": 0.9137, "format": "PERCENTAGE"},
         {"name": "roc-auc-score", "numberValue": 0.95, "format": "RAW"},
     ]}).encode()
+
+
+# --- hostile archives (docs/security-rendering.md) -------------------------------------
+
+def _raw_header(name: str, size: int, kind: bytes) -> bytes:
+    return tarfile.TarInfo._create_header(
+        {"name": name, "mode": 0o644, "uid": 0, "gid": 0, "size": size, "mtime": 0, "type": kind,
+         "linkname": "", "uname": "", "gname": "", "devmajor": 0, "devminor": 0},
+        tarfile.GNU_FORMAT, "utf-8", "strict")
+
+
+def tar_extended_bomb(declared: int, *, kind: bytes = tarfile.GNUTYPE_LONGNAME, compressor=None,
+                      fill: bytes = b"\0") -> bytes:
+    """A tar whose first header is a GNU long-name (or pax, kind=b"x") header declaring
+    declared bytes, followed by that many bytes of fill: tarfile reads the whole
+    payload into memory before it looks at the member. Compressed in 1 MiB steps with
+    compressor (default gzip), so generating it never holds the payload."""
+    comp = compressor or zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = [comp.compress(_raw_header("././@LongLink", declared, kind))]
+    block = fill * (1024 * 1024)
+    left = -(-declared // 512) * 512
+    while left > 0:
+        step = min(left, len(block))
+        out.append(comp.compress(block[:step]))
+        left -= step
+    out.append(comp.compress(_raw_header("data.csv", 4, tarfile.REGTYPE) + b"a\n1\n" + b"\0" * 508))
+    out.append(comp.flush())
+    return b"".join(out)
+
+
+# 696 bytes of bzip2: a GNU long-name header declaring 800 MiB and 800 MiB of zero bytes
+# (tar_extended_bomb's first part, bz2.BZ2Compressor(9)). Today's ``r:*`` reading took one
+# process to 1.7 GiB on it (issue 8). Kept as bytes: compressing 800 MiB takes seconds.
+BZ2_LONGNAME_BOMB = base64.b64decode(
+    "QlpoOTFBWSZTWVzh7l8FfibfgMyAQAH5AEAECABgqZ4AAAggAHUJJJ6j1BoyAAIqgDQA0MmkdoURQBVUS0AEBVUTWWBjCu4A"
+    "QCSSQiENE5jidhGsijUZ2YrZKK8bQfSjVOdk6UpAVAFVRPzFBWSZTWQ4J4t8BX45AAMAAAAggADCATUZCoCWpCoCXMUFZJlN"
+    "ZDgni3wFfjkAAwAAACCAAMIBNRkKgJakKgJcxQVkmU1kOCeLfAV+OQADAAAAIIAAwgE1GQqAlqQqAlzFBWSZTWQ4J4t8BX45"
+    "AAMAAAAggADCATUZCoCWpCoCXMUFZJlNZDgni3wFfjkAAwAAACCAAMIBNRkKgJakKgJcxQVkmU1kOCeLfAV+OQADAAAAIIAA"
+    "wgE1GQqAlqQqAlzFBWSZTWQ4J4t8BX45AAMAAAAggADCATUZCoCWpCoCXMUFZJlNZDgni3wFfjkAAwAAACCAAMIBNRkKgJak"
+    "KgJcxQVkmU1kOCeLfAV+OQADAAAAIIAAwgE1GQqAlqQqAlzFBWSZTWQ4J4t8BX45AAMAAAAggADCATUZCoCWpCoCXMUFZJlN"
+    "ZDgni3wFfjkAAwAAACCAAMIBNRkKgJakKgJcxQVkmU1kOCeLfAV+OQADAAAAIIAAwgE1GQqAlqQqAlzFBWSZTWQ4J4t8BX45"
+    "AAMAAAAggADCATUZCoCWpCoCXMUFZJlNZDgni3wFfjkAAwAAACCAAMIBNRkKgJakKgJcxQVkmU1kOCeLfAV+OQADAAAAIIAA"
+    "wgE1GQqAlqQqAlzFBWSZTWQ4J4t8BX45AAMAAAAggADCATUZCoCWpCoCXMUFZJlNZDgni3wFfjkAAwAAACCAAMIBNRkKgJak"
+    "KgJcxQVkmU1mG6zRUAGEcUADAAAEAAAggADDMBSmmFQgtiKhBeLuSKcKEhZWYmtg"
+)
+
+
+def tgz_sparse() -> bytes:
+    """A GNU sparse member (type S), which KFP never writes."""
+    raw = _raw_header("data.csv", 4, tarfile.GNUTYPE_SPARSE) + b"a\n1\n" + b"\0" * 508 + b"\0" * 1024
+    return _gzip(raw)
+
+
+def tgz_pax_chain(n: int) -> bytes:
+    """n pax extended headers in a row before one file: tarfile recurses once per header."""
+    record = b"12 path=a.c\n"  # 12 bytes, length included
+    raw = b"".join(_raw_header("pax", len(record), tarfile.XHDTYPE) + record + b"\0" * (512 - len(record))
+                   for _ in range(n))
+    raw += _raw_header("data.csv", 4, tarfile.REGTYPE) + b"a\n1\n" + b"\0" * 508 + b"\0" * 1024
+    return _gzip(raw)
+
+
+def tar_plain(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
