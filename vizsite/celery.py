@@ -6,7 +6,7 @@ with ``celery -A vizsite worker -Q render`` (``make run`` does).
 Each pool process limits its own address space when it starts
 (RENDER_WORKER_MAX_MEMORY_MB, ``RLIMIT_AS``): a file that makes a decoder
 allocate without bound then fails that one render with a MemoryError instead
-of taking the machine's memory (docs/security-rendering.md). The limit is set
+of taking the machine's memory (docs/security.md). The limit is set
 in the pool processes only (prefork), never in the main worker process that
 holds the broker connection.
 """

@@ -1,4 +1,4 @@
-"""Content-Security-Policy of the portal's own pages (docs/security-rendering.md).
+"""Content-Security-Policy of the portal's own pages (docs/security.md).
 
 The portal's templates carry no inline script, no inline style and no event
 handler attribute (tests/runs/test_csp.py checks the pages), so the policy

@@ -6,7 +6,7 @@ are refused, as are more than ARCHIVE_MAX_MEMBERS members and any member
 whose declared size exceeds ARCHIVE_MAX_MEMBER_BYTES — checked before its
 data is read, so a header declaring 10 GB costs nothing.
 
-Budgets (docs/security-rendering.md): only gzip is read (KFP writes gzip;
+Budgets (docs/security.md): only gzip is read (KFP writes gzip;
 bzip2 and xz reach ratios of a million to one); every decompressed byte is
 counted by ``BoundedGzipReader``, which refuses to produce more than
 ARCHIVE_MAX_UNPACKED_BYTES; GNU long-name and pax headers — whose whole

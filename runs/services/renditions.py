@@ -9,7 +9,7 @@ writes the outcome — but only if the artifact still has the etag that was
 rendered (a newer version has its own task).
 
 Every way a render can go wrong ends as a failed rendition with a reason
-(docs/security-rendering.md): a refused input, a renderer bug, running out of
+(docs/security.md): a refused input, a renderer bug, running out of
 the worker's memory, running out of time, and outputs the database refuses
 to store — then the failure itself is stored in their place. Only outages
 (object storage, the database connection) are retried instead.

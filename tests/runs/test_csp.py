@@ -1,5 +1,5 @@
 """Content-Security-Policy: web-app documents may not reach the network; portal pages run only
-the portal's own scripts and styles (issue 8, finding 2; docs/security-rendering.md).
+the portal's own scripts and styles (issue 8, finding 2; docs/security.md).
 
 The browser side (every viewer still works under the portal's policy, and
 Chromium reports no violation) is in tests/e2e/test_viewers.py.

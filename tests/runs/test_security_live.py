@@ -1,4 +1,4 @@
-"""Hostile files against the real render worker (issue 8; docs/security-rendering.md).
+"""Hostile files against the real render worker (issue 8; docs/security.md).
 
 MinIO upload → Kafka → consumer → Celery worker (its own process, real
 broker) → Rendition. Each test shows the hostile file ends as a failed

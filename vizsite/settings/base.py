@@ -305,7 +305,7 @@ ARCHIVE_MAX_MEMBERS = env.int("ARCHIVE_MAX_MEMBERS", default=4)
 ARCHIVE_MAX_MEMBER_BYTES = env.int("ARCHIVE_MAX_MEMBER_BYTES", default=64 * 1024 * 1024)
 # Decompressed bytes an archive may produce in all (headers, padding and files).
 # Counted as they are unpacked: gzip reaches ~1000:1, so without a count a few MB
-# of upload become gigabytes in the worker (issue 8, docs/security-rendering.md).
+# of upload become gigabytes in the worker (issue 8, docs/security.md).
 ARCHIVE_MAX_UNPACKED_BYTES = env.int("ARCHIVE_MAX_UNPACKED_BYTES",
                                      default=ARCHIVE_MAX_MEMBER_BYTES + 1024 * 1024)
 # Tables: rows per page, how much is sampled for column types, the row-offset

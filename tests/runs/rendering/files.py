@@ -131,7 +131,7 @@ def metrics_json() -> bytes:
     ]}).encode()
 
 
-# --- hostile archives (docs/security-rendering.md) -------------------------------------
+# --- hostile archives (docs/security.md) -------------------------------------
 
 def _raw_header(name: str, size: int, kind: bytes) -> bytes:
     return tarfile.TarInfo._create_header(

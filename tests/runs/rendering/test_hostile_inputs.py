@@ -1,4 +1,4 @@
-"""Hostile inputs against the renderers, as pure functions (issue 8; docs/security-rendering.md).
+"""Hostile inputs against the renderers, as pure functions (issue 8; docs/security.md).
 
 Each test names a budget: bytes unpacked, a line's length, JSON nesting, a
 Markdown size, image formats, non-finite numbers. Memory is measured with
