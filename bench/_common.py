@@ -55,7 +55,8 @@ def claim_events_topic() -> str:
 
         stack = ExitStack()
         _events_topic = stack.enter_context(
-            session_topic(settings.MINIO_KAFKA_TOPIC, bootstrap=settings.KAFKA_BOOTSTRAP_SERVERS))
+            session_topic(settings.MINIO_KAFKA_TOPIC, bootstrap=settings.KAFKA_BOOTSTRAP_SERVERS)
+        )
         atexit.register(stack.close)
         # A bench database from before benchmarks had a topic of their own names
         # `make run`'s topic too: the bench consumers would read all of its history.

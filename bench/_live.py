@@ -32,12 +32,19 @@ def skip_to_end(group: str, topic: str) -> None:
     from confluent_kafka import Consumer, TopicPartition
     from django.conf import settings
 
-    consumer = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "group.id": group,
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+            "group.id": group,
+            "enable.auto.commit": False,
+        }
+    )
     try:
         parts = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        ends = [TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p),
-                                                                        timeout=10)[1]) for p in parts]
+        ends = [
+            TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1])
+            for p in parts
+        ]
         consumer.commit(offsets=ends, asynchronous=False)
     finally:
         consumer.close()
@@ -73,9 +80,15 @@ class Services:
         self.bucket = None
 
     def env(self) -> dict:
-        return {**os.environ, "DATABASE_URL": self.db_url, "DJANGO_DEBUG": "false", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-                "CHANNEL_LAYER": self.layer, "CHANNEL_LAYER_PREFIX": f"pipelens-bench-{self.port}",
-                "DJANGO_SETTINGS_MODULE": "vizsite.settings.bench"}
+        return {
+            **os.environ,
+            "DATABASE_URL": self.db_url,
+            "DJANGO_DEBUG": "false",
+            "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+            "CHANNEL_LAYER": self.layer,
+            "CHANNEL_LAYER_PREFIX": f"pipelens-bench-{self.port}",
+            "DJANGO_SETTINGS_MODULE": "vizsite.settings.bench",
+        }
 
     def start(self) -> Services:
         from runs.services.buckets import bucket_register
@@ -88,12 +101,32 @@ class Services:
         web_log = open(LOG_DIR / f"bench-daphne-{self.port}.log", "w")
         ingest_log = open(LOG_DIR / f"bench-consumer-{self.port}.log", "w")
         prefix = os.environ.get("BENCH_DAPHNE_PREFIX", "").split()  # e.g. a profiler
-        self.procs.append(subprocess.Popen(
-            [*prefix, str(bindir / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "vizsite.asgi:application"],
-            cwd=ROOT, env=self.env(), stdout=web_log, stderr=subprocess.STDOUT))
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "manage.py", "consume_events", "--group", group],
-            cwd=ROOT, env=self.env(), stdout=ingest_log, stderr=subprocess.STDOUT))
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    *prefix,
+                    str(bindir / "daphne"),
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "vizsite.asgi:application",
+                ],
+                cwd=ROOT,
+                env=self.env(),
+                stdout=web_log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        self.procs.append(
+            subprocess.Popen(
+                [sys.executable, "manage.py", "consume_events", "--group", group],
+                cwd=ROOT,
+                env=self.env(),
+                stdout=ingest_log,
+                stderr=subprocess.STDOUT,
+            )
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -101,15 +134,16 @@ class Services:
                     break
             except OSError:
                 if time.monotonic() > deadline or any(p.poll() is not None for p in self.procs):
-                    raise SystemExit(f"daphne did not start; see {web_log.name}")
+                    raise SystemExit(f"daphne did not start; see {web_log.name}") from None
                 time.sleep(0.2)
         return self
 
     def put(self, key: str, data: bytes = b"x") -> None:
         from runs.storage import minio_client
 
-        minio_client().put_object(self.bucket.name, key, io.BytesIO(data), len(data),
-                                  content_type="text/plain")
+        minio_client().put_object(
+            self.bucket.name, key, io.BytesIO(data), len(data), content_type="text/plain"
+        )
 
     def wait_run(self, run_key: str, timeout: float = 30.0):
         from runs.models import Run
@@ -155,11 +189,18 @@ def kafka_watch(bucket: str, prefix: str, seen: dict, stop: threading.Event) -> 
     from django.conf import settings
 
     topic = settings.MINIO_KAFKA_TOPIC
-    reader = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "group.id": "bench-watch",
-                       "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+    reader = Consumer(
+        {
+            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+            "group.id": "bench-watch",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,
+        }
+    )
     parts = reader.list_topics(topic, timeout=10).topics[topic].partitions
-    reader.assign([TopicPartition(topic, p, reader.get_watermark_offsets(TopicPartition(topic, p))[1])
-                   for p in parts])
+    reader.assign(
+        [TopicPartition(topic, p, reader.get_watermark_offsets(TopicPartition(topic, p))[1]) for p in parts]
+    )
     try:
         while not stop.is_set():
             msg = reader.poll(0.05)
@@ -167,6 +208,6 @@ def kafka_watch(bucket: str, prefix: str, seen: dict, stop: threading.Event) -> 
                 continue
             key = (msg.key() or b"").decode()
             if key.startswith(f"{bucket}/{prefix}"):
-                seen.setdefault(key[len(bucket) + 1:], time.monotonic())
+                seen.setdefault(key[len(bucket) + 1 :], time.monotonic())
     finally:
         reader.close()

@@ -53,8 +53,9 @@ async def run_clients(services, run_id: int, cookie: str, kafka_seen: dict) -> d
         async with gate:
             for attempt in range(5):
                 try:
-                    ws = await websockets.connect(url, additional_headers=headers, open_timeout=60,
-                                                  ping_interval=None, max_queue=None)
+                    ws = await websockets.connect(
+                        url, additional_headers=headers, open_timeout=60, ping_interval=None, max_queue=None
+                    )
                     break
                 except websockets.InvalidStatus as exc:
                     # A refused handshake under connect load: retry as live.js does.
@@ -100,9 +101,15 @@ async def run_clients(services, run_id: int, cookie: str, kafka_seen: dict) -> d
         task.cancel()
     if retries:
         print(f"{len(retries)} handshakes refused and retried (first: {retries[0]})")
-    return {"connect_s": round(connect_s, 1), "rounds_complete": complete, "pushes_missing": missing,
-            "put_to_last": put_to_last, "kafka_to_last": kafka_to_last, "kafka_to_first": kafka_to_first,
-            "first_to_last": first_to_last}
+    return {
+        "connect_s": round(connect_s, 1),
+        "rounds_complete": complete,
+        "pushes_missing": missing,
+        "put_to_last": put_to_last,
+        "kafka_to_last": kafka_to_last,
+        "kafka_to_first": kafka_to_first,
+        "first_to_last": first_to_last,
+    }
 
 
 def one_layer(db_url: str, layer: str) -> dict:
@@ -112,24 +119,34 @@ def one_layer(db_url: str, layer: str) -> dict:
         cookie = session_cookie()
         kafka_seen: dict[str, float] = {}
         stop = threading.Event()
-        watcher = threading.Thread(target=kafka_watch, args=(services.bucket.name, "watched/", kafka_seen, stop),
-                                   daemon=True)
+        watcher = threading.Thread(
+            target=kafka_watch, args=(services.bucket.name, "watched/", kafka_seen, stop), daemon=True
+        )
         watcher.start()
         try:
-            figures = asyncio.run(asyncio.wait_for(run_clients(services, run.pk, cookie, kafka_seen),
-                                                   MAX_SECONDS))
+            figures = asyncio.run(
+                asyncio.wait_for(run_clients(services, run.pk, cookie, kafka_seen), MAX_SECONDS)
+            )
         finally:
             stop.set()
             watcher.join(10)
 
     def stats(values):
-        return {"p50_ms": round(median(values), 1) if values else None,
-                "p99_ms": round(percentile(values, 99), 1) if values else None}
+        return {
+            "p50_ms": round(median(values), 1) if values else None,
+            "p99_ms": round(percentile(values, 99), 1) if values else None,
+        }
 
-    out = {"layer": layer, "connect_s": figures["connect_s"], "rounds_complete": figures["rounds_complete"],
-           "pushes_missing": figures["pushes_missing"],
-           "put_to_last": stats(figures["put_to_last"]), "kafka_to_last": stats(figures["kafka_to_last"]),
-           "kafka_to_first": stats(figures["kafka_to_first"]), "first_to_last": stats(figures["first_to_last"])}
+    out = {
+        "layer": layer,
+        "connect_s": figures["connect_s"],
+        "rounds_complete": figures["rounds_complete"],
+        "pushes_missing": figures["pushes_missing"],
+        "put_to_last": stats(figures["put_to_last"]),
+        "kafka_to_last": stats(figures["kafka_to_last"]),
+        "kafka_to_first": stats(figures["kafka_to_first"]),
+        "first_to_last": stats(figures["first_to_last"]),
+    }
     print(json.dumps(out))
     return out
 
@@ -146,23 +163,31 @@ def main() -> None:
     db_url = setup_django("bench")
     results = [one_layer(db_url, layer) for layer in LAYERS]
     chosen = results[0]
-    report({
-        "clients": CLIENTS,
-        "rounds": ROUNDS,
-        "layer": chosen["layer"],
-        "p50_ms": chosen["put_to_last"]["p50_ms"],
-        "p99_ms": chosen["put_to_last"]["p99_ms"],
-        "kafka_to_last_p50_ms": chosen["kafka_to_last"]["p50_ms"],
-        "kafka_to_last_p99_ms": chosen["kafka_to_last"]["p99_ms"],
-        "kafka_to_first_p50_ms": chosen["kafka_to_first"]["p50_ms"],
-        "first_to_last_p50_ms": chosen["first_to_last"]["p50_ms"],
-        "first_to_last_p99_ms": chosen["first_to_last"]["p99_ms"],
-        "rounds_complete": chosen["rounds_complete"],
-        "others": {r["layer"]: {"rounds_complete": r["rounds_complete"], "pushes_missing": r["pushes_missing"],
-                                "kafka_to_last_p99_ms": r["kafka_to_last"]["p99_ms"],
-                                "first_to_last_p99_ms": r["first_to_last"]["p99_ms"],
-                                "put_to_last_p99_ms": r["put_to_last"]["p99_ms"]} for r in results[1:]},
-    })
+    report(
+        {
+            "clients": CLIENTS,
+            "rounds": ROUNDS,
+            "layer": chosen["layer"],
+            "p50_ms": chosen["put_to_last"]["p50_ms"],
+            "p99_ms": chosen["put_to_last"]["p99_ms"],
+            "kafka_to_last_p50_ms": chosen["kafka_to_last"]["p50_ms"],
+            "kafka_to_last_p99_ms": chosen["kafka_to_last"]["p99_ms"],
+            "kafka_to_first_p50_ms": chosen["kafka_to_first"]["p50_ms"],
+            "first_to_last_p50_ms": chosen["first_to_last"]["p50_ms"],
+            "first_to_last_p99_ms": chosen["first_to_last"]["p99_ms"],
+            "rounds_complete": chosen["rounds_complete"],
+            "others": {
+                r["layer"]: {
+                    "rounds_complete": r["rounds_complete"],
+                    "pushes_missing": r["pushes_missing"],
+                    "kafka_to_last_p99_ms": r["kafka_to_last"]["p99_ms"],
+                    "first_to_last_p99_ms": r["first_to_last"]["p99_ms"],
+                    "put_to_last_p99_ms": r["put_to_last"]["p99_ms"],
+                }
+                for r in results[1:]
+            },
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -30,23 +30,43 @@ BUCKET = "mlpipeline"
 
 def record(bucket: str, key: str, name: str, at: datetime, seq: int) -> bytes:
     created = name.startswith("s3:ObjectCreated")
-    obj = {"key": quote_plus(key, safe=""), "sequencer": f"{seq:X}",
-           "userMetadata": {"content-type": "application/gzip"}}
+    obj = {
+        "key": quote_plus(key, safe=""),
+        "sequencer": f"{seq:X}",
+        "userMetadata": {"content-type": "application/gzip"},
+    }
     if created:
-        obj.update({"size": random.randint(100, 10_000_000), "eTag": uuid.uuid4().hex,
-                    "contentType": "application/gzip"})
+        obj.update(
+            {
+                "size": random.randint(100, 10_000_000),
+                "eTag": uuid.uuid4().hex,
+                "contentType": "application/gzip",
+            }
+        )
     rec = {
-        "eventVersion": "2.0", "eventSource": "minio:s3", "awsRegion": "",
+        "eventVersion": "2.0",
+        "eventSource": "minio:s3",
+        "awsRegion": "",
         "eventTime": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
-        "eventName": name, "userIdentity": {"principalId": "minio"},
+        "eventName": name,
+        "userIdentity": {"principalId": "minio"},
         "requestParameters": {"principalId": "minio", "region": "", "sourceIPAddress": "10.244.0.17"},
-        "responseElements": {"x-amz-id-2": uuid.uuid4().hex * 2, "x-amz-request-id": f"{seq:X}",
-                             "x-minio-deployment-id": "5b0c8a55-6d1f-4c5e-9a5c-0f7d3e2b1a90",
-                             "x-minio-origin-endpoint": "http://10.244.0.9:9000"},
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "Config",
-               "bucket": {"name": bucket, "ownerIdentity": {"principalId": "minio"},
-                          "arn": f"arn:aws:s3:::{bucket}"},
-               "object": obj},
+        "responseElements": {
+            "x-amz-id-2": uuid.uuid4().hex * 2,
+            "x-amz-request-id": f"{seq:X}",
+            "x-minio-deployment-id": "5b0c8a55-6d1f-4c5e-9a5c-0f7d3e2b1a90",
+            "x-minio-origin-endpoint": "http://10.244.0.9:9000",
+        },
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "Config",
+            "bucket": {
+                "name": bucket,
+                "ownerIdentity": {"principalId": "minio"},
+                "arn": f"arn:aws:s3:::{bucket}",
+            },
+            "object": obj,
+        },
         "source": {"host": "10.244.0.17", "port": "", "userAgent": "MinIO (linux; amd64) minio-go/v7.0.70"},
     }
     return json.dumps({"EventName": name, "Key": f"{bucket}/{key}", "Records": [rec]}).encode()
@@ -70,8 +90,10 @@ def workload(n: int) -> tuple[list[tuple[bytes, bytes]], set[str]]:
             run_id = uuid.UUID(int=rng.getrandbits(128))
             for task in ("load-data", "preprocess", "train-model", "evaluate"):
                 for i in range(10):
-                    keys.append(f"v2/artifacts/train/{run_id}/{task}/{uuid.UUID(int=rng.getrandbits(128))}"
-                                f"/output {i}/part+{i}.csv")
+                    keys.append(
+                        f"v2/artifacts/train/{run_id}/{task}/{uuid.UUID(int=rng.getrandbits(128))}"
+                        f"/output {i}/part+{i}.csv"
+                    )
     keys = keys[:n]
     seq = int(start.timestamp() * 1e9)
     for i, key in enumerate(keys):
@@ -81,8 +103,9 @@ def workload(n: int) -> tuple[list[tuple[bytes, bytes]], set[str]]:
         roll = rng.random()
         if roll < 0.02 and i > 10:
             target = keys[rng.randrange(i)]
-            messages.append((f"{BUCKET}/{target}".encode(),
-                             record(BUCKET, target, "s3:ObjectRemoved:Delete", at, seq)))
+            messages.append(
+                (f"{BUCKET}/{target}".encode(), record(BUCKET, target, "s3:ObjectRemoved:Delete", at, seq))
+            )
             live.discard(target)
             continue
         if roll < 0.05 and i > 10:
@@ -99,8 +122,14 @@ def produce(topic: str, messages) -> None:
 
     admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS})
     admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
-    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "linger.ms": 20,
-                         "batch.num.messages": 10000, "queue.buffering.max.messages": 200000})
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+            "linger.ms": 20,
+            "batch.num.messages": 10000,
+            "queue.buffering.max.messages": 200000,
+        }
+    )
     for key, value in messages:
         while True:
             try:
@@ -120,7 +149,7 @@ def all_committed(topic: str, *, group: str) -> bool:
         parts = [TopicPartition(topic, p) for p in range(4)]
         ends = [probe.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
         done = probe.committed(parts, timeout=10)
-        return all(tp.offset >= end for tp, end in zip(done, ends))
+        return all(tp.offset >= end for tp, end in zip(done, ends, strict=False))
     finally:
         probe.close()
 
@@ -131,23 +160,37 @@ def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[floa
     from runs.models import Artifact, Bucket, KafkaTopic
 
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE runs_artifact, runs_step, runs_run, runs_ingesterror, runs_bucket, "
-                       "runs_kafkatopic CASCADE")
+        cursor.execute(
+            "TRUNCATE runs_artifact, runs_step, runs_run, runs_ingesterror, runs_bucket, "
+            "runs_kafkatopic CASCADE"
+        )
     topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
     try:
         produce(topic, messages)
         Bucket.objects.create(name=BUCKET, topic=KafkaTopic.objects.create(name=topic, partitions=4))
         # Render batches go to a queue no `make run` worker reads (they expire unread).
-        env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_DEBUG": "false", "LOG_LEVEL": "INFO",
-               "RENDER_QUEUE": "bench-ingest-render"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": db_url,
+            "DJANGO_DEBUG": "false",
+            "LOG_LEVEL": "INFO",
+            "RENDER_QUEUE": "bench-ingest-render",
+        }
         with open(log_path, "w") as log:
             started = time.monotonic()
             prefix = os.environ.get("BENCH_CONSUMER_PREFIX", "").split()  # e.g. a profiler
             # CONSUMERS processes in one consumer group share the topic's 4
             # partitions: the way to use more than one core, as in production.
-            procs = [subprocess.Popen([*prefix, sys.executable, "manage.py", "consume_events", "--group", topic],
-                                      cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-                     for _ in range(CONSUMERS)]
+            procs = [
+                subprocess.Popen(
+                    [*prefix, sys.executable, "manage.py", "consume_events", "--group", topic],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+                for _ in range(CONSUMERS)
+            ]
             try:
                 # The consumer commits offsets only after the batch's transaction
                 # commits, so "all offsets committed" means "all stored"; asking
@@ -192,18 +235,22 @@ def main() -> None:
         cpu_per_event.append(cpu / len(messages) * 1e6)
         rss_values.append(rss)
         durations += batch_ms
-        print(f"round {n + 1}: {len(messages)} events in {elapsed:.2f} s = {rates[-1]:.0f} events/s, "
-              f"peak RSS {rss} MB, {len(batch_ms)} batches, consumer CPU {cpu:.1f} s")
-    report({
-        "events": len(messages),
-        "rounds": ROUNDS,
-        "events_per_s": round(median(rates)),
-        "batch_ms_p50": round(median(durations), 1),
-        "batch_ms_p99": round(percentile(durations, 99), 1),
-        "consumers": CONSUMERS,
-        "consumer_rss_mb": max(rss_values),
-        "consumer_cpu_us_per_event": round(median(cpu_per_event), 1),
-    })
+        print(
+            f"round {n + 1}: {len(messages)} events in {elapsed:.2f} s = {rates[-1]:.0f} events/s, "
+            f"peak RSS {rss} MB, {len(batch_ms)} batches, consumer CPU {cpu:.1f} s"
+        )
+    report(
+        {
+            "events": len(messages),
+            "rounds": ROUNDS,
+            "events_per_s": round(median(rates)),
+            "batch_ms_p50": round(median(durations), 1),
+            "batch_ms_p99": round(percentile(durations, 99), 1),
+            "consumers": CONSUMERS,
+            "consumer_rss_mb": max(rss_values),
+            "consumer_cpu_us_per_event": round(median(cpu_per_event), 1),
+        }
+    )
 
 
 if __name__ == "__main__":

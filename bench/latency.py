@@ -44,8 +44,9 @@ async def measure(services, run_id: int, cookie: str):
     put_at: dict[str, float] = {}
     got_at: dict[str, float] = {}
     headers = {"Cookie": cookie, "Origin": services.url}
-    async with websockets.connect(f"{services.ws_url}/ws/runs/{run_id}/", additional_headers=headers,
-                                  max_size=2**22) as ws:
+    async with websockets.connect(
+        f"{services.ws_url}/ws/runs/{run_id}/", additional_headers=headers, max_size=2**22
+    ) as ws:
         hello = json.loads(await ws.recv())
         assert hello["type"] == "hello", hello
 
@@ -80,12 +81,14 @@ def main() -> None:
         cookie = session_cookie()
         stop = threading.Event()
         kafka_seen: dict[str, float] = {}
-        watcher = threading.Thread(target=kafka_watch, args=(services.bucket.name, "watched/", kafka_seen, stop),
-                                   daemon=True)
+        watcher = threading.Thread(
+            target=kafka_watch, args=(services.bucket.name, "watched/", kafka_seen, stop), daemon=True
+        )
         watcher.start()
         counts = {}
-        bg = threading.Thread(target=lambda: counts.setdefault("background", background(services, stop)),
-                              daemon=True)
+        bg = threading.Thread(
+            target=lambda: counts.setdefault("background", background(services, stop)), daemon=True
+        )
         bg.start()
         time.sleep(1.0)
         started = time.monotonic()
@@ -100,16 +103,18 @@ def main() -> None:
     from_kafka = [(got_at[k] - kafka_seen[k]) * 1000 for k in keys if k in kafka_seen]
     if len(keys) < len(put_at):
         print(f"warning: {len(put_at) - len(keys)} of {len(put_at)} samples never reached the client")
-    report({
-        "samples": len(keys),
-        "lost": len(put_at) - len(keys),
-        "background_events_per_s": round(counts.get("background", 0) / elapsed, 1),
-        "put_to_kafka_p50_ms": round(median(to_kafka), 1) if to_kafka else None,
-        "kafka_to_client_p50_ms": round(median(from_kafka), 1) if from_kafka else None,
-        "kafka_to_client_p99_ms": round(percentile(from_kafka, 99), 1) if from_kafka else None,
-        "p50_ms": round(median(total), 1),
-        "p99_ms": round(percentile(total, 99), 1),
-    })
+    report(
+        {
+            "samples": len(keys),
+            "lost": len(put_at) - len(keys),
+            "background_events_per_s": round(counts.get("background", 0) / elapsed, 1),
+            "put_to_kafka_p50_ms": round(median(to_kafka), 1) if to_kafka else None,
+            "kafka_to_client_p50_ms": round(median(from_kafka), 1) if from_kafka else None,
+            "kafka_to_client_p99_ms": round(percentile(from_kafka, 99), 1) if from_kafka else None,
+            "p50_ms": round(median(total), 1),
+            "p99_ms": round(percentile(total, 99), 1),
+        }
+    )
 
 
 if __name__ == "__main__":

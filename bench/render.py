@@ -67,9 +67,11 @@ def bench_thumbnail(*, worst_case: bool = False) -> float:
 def write_csv(path: str, mb: int) -> int:
     """A CSV of ``mb`` MiB, written in 1 MiB-ish blocks (bounded memory); returns its data rows."""
     rows_per_block = 12_000
-    block = b"".join(b"BLKNO%05d,sensor-%03d,%.4f,%d,%s\n" % (i, i % 311, (i * 7919 % 10007) / 10007,
-                                                            i * 31 % 1000, b"true" if i % 3 else b"false")
-                     for i in range(rows_per_block))
+    block = b"".join(
+        b"BLKNO%05d,sensor-%03d,%.4f,%d,%s\n"
+        % (i, i % 311, (i * 7919 % 10007) / 10007, i * 31 % 1000, b"true" if i % 3 else b"false")
+        for i in range(rows_per_block)
+    )
     target = mb * 1024 * 1024
     written, rows, n = 0, 0, 0
     with open(path, "wb") as f:
@@ -97,12 +99,23 @@ class Arrivals(threading.Thread):
         from django.conf import settings
 
         topic = settings.MINIO_KAFKA_TOPIC
-        reader = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "group.id": "bench-render",
-                           "enable.auto.commit": False})
+        reader = Consumer(
+            {
+                "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+                "group.id": "bench-render",
+                "enable.auto.commit": False,
+            }
+        )
         try:
             parts = reader.list_topics(topic, timeout=10).topics[topic].partitions
-            reader.assign([TopicPartition(topic, p, reader.get_watermark_offsets(
-                TopicPartition(topic, p), timeout=10)[1]) for p in parts])
+            reader.assign(
+                [
+                    TopicPartition(
+                        topic, p, reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    )
+                    for p in parts
+                ]
+            )
             self.ready.set()
             while not self.stop.is_set() and self.at is None:
                 msg = reader.poll(0.02)
@@ -118,13 +131,22 @@ def skip_to_end(group: str) -> None:
     from django.conf import settings
 
     topic = settings.MINIO_KAFKA_TOPIC
-    c = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "group.id": group,
-                  "enable.auto.commit": False})
+    c = Consumer(
+        {
+            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+            "group.id": group,
+            "enable.auto.commit": False,
+        }
+    )
     try:
         parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-        c.commit(offsets=[TopicPartition(topic, p, c.get_watermark_offsets(TopicPartition(topic, p),
-                                                                          timeout=10)[1]) for p in parts],
-                 asynchronous=False)
+        c.commit(
+            offsets=[
+                TopicPartition(topic, p, c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1])
+                for p in parts
+            ],
+            asynchronous=False,
+        )
     finally:
         c.close()
 
@@ -149,14 +171,38 @@ def bench_csv(db_url: str) -> dict:
         skip_to_end(group)
         env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_DEBUG": "false", "RENDER_QUEUE": queue}
         log_dir = tempfile.gettempdir()
-        worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "vizsite", "worker", "-Q", queue,
-                                   "-c", "1", "--without-gossip", "--without-mingle", "--without-heartbeat",
-                                   "-l", "INFO"],
-                                  cwd=ROOT, env=env, stdout=open(f"{log_dir}/bench-render-worker.log", "wb"),
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-        consumer = subprocess.Popen([sys.executable, "manage.py", "consume_events", "--group", group],
-                                    cwd=ROOT, env=env, stdout=open(f"{log_dir}/bench-render-consumer.log", "wb"),
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "vizsite",
+                "worker",
+                "-Q",
+                queue,
+                "-c",
+                "1",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-l",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=open(f"{log_dir}/bench-render-worker.log", "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        consumer = subprocess.Popen(
+            [sys.executable, "manage.py", "consume_events", "--group", group],
+            cwd=ROOT,
+            env=env,
+            stdout=open(f"{log_dir}/bench-render-consumer.log", "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         fd, path = tempfile.mkstemp(suffix=".csv")
         os.close(fd)
         t = time.monotonic()
@@ -190,9 +236,11 @@ def bench_csv(db_url: str) -> dict:
             raise SystemExit(f"the CSV rendition failed: {r.error}")
         assert r.payload["row_count"] == rows, (r.payload["row_count"], rows)
         event_at = arrivals.at or put_done
-        print(f"event on Kafka {event_at - put_done:+.2f} s after the upload; first page "
-              f"{first_page_at - event_at:.2f} s after the event; fully indexed {indexed_at - event_at:.1f} s "
-              f"after it ({size / 2**20 / max(0.001, indexed_at - first_page_at):.0f} MiB/s)")
+        print(
+            f"event on Kafka {event_at - put_done:+.2f} s after the upload; first page "
+            f"{first_page_at - event_at:.2f} s after the event; fully indexed {indexed_at - event_at:.1f} s "
+            f"after it ({size / 2**20 / max(0.001, indexed_at - first_page_at):.0f} MiB/s)"
+        )
         children = psutil.Process(worker.pid).children()
         rss = max([peak_rss_mb(c.pid) for c in children] or [float("nan")])
         print(f"worker peak RSS: pool process {rss} MB, main process {peak_rss_mb(worker.pid)} MB")
@@ -209,11 +257,14 @@ def bench_csv(db_url: str) -> dict:
             assert page["rows"][0][0] == f"{start // 12000:07d}{start % 12000:05d}", (start, page["rows"][0])
             if i:  # the first call also loads the index (cached after)
                 times.append(elapsed)
-        return {"csv_mb": round(size / 2**20), "csv_rows": rows,
-                "csv_first_page_s": round(first_page_at - event_at, 2),
-                "csv_indexed_s": round(indexed_at - event_at, 1),
-                "csv_random_page_ms": round(statistics.median(times), 1),
-                "worker_rss_mb": rss}
+        return {
+            "csv_mb": round(size / 2**20),
+            "csv_rows": rows,
+            "csv_first_page_s": round(first_page_at - event_at, 2),
+            "csv_indexed_s": round(indexed_at - event_at, 1),
+            "csv_random_page_ms": round(statistics.median(times), 1),
+            "worker_rss_mb": rss,
+        }
     finally:
         for proc in (consumer, worker):
             if proc is not None and proc.poll() is None:
@@ -238,10 +289,14 @@ def bench_csv(db_url: str) -> dict:
 
 def main() -> None:
     db_url = setup_django("bench_render")
-    figures = {"thumbnail_24mp_ms": bench_thumbnail(),
-               "thumbnail_24mp_noise_ms": bench_thumbnail(worst_case=True)}
-    print(f"thumbnail: {figures['thumbnail_24mp_ms']} ms, worst case {figures['thumbnail_24mp_noise_ms']} ms "
-          f"(medians of {THUMB_ROUNDS})")
+    figures = {
+        "thumbnail_24mp_ms": bench_thumbnail(),
+        "thumbnail_24mp_noise_ms": bench_thumbnail(worst_case=True),
+    }
+    print(
+        f"thumbnail: {figures['thumbnail_24mp_ms']} ms, worst case {figures['thumbnail_24mp_noise_ms']} ms "
+        f"(medians of {THUMB_ROUNDS})"
+    )
     figures.update(bench_csv(db_url))
     report(figures)
 

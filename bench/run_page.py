@@ -36,11 +36,23 @@ def main() -> None:
         for i in range(ARTIFACTS):
             at = start + timedelta(milliseconds=i)
             order = int(at.timestamp() * 1e9)
-            events.append(ObjectEvent(
-                bucket=bucket.name, key=f"{run_key}/step-{i % 10:02d}/output-{i:04d}.csv",
-                action=EventAction.CREATED, event_name="s3:ObjectCreated:Put", event_time=at, order=order,
-                size=1000 + i, etag=f"etag-{i}", content_type="text/csv", sequencer=f"{order:X}",
-                topic="bench", partition=0, offset=i))
+            events.append(
+                ObjectEvent(
+                    bucket=bucket.name,
+                    key=f"{run_key}/step-{i % 10:02d}/output-{i:04d}.csv",
+                    action=EventAction.CREATED,
+                    event_name="s3:ObjectCreated:Put",
+                    event_time=at,
+                    order=order,
+                    size=1000 + i,
+                    etag=f"etag-{i}",
+                    content_type="text/csv",
+                    sequencer=f"{order:X}",
+                    topic="bench",
+                    partition=0,
+                    offset=i,
+                )
+            )
         ingest_events(events=events)
     run = Run.objects.get(bucket=bucket, run_key=run_key)
     # A third of the artifacts with a finished rendition, as a run page shows mid-run.
@@ -66,9 +78,16 @@ def main() -> None:
         response = client.get(url)
         timings.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200
-    report({"artifacts": ARTIFACTS, "requests": REQUESTS, "queries": len(queries),
-            "html_kb": round(size / 1024), "p50_ms": round(median(timings), 1),
-            "p99_ms": round(percentile(timings, 99), 1)})
+    report(
+        {
+            "artifacts": ARTIFACTS,
+            "requests": REQUESTS,
+            "queries": len(queries),
+            "html_kb": round(size / 1024),
+            "p50_ms": round(median(timings), 1),
+            "p99_ms": round(percentile(timings, 99), 1),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ class BucketForm(forms.ModelForm):
 
     class Meta:
         model = Bucket
-        fields = "__all__"
+        fields = ["name", "store", "topic", "layouts", "prefix_filter", "suffix_filter", "event_names"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -54,12 +54,27 @@ class StepInline(admin.TabularInline):
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = ["name", "bucket", "pipeline", "namespace", "status", "artifact_count",
-                    "last_event_at", "seq"]
+    list_display = [
+        "name",
+        "bucket",
+        "pipeline",
+        "namespace",
+        "status",
+        "artifact_count",
+        "last_event_at",
+        "seq",
+    ]
     list_filter = ["bucket", "status", "layout"]
     search_fields = ["name", "pipeline", "run_key"]
-    readonly_fields = ["bucket", "run_key", "layout", "first_event_at", "last_event_at",
-                       "artifact_count", "seq"]
+    readonly_fields = [
+        "bucket",
+        "run_key",
+        "layout",
+        "first_event_at",
+        "last_event_at",
+        "artifact_count",
+        "seq",
+    ]
     inlines = [StepInline]
 
 
@@ -70,8 +85,21 @@ class ArtifactAdmin(admin.ModelAdmin):
     search_fields = ["key"]
     list_select_related = ["bucket"]
     raw_id_fields = ["run", "step"]
-    readonly_fields = ["run", "step", "bucket", "key", "name", "size", "etag", "content_type",
-                       "version_id", "sequencer", "event_order", "event_time", "deleted"]
+    readonly_fields = [
+        "run",
+        "step",
+        "bucket",
+        "key",
+        "name",
+        "size",
+        "etag",
+        "content_type",
+        "version_id",
+        "sequencer",
+        "event_order",
+        "event_time",
+        "deleted",
+    ]
 
 
 @admin.register(IngestError)
@@ -79,6 +107,5 @@ class IngestErrorAdmin(admin.ModelAdmin):
     list_display = ["created_at", "topic", "partition", "offset", "error"]
     list_filter = ["topic"]
     search_fields = ["error"]
-    readonly_fields = ["topic", "partition", "offset", "message_key", "raw_preview", "error",
-                       "created_at"]
+    readonly_fields = ["topic", "partition", "offset", "message_key", "raw_preview", "error", "created_at"]
     exclude = ["raw"]

@@ -10,12 +10,17 @@ from runs.selectors.runs_list import RUN_SORTS, RunFilters
 class RunFilterForm(forms.Form):
     """The runs list's search, filters, sort and page."""
 
-    q = forms.CharField(required=False, max_length=200, label="Search",
-                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "run or pipeline"}))
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Search",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "run or pipeline"}),
+    )
     bucket = forms.CharField(required=False, max_length=63)
     namespace = forms.CharField(required=False, max_length=253)
-    date_from = forms.DateField(required=False, label="Active from",
-                                widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(
+        required=False, label="Active from", widget=forms.DateInput(attrs={"type": "date"})
+    )
     date_to = forms.DateField(required=False, label="until", widget=forms.DateInput(attrs={"type": "date"}))
     sort = forms.ChoiceField(required=False, choices=[(k, k.replace("_", " ")) for k in RUN_SORTS])
     page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
@@ -31,10 +36,16 @@ class RunFilterForm(forms.Form):
 
     def filters(self) -> RunFilters:
         d = self.cleaned_data
-        return RunFilters(q=d["q"].strip(), bucket=d["bucket"].strip(), namespace=d["namespace"].strip(),
-                          date_from=d["date_from"], date_to=d["date_to"],
-                          sort=d["sort"] or "recent", metric=d["metric"].strip(),
-                          metric_ascending=d["order"] == "asc")
+        return RunFilters(
+            q=d["q"].strip(),
+            bucket=d["bucket"].strip(),
+            namespace=d["namespace"].strip(),
+            date_from=d["date_from"],
+            date_to=d["date_to"],
+            sort=d["sort"] or "recent",
+            metric=d["metric"].strip(),
+            metric_ascending=d["order"] == "asc",
+        )
 
 
 class StateQueryForm(forms.Form):

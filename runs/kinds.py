@@ -26,8 +26,9 @@ class Viewer:
     TENSORBOARD = "tensorboard"
     OTHER = "other"
 
-    ALL = frozenset({IMAGE, TABLE, CONFUSION_MATRIX, ROC, MARKDOWN, WEB_APP, TEXT, PROGRESS, METRICS,
-                     TENSORBOARD, OTHER})
+    ALL = frozenset(
+        {IMAGE, TABLE, CONFUSION_MATRIX, ROC, MARKDOWN, WEB_APP, TEXT, PROGRESS, METRICS, TENSORBOARD, OTHER}
+    )
 
 
 # Artifact kinds (``Artifact.kind``). Most are shown by the viewer of the same
@@ -46,11 +47,20 @@ KFP_ARCHIVE = "kfp_archive"
 OTHER = "other"
 
 _BY_EXTENSION = {
-    ".png": IMAGE, ".jpg": IMAGE, ".jpeg": IMAGE, ".gif": IMAGE, ".webp": IMAGE, ".bmp": IMAGE,
-    ".csv": TABLE, ".tsv": TABLE,
-    ".md": MARKDOWN, ".markdown": MARKDOWN,
-    ".html": WEB_APP, ".htm": WEB_APP,
-    ".txt": TEXT, ".log": TEXT,
+    ".png": IMAGE,
+    ".jpg": IMAGE,
+    ".jpeg": IMAGE,
+    ".gif": IMAGE,
+    ".webp": IMAGE,
+    ".bmp": IMAGE,
+    ".csv": TABLE,
+    ".tsv": TABLE,
+    ".md": MARKDOWN,
+    ".markdown": MARKDOWN,
+    ".html": WEB_APP,
+    ".htm": WEB_APP,
+    ".txt": TEXT,
+    ".log": TEXT,
 }
 
 _BY_NAME = {
@@ -102,7 +112,9 @@ def refine_kind(name: str, head: bytes, content_type: str = "") -> str:
     start = head.lstrip()[:200].lower()
     if start.startswith((b"<!doctype html", b"<html")):
         return WEB_APP
-    if head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8")) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+    if head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8")) or (
+        head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+    ):
         return IMAGE
     if b"\x00" in head:
         return OTHER

@@ -84,27 +84,53 @@ def _layout(name: str, regex: str, **fields) -> Layout:
     return Layout(name=name, pattern=re.compile(regex), **fields)
 
 
-_V1 = dict(run_name="workflow", step_name="pod", artifact_name="file",
-           pipeline="workflow", pipeline_strips_argo_suffix=True)
+_V1 = dict(
+    run_name="workflow",
+    step_name="pod",
+    artifact_name="file",
+    pipeline="workflow",
+    pipeline_strips_argo_suffix=True,
+)
 _V2 = dict(run_name="run", step_name="task", artifact_name="file", pipeline="pipeline")
 
 # Default order matters: private before plain, dated before undated, and
 # generic last because it matches nearly anything with three segments.
 LAYOUTS: tuple[Layout, ...] = (
-    _layout("kfp_v1_private",
-            rf"private-artifacts/(?P<namespace>{_SEG})/(?P<workflow>{_SEG})/{_DATE}/(?P<pod>{_SEG})/{_V1_FILE}",
-            run_key="private-artifacts/{namespace}/{workflow}", namespace="namespace", **_V1),
-    _layout("kfp_v2_private", rf"private-artifacts/(?P<namespace>{_SEG})/{_V2_TAIL}",
-            run_key="private-artifacts/{namespace}/v2/artifacts/{pipeline}/{run}",
-            namespace="namespace", **_V2),
-    _layout("kfp_v1_dated",
-            rf"artifacts/(?P<workflow>{_SEG})/{_DATE}/(?P<pod>{_SEG})/{_V1_FILE}",
-            run_key="artifacts/{workflow}", **_V1),
-    _layout("kfp_v1", rf"artifacts/(?P<workflow>{_SEG})/(?P<pod>{_SEG})/{_V1_FILE}",
-            run_key="artifacts/{workflow}", **_V1),
+    _layout(
+        "kfp_v1_private",
+        rf"private-artifacts/(?P<namespace>{_SEG})/(?P<workflow>{_SEG})/{_DATE}/(?P<pod>{_SEG})/{_V1_FILE}",
+        run_key="private-artifacts/{namespace}/{workflow}",
+        namespace="namespace",
+        **_V1,
+    ),
+    _layout(
+        "kfp_v2_private",
+        rf"private-artifacts/(?P<namespace>{_SEG})/{_V2_TAIL}",
+        run_key="private-artifacts/{namespace}/v2/artifacts/{pipeline}/{run}",
+        namespace="namespace",
+        **_V2,
+    ),
+    _layout(
+        "kfp_v1_dated",
+        rf"artifacts/(?P<workflow>{_SEG})/{_DATE}/(?P<pod>{_SEG})/{_V1_FILE}",
+        run_key="artifacts/{workflow}",
+        **_V1,
+    ),
+    _layout(
+        "kfp_v1",
+        rf"artifacts/(?P<workflow>{_SEG})/(?P<pod>{_SEG})/{_V1_FILE}",
+        run_key="artifacts/{workflow}",
+        **_V1,
+    ),
     _layout("kfp_v2", _V2_TAIL, run_key="v2/artifacts/{pipeline}/{run}", **_V2),
-    _layout("generic", rf"(?P<run>{_SEG})/(?P<step>{_SEG})/(?P<file>.+)",
-            run_key="{run}", run_name="run", step_name="step", artifact_name="file"),
+    _layout(
+        "generic",
+        rf"(?P<run>{_SEG})/(?P<step>{_SEG})/(?P<file>.+)",
+        run_key="{run}",
+        run_name="run",
+        step_name="step",
+        artifact_name="file",
+    ),
 )
 _BY_NAME: dict[str, Layout] = {layout.name: layout for layout in LAYOUTS}
 
@@ -126,9 +152,7 @@ def validate_layout_names(names: Sequence[str]) -> None:
     seen: set[str] = set()
     for name in names:
         if name not in _BY_NAME:
-            raise ValueError(
-                f"unknown layout {name!r}; known layouts: {', '.join(LAYOUT_NAMES)}"
-            )
+            raise ValueError(f"unknown layout {name!r}; known layouts: {', '.join(LAYOUT_NAMES)}")
         if name in seen:
             raise ValueError(f"layout {name!r} is listed twice")
         seen.add(name)
@@ -152,13 +176,11 @@ def resolve_key(key: str, layouts: Sequence[str] = DEFAULT_LAYOUTS) -> ResolvedK
             continue
         groups = match.groupdict()
         if "year" in groups and not _is_date(groups["year"], groups["month"], groups["day"]):
-            reasons.append(f"{name}: {groups['year']}/{groups['month']}/{groups['day']} "
-                           f"is not a date")
+            reasons.append(f"{name}: {groups['year']}/{groups['month']}/{groups['day']} is not a date")
             continue
         return _resolved(layout, groups)
     detail = f" ({'; '.join(reasons)})" if reasons else ""
-    raise UnresolvableKey(f"key {key!r} matches none of the layouts "
-                          f"{', '.join(layouts)}{detail}")
+    raise UnresolvableKey(f"key {key!r} matches none of the layouts {', '.join(layouts)}{detail}")
 
 
 @functools.lru_cache(maxsize=64)

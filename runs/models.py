@@ -53,8 +53,10 @@ def _validate_store(value: str) -> None:
     from django.conf import settings
 
     if value not in settings.OBJECT_STORES:
-        raise ValidationError(f"{value!r} is not a configured object store; choose one of "
-                              f"{', '.join(sorted(settings.OBJECT_STORES))} (OBJECT_STORES setting).")
+        raise ValidationError(
+            f"{value!r} is not a configured object store; choose one of "
+            f"{', '.join(sorted(settings.OBJECT_STORES))} (OBJECT_STORES setting)."
+        )
 
 
 class Bucket(models.Model):
@@ -71,9 +73,11 @@ class Bucket(models.Model):
 
     name = models.CharField(max_length=63, unique=True)
     store = models.CharField(
-        max_length=50, default="default", validators=[_validate_store],
+        max_length=50,
+        default="default",
+        validators=[_validate_store],
         help_text="Object store alias from the OBJECT_STORES setting (addresses and credentials live "
-                  "in settings, never here).",
+        "in settings, never here).",
     )
     topic = models.ForeignKey(
         KafkaTopic, on_delete=models.PROTECT, null=True, blank=True, related_name="buckets"
@@ -165,12 +169,13 @@ class Artifact(models.Model):
     # their run and step; Django still cascades deletes from runs and steps.
     # Indexes: (run, step) serves run pages and run lookups, the unique
     # (bucket, key) serves bucket lookups, so neither FK needs its own.
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="artifacts",
-                            db_constraint=False, db_index=False)
-    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="artifacts",
-                             db_constraint=False)
-    bucket = models.ForeignKey(Bucket, on_delete=models.CASCADE, related_name="artifacts",
-                               db_constraint=False, db_index=False)
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="artifacts", db_constraint=False, db_index=False
+    )
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="artifacts", db_constraint=False)
+    bucket = models.ForeignKey(
+        Bucket, on_delete=models.CASCADE, related_name="artifacts", db_constraint=False, db_index=False
+    )
     key = models.CharField(max_length=1024)
     name = models.CharField(max_length=1024)
     kind = models.CharField(max_length=30, default="other")
@@ -209,9 +214,11 @@ class IngestError(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["topic", "partition", "offset"], name="ingesterror_coords_idx"),
-                   # retention pruning (runs.services.ingest.ingest_errors_prune)
-                   models.Index(fields=["created_at"], name="ingesterror_created_idx")]
+        indexes = [
+            models.Index(fields=["topic", "partition", "offset"], name="ingesterror_coords_idx"),
+            # retention pruning (runs.services.ingest.ingest_errors_prune)
+            models.Index(fields=["created_at"], name="ingesterror_created_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.topic}[{self.partition}]@{self.offset}: {self.error[:80]}"
@@ -236,23 +243,35 @@ class BucketGrant(models.Model):
 
     group = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="bucket_grants")
     bucket = models.ForeignKey(Bucket, on_delete=models.CASCADE, related_name="grants")
-    key_prefix = models.CharField(max_length=1024, blank=True,
-                                  help_text="Only runs whose run key is this path or lies below it "
-                                            "(whole segments: 'team-x' does not show 'team-xavier').")
-    namespace = models.CharField(max_length=253, blank=True,
-                                 help_text="Only runs of this Kubeflow namespace.")
+    key_prefix = models.CharField(
+        max_length=1024,
+        blank=True,
+        help_text="Only runs whose run key is this path or lies below it "
+        "(whole segments: 'team-x' does not show 'team-xavier').",
+    )
+    namespace = models.CharField(
+        max_length=253, blank=True, help_text="Only runs of this Kubeflow namespace."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["group", "bucket", "key_prefix", "namespace"],
-                                    name="bucketgrant_unique")
+            models.UniqueConstraint(
+                fields=["group", "bucket", "key_prefix", "namespace"], name="bucketgrant_unique"
+            )
         ]
         ordering = ["bucket__name", "group__name"]
 
     def __str__(self) -> str:
-        scope = " ".join(filter(None, [self.key_prefix and f"prefix={self.key_prefix}",
-                                       self.namespace and f"namespace={self.namespace}"]))
+        scope = " ".join(
+            filter(
+                None,
+                [
+                    self.key_prefix and f"prefix={self.key_prefix}",
+                    self.namespace and f"namespace={self.namespace}",
+                ],
+            )
+        )
         return f"{self.group} → {self.bucket}" + (f" ({scope})" if scope else "")
 
 
@@ -278,8 +297,9 @@ class Rendition(models.Model):
     title = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     payload = models.JSONField(default=dict, blank=True)
-    preview_key = models.CharField(max_length=1024, blank=True,
-                                   help_text="Stored preview object in the portal's own bucket.")
+    preview_key = models.CharField(
+        max_length=1024, blank=True, help_text="Stored preview object in the portal's own bucket."
+    )
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -43,8 +43,12 @@ def minio_client(store: str = DEFAULT_STORE) -> Minio:
     config = settings.OBJECT_STORES.get(store or DEFAULT_STORE)
     if config is None:
         raise UnknownStore(f"object store {store!r} is not configured (OBJECT_STORES: {store_aliases()})")
-    return Minio(config["endpoint"], access_key=config["access_key"], secret_key=config["secret_key"],
-                 secure=config["secure"])
+    return Minio(
+        config["endpoint"],
+        access_key=config["access_key"],
+        secret_key=config["secret_key"],
+        secure=config["secure"],
+    )
 
 
 # --- reading one object version (renderers, table pages, full images) -------------
@@ -55,8 +59,17 @@ _GONE = {"NoSuchKey", "NoSuchBucket", "PreconditionFailed", "InvalidRange"}
 class ObjectSource:
     """One version (by etag) of an object; ``name`` is what the user calls it."""
 
-    def __init__(self, bucket: str, key: str, *, name: str = "", size: int | None = None,
-                 etag: str = "", content_type: str = "", store: str = DEFAULT_STORE):
+    def __init__(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        name: str = "",
+        size: int | None = None,
+        etag: str = "",
+        content_type: str = "",
+        store: str = DEFAULT_STORE,
+    ):
         self.bucket, self.key, self.etag, self.store = bucket, key, etag, store
         self.name = name or key
         self.size = size
@@ -66,10 +79,13 @@ class ObjectSource:
         headers = {"If-Match": f'"{self.etag}"'} if self.etag else None
         try:
             return minio_client(self.store).get_object(
-                self.bucket, self.key, offset=offset, length=length or 0, request_headers=headers)
+                self.bucket, self.key, offset=offset, length=length or 0, request_headers=headers
+            )
         except S3Error as exc:
             if exc.code in _GONE:
-                raise RenderError(f"The object changed or was removed while it was read ({exc.code}).") from exc
+                raise RenderError(
+                    f"The object changed or was removed while it was read ({exc.code})."
+                ) from exc
             raise StorageUnavailable(f"object storage error {exc.code}") from exc
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise StorageUnavailable(f"object storage unreachable: {exc}") from exc
@@ -108,8 +124,14 @@ class ObjectSource:
 
 def source_at(location: dict, *, size: int | None = None, name: str = "") -> ObjectSource:
     """The source a payload's ``source`` location names (page requests, full views)."""
-    return ObjectSource(location["bucket"], location["key"], etag=location.get("etag", ""),
-                        store=_location_store(location), size=size, name=name)
+    return ObjectSource(
+        location["bucket"],
+        location["key"],
+        etag=location.get("etag", ""),
+        store=_location_store(location),
+        size=size,
+        name=name,
+    )
 
 
 def _location_store(location: dict) -> str:
@@ -118,6 +140,7 @@ def _location_store(location: dict) -> str:
 
 
 # --- downloads: an object's bytes streamed to the browser --------------------------
+
 
 class ObjectGone(Exception):
     """The object an artifact names is no longer in its bucket."""
@@ -143,8 +166,9 @@ class ObjectStream:
         self._response.release_conn()
 
 
-def object_stream(*, bucket: str, key: str, store: str = DEFAULT_STORE,
-                  chunk_size: int = 256 * 1024) -> ObjectStream:
+def object_stream(
+    *, bucket: str, key: str, store: str = DEFAULT_STORE, chunk_size: int = 256 * 1024
+) -> ObjectStream:
     """Open an object for streaming (never read whole into memory); ``ObjectGone`` if missing."""
     try:
         response = minio_client(store).get_object(bucket, key)

@@ -19,15 +19,24 @@ from runs.services import renditions
 from runs.services import table_sort as table_sort_service
 
 
-@shared_task(name=renditions.RENDER_BATCH_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(
+    name=renditions.RENDER_BATCH_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
 def render_batch(*, artifact_ids: list[int]) -> int:
     """Fan out one ingest batch: pending renditions and one render task per artifact version."""
     return len(renditions.renditions_prepare(artifact_ids=[int(i) for i in artifact_ids]))
 
 
-@shared_task(bind=True, name=renditions.RENDER_ARTIFACT_TASK, acks_late=True, reject_on_worker_lost=True,
-             ignore_result=True, max_retries=settings.RENDER_MAX_RETRIES,
-             soft_time_limit=settings.RENDER_SOFT_TIME_LIMIT_S, time_limit=settings.RENDER_HARD_TIME_LIMIT_S)
+@shared_task(
+    bind=True,
+    name=renditions.RENDER_ARTIFACT_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=settings.RENDER_MAX_RETRIES,
+    soft_time_limit=settings.RENDER_SOFT_TIME_LIMIT_S,
+    time_limit=settings.RENDER_HARD_TIME_LIMIT_S,
+)
 def render_artifact(self, artifact_id: int, etag: str) -> str:
     """Render one artifact version (idempotent)."""
     try:
@@ -36,18 +45,30 @@ def render_artifact(self, artifact_id: int, etag: str) -> str:
         what = "Object storage" if isinstance(exc, StorageUnavailable) else "The database"
         if self.request.retries >= self.max_retries:
             try:
-                renditions.rendition_fail(artifact_id=int(artifact_id), etag=str(etag),
-                                          reason=f"{what} kept failing after {self.max_retries + 1} "
-                                                 f"tries: {exc}")
+                renditions.rendition_fail(
+                    artifact_id=int(artifact_id),
+                    etag=str(etag),
+                    reason=f"{what} kept failing after {self.max_retries + 1} tries: {exc}",
+                )
             except DatabaseError:
-                logging.getLogger("pipelens.render").exception("render_fail_unstored artifact=%s", artifact_id)
+                logging.getLogger("pipelens.render").exception(
+                    "render_fail_unstored artifact=%s", artifact_id
+                )
             return "failed"
-        raise self.retry(exc=exc, countdown=settings.RENDER_RETRY_BACKOFF_S * 2 ** self.request.retries)
+        backoff = settings.RENDER_RETRY_BACKOFF_S * 2**self.request.retries
+        raise self.retry(exc=exc, countdown=backoff) from exc
 
 
-@shared_task(bind=True, name=table_sort_service.TABLE_SORT_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
-             max_retries=settings.RENDER_MAX_RETRIES,
-             soft_time_limit=settings.RENDER_SOFT_TIME_LIMIT_S, time_limit=settings.RENDER_HARD_TIME_LIMIT_S)
+@shared_task(
+    bind=True,
+    name=table_sort_service.TABLE_SORT_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=settings.RENDER_MAX_RETRIES,
+    soft_time_limit=settings.RENDER_SOFT_TIME_LIMIT_S,
+    time_limit=settings.RENDER_HARD_TIME_LIMIT_S,
+)
 def table_sort(self, *, rendition_id: int, column: int) -> str:
     """Build a table's sorted copy by one column (asked for by a page; runs/services/table_sort.py)."""
     try:
@@ -55,4 +76,5 @@ def table_sort(self, *, rendition_id: int, column: int) -> str:
     except StorageUnavailable as exc:
         if self.request.retries >= self.max_retries:
             return "failed"
-        raise self.retry(exc=exc, countdown=settings.RENDER_RETRY_BACKOFF_S * 2 ** self.request.retries)
+        backoff = settings.RENDER_RETRY_BACKOFF_S * 2**self.request.retries
+        raise self.retry(exc=exc, countdown=backoff) from exc

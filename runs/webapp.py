@@ -44,9 +44,18 @@ def content_security_policy() -> bytes:
 
 
 async def _respond(send, status: int, body: bytes, content_type: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
-                            (b"content-security-policy", content_security_policy()), *HEADERS]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                (b"content-security-policy", content_security_policy()),
+                *HEADERS,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -67,7 +76,11 @@ async def application(scope, receive, send) -> None:
         return
     body = await sync_to_async(_document, thread_sensitive=True)(match.group(1))
     if body is None:
-        await _respond(send, 403, b"This link has expired or is not valid; reopen the run page.",
-                       b"text/plain; charset=utf-8")
+        await _respond(
+            send,
+            403,
+            b"This link has expired or is not valid; reopen the run page.",
+            b"text/plain; charset=utf-8",
+        )
         return
     await _respond(send, 200, body, b"text/html; charset=utf-8")

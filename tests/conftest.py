@@ -13,10 +13,20 @@ from django.conf import settings
 
 # Fixtures that reach a real service; a test using one (or the database) is an
 # integration test, marked here so that nobody has to remember to.
-_SERVICE_FIXTURES = frozenset({
-    "db", "transactional_db", "django_db_setup", "live_bucket", "minio", "kafka_bootstrap",
-    "running_consumer", "celery_worker_process", "live_server", "client_with_db",
-})
+_SERVICE_FIXTURES = frozenset(
+    {
+        "db",
+        "transactional_db",
+        "django_db_setup",
+        "live_bucket",
+        "minio",
+        "kafka_bootstrap",
+        "running_consumer",
+        "celery_worker_process",
+        "live_server",
+        "client_with_db",
+    }
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -34,8 +44,9 @@ def _tcp_check(name: str, hostport: str) -> None:
         with socket.create_connection((host, int(port)), timeout=2):
             return
     except OSError as exc:
-        pytest.fail(f"{name} is not reachable at {hostport} ({exc}); run `make services` first",
-                    pytrace=False)
+        pytest.fail(
+            f"{name} is not reachable at {hostport} ({exc}); run `make services` first", pytrace=False
+        )
 
 
 def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
@@ -93,10 +104,12 @@ def live_bucket(transactional_db, minio, kafka_bootstrap, unique_name):
     bucket = bucket_register(name=unique_name("t"))
     if "destination ARN does not exist" in bucket.notification_error:
         minio.remove_bucket(bucket.name)
-        pytest.fail(f"MinIO has no notification target {settings.MINIO_NOTIFY_ARN} "
-                    f"({bucket.notification_error}); it was started by an older deploy/local/minio.sh: "
-                    "bash deploy/local/services.sh down minio && bash deploy/local/services.sh up minio",
-                    pytrace=False)
+        pytest.fail(
+            f"MinIO has no notification target {settings.MINIO_NOTIFY_ARN} "
+            f"({bucket.notification_error}); it was started by an older deploy/local/minio.sh: "
+            "bash deploy/local/services.sh down minio && bash deploy/local/services.sh up minio",
+            pytrace=False,
+        )
     assert bucket.notification_status == Bucket.NotificationStatus.CONFIGURED, bucket.notification_error
     yield bucket
     # Stop publishing first: clean-up events must not reach later tests.
@@ -172,6 +185,7 @@ def running_consumer(live_bucket, unique_name):
 
 # --- Celery render worker (runs/tasks.py; docs/viewers.md) ---------------------------
 
+
 def test_database_url(port: int | None = None) -> str:
     """The URL of the pytest database, for subprocesses (consumer, worker, web-app server)."""
     from django.db import connection
@@ -210,14 +224,41 @@ class WorkerProcess:
 
         from django.conf import settings as dj
 
-        cmd = [sys.executable, "-m", "celery", "-A", "vizsite", "worker", "-Q", self.queue, "-c", "1",
-               "-P", "prefork", "-n", f"{self.queue}@%h", "--without-gossip", "--without-mingle",
-               "--without-heartbeat", "--loglevel", "INFO"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "vizsite",
+            "worker",
+            "-Q",
+            self.queue,
+            "-c",
+            "1",
+            "-P",
+            "prefork",
+            "-n",
+            f"{self.queue}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            "INFO",
+        ]
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self.proc = subprocess.Popen(cmd, cwd=dj.BASE_DIR, env=self.env, stdout=self.log_path.open("ab"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: self.proc.poll() is not None or b" ready." in self.log_path.read_bytes()[offset:],
-                 timeout=60, what="the Celery worker to start")
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=dj.BASE_DIR,
+            env=self.env,
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(
+            lambda: self.proc.poll() is not None or b" ready." in self.log_path.read_bytes()[offset:],
+            timeout=60,
+            what="the Celery worker to start",
+        )
         assert self.proc.poll() is None, f"worker exited:\n{self.log().decode()[-3000:]}"
         return self
 
@@ -257,9 +298,14 @@ def celery_worker_process(transactional_db, settings, minio, unique_name, tmp_pa
     _tcp_check("Redis", settings.CELERY_BROKER_URL.split("//", 1)[1].split("/", 1)[0])
     queue = unique_name("render-test")
     settings.RENDER_QUEUE = queue
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
-           "DATABASE_URL": test_database_url() + "?application_name=pipelens-test-worker", "RENDER_QUEUE": queue, "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-           "RENDER_RETRY_BACKOFF_S": "0.5"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
+        "DATABASE_URL": test_database_url() + "?application_name=pipelens-test-worker",
+        "RENDER_QUEUE": queue,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "RENDER_RETRY_BACKOFF_S": "0.5",
+    }
     worker = WorkerProcess(queue, tmp_path / "worker.log", env).start()
     yield worker
     worker.stop()
@@ -287,13 +333,21 @@ class WebAppServer:
 
         from django.conf import settings as dj
 
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
-               "DATABASE_URL": test_database_url() + "?application_name=pipelens-test-webapp", **self.env}
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
+            "DATABASE_URL": test_database_url() + "?application_name=pipelens-test-webapp",
+            **self.env,
+        }
         daphne = os.path.join(os.path.dirname(sys.executable), "daphne")
-        self.proc = subprocess.Popen([daphne, "-b", "127.0.0.1", "-p", str(self.port),
-                                      "vizsite.webapp_asgi:application"], cwd=dj.BASE_DIR, env=env,
-                                     stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [daphne, "-b", "127.0.0.1", "-p", str(self.port), "vizsite.webapp_asgi:application"],
+            cwd=dj.BASE_DIR,
+            env=env,
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
         def up():
             assert self.proc.poll() is None, self.log_path.read_text()[-2000:]

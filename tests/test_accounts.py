@@ -79,8 +79,9 @@ def test_a_refused_attempt_does_not_check_the_password(settings, admin, django_u
     assert AccessAttempt.objects.count() == before  # axes saw no new failure: nothing was checked
 
 
-@pytest.mark.parametrize("url", ["/accounts/password_reset/", "/accounts/reset/MQ/set-password/",
-                                 "/accounts/password_reset/done/"])
+@pytest.mark.parametrize(
+    "url", ["/accounts/password_reset/", "/accounts/reset/MQ/set-password/", "/accounts/password_reset/done/"]
+)
 def test_password_reset_is_not_offered(client, url):
     assert client.get(url).status_code == 404
 

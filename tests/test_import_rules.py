@@ -48,8 +48,10 @@ def import_graph() -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] +
-                                    ([base] if base else []))
+                    base = ".".join(
+                        package.split(".")[: len(package.split(".")) - node.level + 1]
+                        + ([base] if base else [])
+                    )
                 targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
             for target in targets:
                 found = _resolve(target, modules)
@@ -95,16 +97,25 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_runs_never_imports_streaming():
     graph = import_graph()
-    wrong = sorted((a, b) for a, targets in graph.items() for b in targets
-                   if a.split(".")[0] == "runs" and b.split(".")[0] == "streaming")
+    wrong = sorted(
+        (a, b)
+        for a, targets in graph.items()
+        for b in targets
+        if a.split(".")[0] == "runs" and b.split(".")[0] == "streaming"
+    )
     assert wrong == [], "runs must not depend on streaming (docs/architecture.md#imports)"
 
 
 def test_the_two_streaming_directions_do_not_import_each_other():
     graph = import_graph()
-    crossing = sorted((a, b) for a, targets in graph.items() for b in targets
-                      if {a.split(".")[:2][-1], b.split(".")[:2][-1]} == {"ingest", "live"}
-                      and a.startswith("streaming.") and b.startswith("streaming."))
+    crossing = sorted(
+        (a, b)
+        for a, targets in graph.items()
+        for b in targets
+        if {a.split(".")[:2][-1], b.split(".")[:2][-1]} == {"ingest", "live"}
+        and a.startswith("streaming.")
+        and b.startswith("streaming.")
+    )
     assert crossing == []
 
 

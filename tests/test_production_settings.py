@@ -20,15 +20,25 @@ SECRETS = {
 
 def _clean_environment() -> dict[str, str]:
     """The environment without any setting or secret the suite itself runs with."""
-    return {k: v for k, v in os.environ.items()
-            if k not in SECRETS and not k.startswith(("DJANGO_", "MINIO_", "PIPELENS_"))}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in SECRETS and not k.startswith(("DJANGO_", "MINIO_", "PIPELENS_"))
+    }
 
 
-def manage(*args: str, env: dict[str, str], settings_module: str | None = "vizsite.settings.production"
-           ) -> subprocess.CompletedProcess:
+def manage(
+    *args: str, env: dict[str, str], settings_module: str | None = "vizsite.settings.production"
+) -> subprocess.CompletedProcess:
     module = {"DJANGO_SETTINGS_MODULE": settings_module} if settings_module else {}
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**_clean_environment(), **module, **env}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**_clean_environment(), **module, **env},
+        timeout=120,
+    )
 
 
 def test_production_refuses_to_start_without_its_secrets():
@@ -59,13 +69,24 @@ def test_without_a_settings_module_nothing_runs_with_the_development_key_or_debu
     debug = manage("check", env={**SECRETS, "DJANGO_DEBUG": "true"}, settings_module=None)
     assert debug.returncode != 0 and "needs PIPELENS_DEVELOPMENT=1" in debug.stderr
     # With a real secret and no flag it runs, and DEBUG is off.
-    ok = manage("shell", "-c", "from django.conf import settings; print(settings.DEBUG)", env=SECRETS,
-                settings_module=None)
+    ok = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.DEBUG)",
+        env=SECRETS,
+        settings_module=None,
+    )
     assert ok.returncode == 0 and ok.stdout.strip().splitlines()[-1] == "False", ok.stderr
 
 
 def test_the_asgi_server_refuses_to_start_without_settings():
     """daphne imports vizsite.asgi; without a settings module or secrets it must not serve."""
-    result = subprocess.run([sys.executable, "-c", "import vizsite.asgi"], cwd=ROOT, capture_output=True,
-                            text=True, env=_clean_environment(), timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", "import vizsite.asgi"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=_clean_environment(),
+        timeout=120,
+    )
     assert result.returncode != 0 and "DJANGO_SECRET_KEY is not set" in result.stderr

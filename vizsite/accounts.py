@@ -55,6 +55,7 @@ def client_ip(request) -> str:
 
 # --- counters ------------------------------------------------------------------------
 
+
 def _key(kind: str, value: str) -> str:
     return f"login-fail:{kind}:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
 
@@ -79,8 +80,11 @@ def _normal(username: str) -> str:
 
 def _known_usernames(request) -> set[str]:
     try:
-        names = signing.loads(request.COOKIES.get(DEVICE_COOKIE, ""), salt=_DEVICE_SALT,
-                              max_age=settings.LOGIN_KNOWN_DEVICE_MAX_AGE_S)
+        names = signing.loads(
+            request.COOKIES.get(DEVICE_COOKIE, ""),
+            salt=_DEVICE_SALT,
+            max_age=settings.LOGIN_KNOWN_DEVICE_MAX_AGE_S,
+        )
     except signing.BadSignature:
         return set()
     return {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
@@ -90,12 +94,17 @@ def login_refusal(request, username: str) -> str | None:
     """Why this attempt is refused before any password is checked, or None."""
     minutes = max(1, settings.LOGIN_THROTTLE_WINDOW_S // 60)
     if _count("address", client_ip(request)) >= settings.LOGIN_MAX_FAILURES_PER_ADDRESS:
-        return (f"Too many failed logins from your address. Try again in up to {minutes} minutes.")
+        return f"Too many failed logins from your address. Try again in up to {minutes} minutes."
     name = _normal(username)
-    if (name and _count("username", name) >= settings.LOGIN_MAX_FAILURES_PER_USERNAME
-            and name not in _known_usernames(request)):
-        return (f"Too many failed logins for this account from many addresses. Try again in up to "
-                f"{minutes} minutes, or from a browser that has logged in to it before.")
+    if (
+        name
+        and _count("username", name) >= settings.LOGIN_MAX_FAILURES_PER_USERNAME
+        and name not in _known_usernames(request)
+    ):
+        return (
+            f"Too many failed logins for this account from many addresses. Try again in up to "
+            f"{minutes} minutes, or from a browser that has logged in to it before."
+        )
     return None
 
 
@@ -118,8 +127,9 @@ class LoginView(auth_views.LoginView):
         reason = login_refusal(request, request.POST.get("username", ""))
         if reason:
             # Unbound: a bound form would check the password while showing the refusal.
-            form = self.get_form_class()(request=request,
-                                         initial={"username": request.POST.get("username", "")[:150]})
+            form = self.get_form_class()(
+                request=request, initial={"username": request.POST.get("username", "")[:150]}
+            )
             return self.render_to_response(self.get_context_data(form=form, refusal=reason), status=429)
         return super().post(request, *args, **kwargs)
 
@@ -127,9 +137,14 @@ class LoginView(auth_views.LoginView):
         response = super().form_valid(form)
         names = [_normal(form.get_user().get_username())]
         names += [n for n in _known_usernames(self.request) if n not in names][: _DEVICE_MAX_USERS - 1]
-        response.set_cookie(DEVICE_COOKIE, signing.dumps(names, salt=_DEVICE_SALT),
-                            max_age=settings.LOGIN_KNOWN_DEVICE_MAX_AGE_S, httponly=True,
-                            secure=settings.SESSION_COOKIE_SECURE, samesite="Lax")
+        response.set_cookie(
+            DEVICE_COOKIE,
+            signing.dumps(names, salt=_DEVICE_SALT),
+            max_age=settings.LOGIN_KNOWN_DEVICE_MAX_AGE_S,
+            httponly=True,
+            secure=settings.SESSION_COOKIE_SECURE,
+            samesite="Lax",
+        )
         return response
 
 

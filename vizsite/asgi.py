@@ -12,13 +12,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vizsite.settings.base")
 # Django must be set up before the consumers (and their models) are imported.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack
-from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
+from channels.auth import AuthMiddlewareStack  # noqa: E402 - needs Django set up (above)
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - needs Django set up (above)
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402 - needs Django set up (above)
 
-from streaming.live.routing import websocket_urlpatterns
+from streaming.live.routing import websocket_urlpatterns  # noqa: E402 - needs Django set up (above)
 
-application = ProtocolTypeRouter({
-    "http": django_asgi_app,
-    "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-})
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)

@@ -65,8 +65,19 @@ def limit_render_process_memory(**_kwargs) -> None:
     limit = apply_memory_limit(settings.RENDER_WORKER_MAX_MEMORY_MB)
     if limit is None:
         return
-    log_event(logger, "render_process_limit", pid=os.getpid(), RLIMIT_AS=f"{limit // 2**20}MiB",
-              in_use=f"{used // 2**20}MiB")
+    log_event(
+        logger,
+        "render_process_limit",
+        pid=os.getpid(),
+        RLIMIT_AS=f"{limit // 2**20}MiB",
+        in_use=f"{used // 2**20}MiB",
+    )
     if used and limit < used + 64 * 2**20:
-        log_event(logger, "render_process_limit_too_low", level=logging.WARNING, pid=os.getpid(),
-                  RLIMIT_AS=f"{limit // 2**20}MiB", in_use=f"{used // 2**20}MiB")
+        log_event(
+            logger,
+            "render_process_limit_too_low",
+            level=logging.WARNING,
+            pid=os.getpid(),
+            RLIMIT_AS=f"{limit // 2**20}MiB",
+            in_use=f"{used // 2**20}MiB",
+        )

@@ -33,8 +33,13 @@ MAX_EXTENDED_HEADER_BYTES = 64 * 1024
 MAX_EXTENDED_HEADERS = 16
 _READ_STEP = 1024 * 1024
 
-_EXTENDED = {tarfile.GNUTYPE_LONGNAME: "long-name", tarfile.GNUTYPE_LONGLINK: "long-link",
-             tarfile.XHDTYPE: "pax", tarfile.XGLTYPE: "pax", tarfile.SOLARIS_XHDTYPE: "pax"}
+_EXTENDED = {
+    tarfile.GNUTYPE_LONGNAME: "long-name",
+    tarfile.GNUTYPE_LONGLINK: "long-link",
+    tarfile.XHDTYPE: "pax",
+    tarfile.XGLTYPE: "pax",
+    tarfile.SOLARIS_XHDTYPE: "pax",
+}
 
 
 def _compression(data: bytes) -> str:
@@ -74,8 +79,9 @@ class BoundedGzipReader:
                 break
             self.produced += len(chunk)
             if self.produced > self.budget:
-                raise RenderError(f"The archive unpacks to more than {human_bytes(self.budget)}; "
-                                  f"it was refused there.")
+                raise RenderError(
+                    f"The archive unpacks to more than {human_bytes(self.budget)}; it was refused there."
+                )
             parts.append(chunk)
             size -= len(chunk)
         return b"".join(parts)
@@ -91,14 +97,18 @@ class _CheckedTarInfo(tarfile.TarInfo):
         label = _EXTENDED.get(self.type)
         if label:
             if self.size > MAX_EXTENDED_HEADER_BYTES:
-                raise RenderError(f"The archive has a {label} header of {human_bytes(self.size)}, more than "
-                                  f"the {human_bytes(MAX_EXTENDED_HEADER_BYTES)} a file name needs; "
-                                  f"it was refused before reading it.")
+                raise RenderError(
+                    f"The archive has a {label} header of {human_bytes(self.size)}, more than "
+                    f"the {human_bytes(MAX_EXTENDED_HEADER_BYTES)} a file name needs; "
+                    f"it was refused before reading it."
+                )
             seen = getattr(tar, "_pipelens_extended", 0) + 1
             tar._pipelens_extended = seen
             if seen > MAX_EXTENDED_HEADERS:
-                raise RenderError(f"The archive has more than {MAX_EXTENDED_HEADERS} extended headers "
-                                  f"(long names, pax records); a KFP output has one or two.")
+                raise RenderError(
+                    f"The archive has more than {MAX_EXTENDED_HEADERS} extended headers "
+                    f"(long names, pax records); a KFP output has one or two."
+                )
         elif self.type == tarfile.GNUTYPE_SPARSE:
             raise RenderError("The archive holds a sparse file; sparse files are not read.")
         return super()._proc_member(tar)
@@ -114,8 +124,9 @@ def unpack(data: bytes) -> list[BytesSource]:
     """The regular files of a KFP output archive, in archive order."""
     kind = _compression(data)
     if kind != "gzip":
-        raise RenderError(f"Only gzip-compressed tar archives are read (KFP writes .tgz with gzip); "
-                          f"this one is {kind}.")
+        raise RenderError(
+            f"Only gzip-compressed tar archives are read (KFP writes .tgz with gzip); this one is {kind}."
+        )
     max_members = settings.ARCHIVE_MAX_MEMBERS
     max_member = settings.ARCHIVE_MAX_MEMBER_BYTES
     reader = BoundedGzipReader(data, budget=settings.ARCHIVE_MAX_UNPACKED_BYTES)
@@ -128,8 +139,9 @@ def unpack(data: bytes) -> list[BytesSource]:
             while (member := tar.next()) is not None:
                 count += 1
                 if count > max_members:
-                    raise RenderError(f"The archive has more than {max_members} members; "
-                                      f"a KFP output holds one file.")
+                    raise RenderError(
+                        f"The archive has more than {max_members} members; a KFP output holds one file."
+                    )
                 name = member.name
                 if name.startswith("/") or ".." in name.split("/"):
                     raise RenderError(f"The archive member {name!r} has an unsafe path.")
@@ -142,8 +154,10 @@ def unpack(data: bytes) -> list[BytesSource]:
                 if not member.isfile() or member.issparse():
                     raise RenderError(f"The archive member {name!r} is not a regular file.")
                 if member.size > max_member:
-                    raise RenderError(f"The archive member {name!r} declares {human_bytes(member.size)}, "
-                                      f"more than the {human_bytes(max_member)} limit.")
+                    raise RenderError(
+                        f"The archive member {name!r} declares {human_bytes(member.size)}, "
+                        f"more than the {human_bytes(max_member)} limit."
+                    )
                 total += member.size
                 if total > max_member:
                     raise RenderError(f"The archive's files add up to more than {human_bytes(max_member)}.")

@@ -75,7 +75,7 @@ class BytesSource:
         self.size = len(data)
 
     def read(self, limit: int, *, offset: int = 0) -> bytes:
-        return self.data[offset:offset + limit]
+        return self.data[offset : offset + limit]
 
     def read_all(self, cap: int, what: str) -> bytes:
         if len(self.data) > cap:
@@ -124,8 +124,8 @@ def human_bytes(n: float | None) -> str:
         return ""
     if abs(n) < 1024:
         return "1\u00a0byte" if n == 1 else f"{n:.0f}\u00a0bytes"
-    value = Decimal(n)  # exact; dividing by 1,024 keeps it exact
-    for unit in ("KB", "MB", "GB", "TB"):
+    value, unit = Decimal(n), "bytes"  # exact; dividing by 1,024 keeps it exact
+    for unit in ("KB", "MB", "GB", "TB"):  # noqa: B007 - the unit reached is the one shown
         value /= 1024
         if abs(value) < 1024:
             break
@@ -153,6 +153,7 @@ def looks_binary(sample: bytes) -> bool:
 def _refuse_constant(what: str):
     def refuse(token: str):
         raise RenderError(f"{what} holds {token}, which is not a finite number.")
+
     return refuse
 
 
@@ -162,6 +163,7 @@ def _finite_float(what: str):
         if not math.isfinite(value):
             raise RenderError(f"{what} holds {token[:40]}, which is not a finite number.")
         return value
+
     return parse
 
 

@@ -43,8 +43,10 @@ def matrix(text: str, *, labels: list[str] | None = None, schema: list[dict] | N
             skipped += 1
             continue
         if not math.isfinite(count):
-            raise RenderError(f"Row {number} of the confusion matrix has count = {row[c_i].strip()[:40]}, "
-                              f"which is not a finite number.")
+            raise RenderError(
+                f"Row {number} of the confusion matrix has count = {row[c_i].strip()[:40]}, "
+                f"which is not a finite number."
+            )
         for label in (target, predicted):
             if label not in order:
                 order.append(label)
@@ -63,11 +65,21 @@ def matrix(text: str, *, labels: list[str] | None = None, schema: list[dict] | N
         total = sum(row)
         percent.append([round(100 * v / total, 1) if total else 0.0 for v in row])
     notices = [f"{skipped} rows were not target,predicted,count and were skipped."] if skipped else []
-    return {"labels": order, "counts": grid, "percent": percent,
-            "total": sum(map(sum, grid)), "notices": notices}
+    return {
+        "labels": order,
+        "counts": grid,
+        "percent": percent,
+        "total": sum(map(sum, grid)),
+        "notices": notices,
+    }
 
 
 def render(source: Source, ctx: Context, *, labels=None, schema=None, title: str = "") -> list[Output]:
     text, _ = decode_text(source.read_all(settings.TEXT_MAX_BYTES, "The confusion matrix CSV"))
-    return [Output(viewer=VIEWER, title=title or "Confusion matrix",
-                   payload=matrix(text, labels=labels, schema=schema))]
+    return [
+        Output(
+            viewer=VIEWER,
+            title=title or "Confusion matrix",
+            payload=matrix(text, labels=labels, schema=schema),
+        )
+    ]

@@ -21,23 +21,34 @@ from runs.rendering.base import Context, Output, RenderError, Source
 
 VIEWER = Viewer.IMAGE
 # Formats served back to browsers as the full view; anything else is thumbnail-only.
-SAFE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "MPO": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp",
-                "BMP": "image/bmp"}
+SAFE_FORMATS = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+}
 
 
-def thumbnail(data: bytes, *, size: int, max_pixels: int, formats: list[str] | None = None
-              ) -> tuple[bytes, dict]:
+def thumbnail(
+    data: bytes, *, size: int, max_pixels: int, formats: list[str] | None = None
+) -> tuple[bytes, dict]:
     """(JPEG or PNG thumbnail bytes, facts about the original); RenderError when refused."""
     Image.MAX_IMAGE_PIXELS = max_pixels
-    allowed = [f.strip().upper() for f in (settings.IMAGE_FORMATS if formats is None else formats) if f.strip()]
+    allowed = [
+        f.strip().upper() for f in (settings.IMAGE_FORMATS if formats is None else formats) if f.strip()
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             im = Image.open(io.BytesIO(data), formats=allowed)
             width, height = im.size
             if width * height > max_pixels:
-                raise RenderError(f"The image is {width}×{height} = {width * height:,} pixels, more than "
-                                  f"the {max_pixels:,} pixel limit (decompression bomb protection).")
+                raise RenderError(
+                    f"The image is {width}×{height} = {width * height:,} pixels, more than "
+                    f"the {max_pixels:,} pixel limit (decompression bomb protection)."
+                )
             fmt = im.format or "?"
             exif_orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
             if fmt in ("JPEG", "MPO"):  # MPO: cameras' multi-picture JPEG
@@ -46,8 +57,10 @@ def thumbnail(data: bytes, *, size: int, max_pixels: int, formats: list[str] | N
                 # entropy decoding (~100 ms for 7 MB) instead of a full decode.
                 im.draft("RGB", (size, size))
             im = ImageOps.exif_transpose(im)
-            im.thumbnail((size, size), Image.Resampling.LANCZOS if fmt not in ("JPEG", "MPO")
-                         else Image.Resampling.BILINEAR)
+            im.thumbnail(
+                (size, size),
+                Image.Resampling.LANCZOS if fmt not in ("JPEG", "MPO") else Image.Resampling.BILINEAR,
+            )
             has_alpha = im.mode in ("RGBA", "LA", "P") and (im.mode != "P" or "transparency" in im.info)
             out = io.BytesIO()
             if has_alpha:
@@ -59,17 +72,24 @@ def thumbnail(data: bytes, *, size: int, max_pixels: int, formats: list[str] | N
         except UnidentifiedImageError as exc:
             found = _format_of(data)
             if found and found not in allowed:
-                raise RenderError(f"This is a {found} image; only {', '.join(allowed)} images are decoded "
-                                  f"(IMAGE_FORMATS).") from exc
-            raise RenderError(f"Not an image in one of the formats that are decoded ({', '.join(allowed)}; "
-                              f"IMAGE_FORMATS).") from exc
+                raise RenderError(
+                    f"This is a {found} image; only {', '.join(allowed)} images are decoded (IMAGE_FORMATS)."
+                ) from exc
+            raise RenderError(
+                f"Not an image in one of the formats that are decoded ({', '.join(allowed)}; IMAGE_FORMATS)."
+            ) from exc
         except (OSError, SyntaxError, ValueError) as exc:
             raise RenderError(f"The image is damaged: {exc}") from exc
     return out.getvalue(), {
-        "width": width, "height": height, "format": fmt, "exif_orientation": exif_orientation,
+        "width": width,
+        "height": height,
+        "format": fmt,
+        "exif_orientation": exif_orientation,
         "thumb_content_type": "image/png" if has_alpha else "image/jpeg",
-        "thumb_width": im.width, "thumb_height": im.height,
-        "full_view": fmt in SAFE_FORMATS, "content_type": SAFE_FORMATS.get(fmt, ""),
+        "thumb_width": im.width,
+        "thumb_height": im.height,
+        "full_view": fmt in SAFE_FORMATS,
+        "content_type": SAFE_FORMATS.get(fmt, ""),
     }
 
 
@@ -89,8 +109,11 @@ def _format_of(data: bytes) -> str:
 def render(source: Source, ctx: Context) -> list[Output]:
     data = source.read_all(settings.IMAGE_MAX_BYTES, "The image")
     thumb, facts = thumbnail(data, size=settings.THUMBNAIL_SIZE, max_pixels=settings.MAX_IMAGE_PIXELS)
-    key = ctx.store("thumb" + (".png" if facts["thumb_content_type"] == "image/png" else ".jpg"),
-                    thumb, facts["thumb_content_type"])
+    key = ctx.store(
+        "thumb" + (".png" if facts["thumb_content_type"] == "image/png" else ".jpg"),
+        thumb,
+        facts["thumb_content_type"],
+    )
     payload = {**facts, "source": source.location()}
     if not payload["source"]:
         # An image inside an archive: keep a copy addressable for the full view.

@@ -27,8 +27,14 @@ from runs.rendering.base import (
 )
 
 KNOWN = ("confusion_matrix", "roc", "table", "markdown", "web-app", "tensorboard")
-_VIEWER = {"web-app": web_app.VIEWER, "confusion_matrix": confusion_matrix.VIEWER, "roc": roc.VIEWER,
-           "table": table.VIEWER, "markdown": markdown.VIEWER, "tensorboard": tensorboard.VIEWER}
+_VIEWER = {
+    "web-app": web_app.VIEWER,
+    "confusion_matrix": confusion_matrix.VIEWER,
+    "roc": roc.VIEWER,
+    "table": table.VIEWER,
+    "markdown": markdown.VIEWER,
+    "tensorboard": tensorboard.VIEWER,
+}
 
 
 def _content(output: dict, ctx: Context, what: str) -> BytesSource:
@@ -39,8 +45,10 @@ def _content(output: dict, ctx: Context, what: str) -> BytesSource:
         return BytesSource(what, source.encode())
     if not source.startswith(("minio://", "s3://")):
         scheme = source.split("://", 1)[0] if "://" in source else "a local path"
-        raise RenderError(f"Sources on {scheme} are not read by Pipelens; only minio:// and s3:// "
-                          f"objects are ({source[:200]}).")
+        raise RenderError(
+            f"Sources on {scheme} are not read by Pipelens; only minio:// and s3:// "
+            f"objects are ({source[:200]})."
+        )
     if ctx.fetch is None:
         raise RenderError(f"The {what} output's source {source!r} cannot be read here.")
     parts = ctx.fetch(source)
@@ -59,8 +67,9 @@ def _names(value, what: str) -> list[str] | None:
     """A list of column names or labels (strings or numbers), or None; RenderError for anything else."""
     if value is None:
         return None
-    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
-                                              for v in value):
+    if not isinstance(value, list) or not all(
+        isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value
+    ):
         raise RenderError(f"The output's {what} must be a list of names.")
     return [str(v) for v in value]
 
@@ -69,9 +78,10 @@ def _schema(value, kind: str) -> list[dict] | None:
     """KFP's ``schema``: a list of ``{"name": …, "type": …}`` objects, or None."""
     if value is None or value == []:
         return None
-    if not isinstance(value, list) or not all(isinstance(c, dict) and isinstance(c.get("name", ""), str)
-                                              for c in value):
-        raise RenderError(f"The {kind} output's schema must be a list of {{\"name\": …}} objects.")
+    if not isinstance(value, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("name", ""), str) for c in value
+    ):
+        raise RenderError(f'The {kind} output\'s schema must be a list of {{"name": …}} objects.')
     return value
 
 
@@ -92,7 +102,9 @@ def _one(output, ctx: Context) -> list[Output]:
         raise RenderError(f"The {kind} output's format {str(fmt)[:40]!r} is not supported (only csv).")
     schema = _schema(output.get("schema"), kind) if kind in ("confusion_matrix", "roc", "table") else None
     if kind == "confusion_matrix":
-        return confusion_matrix.render(content, ctx, labels=_names(output.get("labels"), "labels"), schema=schema)
+        return confusion_matrix.render(
+            content, ctx, labels=_names(output.get("labels"), "labels"), schema=schema
+        )
     if kind == "roc":
         return roc.render(content, ctx, schema=schema)
     if kind == "table":
@@ -119,9 +131,17 @@ def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:
         try:
             result += _one(output, ctx)
         except RenderError as exc:
-            result.append(failed(viewer, str(output.get("type", "output")) if isinstance(output, dict)
-                                 else "output", str(exc)))
+            result.append(
+                failed(
+                    viewer,
+                    str(output.get("type", "output")) if isinstance(output, dict) else "output",
+                    str(exc),
+                )
+            )
     if len(outputs) > cap:
-        result.append(failed("other", "More outputs",
-                             f"{len(outputs) - cap} more outputs were not shown (limit {cap})."))
+        result.append(
+            failed(
+                "other", "More outputs", f"{len(outputs) - cap} more outputs were not shown (limit {cap})."
+            )
+        )
     return result

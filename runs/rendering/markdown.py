@@ -31,8 +31,10 @@ def _image(self, tokens, idx, options, env):
     token = tokens[idx]
     alt = self.renderInlineAsText(token.children or [], options, env) or "image"
     env["remote_images"] = env.get("remote_images", 0) + 1
-    return (f'<a href="{escapeHtml(token.attrGet("src") or "")}" class="md-image">'
-            f'{escapeHtml("[image: " + alt + "]")}</a>')
+    return (
+        f'<a href="{escapeHtml(token.attrGet("src") or "")}" class="md-image">'
+        f"{escapeHtml('[image: ' + alt + ']')}</a>"
+    )
 
 
 _md.add_render_rule("image", _image)
@@ -44,8 +46,12 @@ def allowed_tags() -> set[str]:
 
 
 def to_html(text: str, env: dict | None = None) -> str:
-    return nh3.clean(_md.render(text, env if env is not None else {}), tags=allowed_tags(),
-                     link_rel="noopener noreferrer nofollow", url_schemes={"http", "https", "mailto"})
+    return nh3.clean(
+        _md.render(text, env if env is not None else {}),
+        tags=allowed_tags(),
+        link_rel="noopener noreferrer nofollow",
+        url_schemes={"http", "https", "mailto"},
+    )
 
 
 def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:
@@ -54,6 +60,8 @@ def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:
     env: dict = {}
     html = to_html(text, env)
     if env.get("remote_images"):
-        notices.append(f"{env['remote_images']} remote image(s) are shown as links: loading them would tell "
-                       f"their host who reads this page.")
+        notices.append(
+            f"{env['remote_images']} remote image(s) are shown as links: loading them would tell "
+            f"their host who reads this page."
+        )
     return [Output(viewer=VIEWER, title=title or source.name, payload={"html": html, "notices": notices})]

@@ -9,5 +9,10 @@ VIEWER = Viewer.OTHER
 
 
 def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:
-    return [Output(viewer=VIEWER, title=title or source.name,
-                   payload={"size": source.size, "content_type": source.content_type})]
+    return [
+        Output(
+            viewer=VIEWER,
+            title=title or source.name,
+            payload={"size": source.size, "content_type": source.content_type},
+        )
+    ]

@@ -27,8 +27,12 @@ def parse(text: str) -> dict:
         if total <= 0:
             raise RenderError("progress.json needs a total greater than zero.")
         percent = max(0.0, min(100.0, 100 * current / total))
-        return {"percent": round(percent, 1), "current": current, "total": total,
-                "message": str(doc.get("message", ""))[:500]}
+        return {
+            "percent": round(percent, 1),
+            "current": current,
+            "total": total,
+            "message": str(doc.get("message", ""))[:500],
+        }
     found = _PERCENT.findall(text)
     if not found:
         raise RenderError("No progress found: expected progress.json or a line like '40%'.")

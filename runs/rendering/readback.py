@@ -63,8 +63,9 @@ def heavy_read():
         semaphore.release()
 
 
-def table_page(*, rendition: Rendition, start: int, count: int, sort: int | None = None,
-               descending: bool = False) -> dict:
+def table_page(
+    *, rendition: Rendition, start: int, count: int, sort: int | None = None, descending: bool = False
+) -> dict:
     """Rows [start, start+count) of a table rendition, optionally sorted.
 
     Never parses more than a page here: sorted pages come from the worker's
@@ -88,18 +89,31 @@ def table_page(*, rendition: Rendition, start: int, count: int, sort: int | None
             meta = table_sort.sorted_meta(rendition=rendition, column=sort)
             if meta is None:
                 table_sort.request_sort(rendition=rendition, column=sort)
-                return {"pending": True, "message": "Sorting this table (in the background)…",
-                        "row_count": payload.get("row_count")}
+                return {
+                    "pending": True,
+                    "message": "Sorting this table (in the background)…",
+                    "row_count": payload.get("row_count"),
+                }
             if meta.get("error"):
                 raise RenderError(meta["error"])
-            rows = table_sort.read_sorted(rendition=rendition, meta=meta, start=start, count=count,
-                                          descending=descending)
-            return {"start": max(0, start), "rows": rows, "row_count": payload.get("row_count"),
-                    "notices": []}
+            rows = table_sort.read_sorted(
+                rendition=rendition, meta=meta, start=start, count=count, descending=descending
+            )
+            return {
+                "start": max(0, start),
+                "rows": rows,
+                "row_count": payload.get("row_count"),
+                "notices": [],
+            }
         index = [list(e) for e in _index(payload["index_key"])] if payload.get("index_key") else [[0, 0]]
         source = source_at(payload["source"], size=payload.get("size"))
-        return table.read_page(payload, index, lambda offset, length: source.chunks(
-            256 * 1024, offset=offset, length=length), start=start, count=count)
+        return table.read_page(
+            payload,
+            index,
+            lambda offset, length: source.chunks(256 * 1024, offset=offset, length=length),
+            start=start,
+            count=count,
+        )
 
 
 def text_before(*, rendition: Rendition, before: int) -> dict:
@@ -140,8 +154,11 @@ def webapp_document(*, token: str) -> bytes | None:
         claim = signing.loads(token, salt=_WEBAPP_SALT, max_age=settings.WEBAPP_URL_MAX_AGE_S)
     except signing.BadSignature:
         return None
-    rendition = Rendition.objects.filter(pk=claim.get("r"), viewer=Viewer.WEB_APP,
-                                         preview_key=claim.get("k")).exclude(preview_key="").first()
+    rendition = (
+        Rendition.objects.filter(pk=claim.get("r"), viewer=Viewer.WEB_APP, preview_key=claim.get("k"))
+        .exclude(preview_key="")
+        .first()
+    )
     if rendition is None:
         return None
     try:

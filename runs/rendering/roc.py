@@ -69,8 +69,10 @@ def curve(text: str, *, schema: list[dict] | None = None, max_points: int = 500)
             continue
         for name, value in (("fpr", fpr), ("tpr", tpr)):
             if not math.isfinite(value):
-                raise RenderError(f"Row {number} of the ROC curve has {name} = {row[f_i if name == 'fpr' else t_i]}, "
-                                  f"which is not a finite number.")
+                raise RenderError(
+                    f"Row {number} of the ROC curve has {name} = {row[f_i if name == 'fpr' else t_i]}, "
+                    f"which is not a finite number."
+                )
         # scikit-learn's roc_curve writes inf as the first threshold: shown as "—".
         if threshold is not None and not math.isfinite(threshold):
             threshold = None
@@ -78,19 +80,29 @@ def curve(text: str, *, schema: list[dict] | None = None, max_points: int = 500)
     if len(points) < 2:
         raise RenderError("The ROC curve has fewer than two valid fpr,tpr points.")
     points.sort(key=lambda p: (p[0], p[1]))
-    auc = sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in zip(points, points[1:]))
+    auc = sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in zip(points, points[1:], strict=False))
     if not math.isfinite(auc):
         raise RenderError("The ROC curve's values are too large: its area is not a finite number.")
     shown = lttb(points, max_points)
     notices = [f"{skipped} rows were not numeric fpr,tpr pairs and were skipped."] if skipped else []
     if len(shown) < len(points):
         notices.append(f"{len(points):,} points drawn as {len(shown)} (shape-preserving downsampling).")
-    return {"fpr": [p[0] for p in shown], "tpr": [p[1] for p in shown],
-            "thresholds": [p[2] for p in shown], "auc": round(auc, 4), "points": len(points),
-            "notices": notices}
+    return {
+        "fpr": [p[0] for p in shown],
+        "tpr": [p[1] for p in shown],
+        "thresholds": [p[2] for p in shown],
+        "auc": round(auc, 4),
+        "points": len(points),
+        "notices": notices,
+    }
 
 
 def render(source: Source, ctx: Context, *, schema=None, title: str = "") -> list[Output]:
     text, _ = decode_text(source.read_all(settings.TEXT_MAX_BYTES, "The ROC CSV"))
-    return [Output(viewer=VIEWER, title=title or "ROC curve",
-                   payload=curve(text, schema=schema, max_points=settings.ROC_MAX_POINTS))]
+    return [
+        Output(
+            viewer=VIEWER,
+            title=title or "ROC curve",
+            payload=curve(text, schema=schema, max_points=settings.ROC_MAX_POINTS),
+        )
+    ]

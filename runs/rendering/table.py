@@ -81,8 +81,10 @@ def _fit(row: list[str], ncols: int, cell_cap: int) -> list[str]:
 
 
 def _line_too_long(cap: int) -> RenderError:
-    return RenderError(f"A line of the file is longer than {human_bytes(cap)} (TABLE_MAX_LINE_BYTES); "
-                       f"it is not read as a table.")
+    return RenderError(
+        f"A line of the file is longer than {human_bytes(cap)} (TABLE_MAX_LINE_BYTES); "
+        f"it is not read as a table."
+    )
 
 
 def iter_lines(chunks: Iterable[bytes], *, max_line: int | None = None) -> Iterator[str]:
@@ -117,8 +119,9 @@ def iter_lines(chunks: Iterable[bytes], *, max_line: int | None = None) -> Itera
         yield b"".join(parts).decode("utf-8", errors="replace")
 
 
-def build_index(chunks: Iterable[bytes], every_bytes: int, *, max_line: int | None = None
-                ) -> tuple[int, list[list[int]]]:
+def build_index(
+    chunks: Iterable[bytes], every_bytes: int, *, max_line: int | None = None
+) -> tuple[int, list[list[int]]]:
     """(record count, sparse [record number, byte offset] index) of a CSV stream.
 
     Chunks without a quote character are counted with ``bytes.count`` (C
@@ -145,10 +148,10 @@ def build_index(chunks: Iterable[bytes], every_bytes: int, *, max_line: int | No
         if parts:
             if pending + chunk.find(b"\n") + 1 > cap:
                 raise _line_too_long(cap)
-            piece = b"".join(parts) + chunk[:cut + 1]
+            piece = b"".join(parts) + chunk[: cut + 1]
         else:
-            piece = chunk[:cut + 1]
-        rest = chunk[cut + 1:]
+            piece = chunk[: cut + 1]
+        rest = chunk[cut + 1 :]
         parts, pending = ([rest], len(rest)) if rest else ([], 0)
         if not in_quote and b'"' not in piece:
             records += piece.count(b"\n")
@@ -167,8 +170,9 @@ def build_index(chunks: Iterable[bytes], every_bytes: int, *, max_line: int | No
     return records, index
 
 
-def parse_sample(text: str, *, delimiter: str, header: list[str] | None, page_rows: int
-                 ) -> tuple[list[str], list[list[str]], int, bool]:
+def parse_sample(
+    text: str, *, delimiter: str, header: list[str] | None, page_rows: int
+) -> tuple[list[str], list[list[str]], int, bool]:
     """(column names, sample rows, ragged count, whether the file has a header row)."""
     rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     rows = [r for r in rows if r]
@@ -186,8 +190,7 @@ def parse_sample(text: str, *, delimiter: str, header: list[str] | None, page_ro
     return names, rows, ragged, header_row
 
 
-def render(source: Source, ctx: Context, *, header: list[str] | None = None,
-           title: str = "") -> list[Output]:
+def render(source: Source, ctx: Context, *, header: list[str] | None = None, title: str = "") -> list[Output]:
     page_rows = settings.TABLE_PAGE_ROWS
     sample_cap = settings.TABLE_SAMPLE_BYTES
     sample = source.read(sample_cap + 1)
@@ -196,12 +199,13 @@ def render(source: Source, ctx: Context, *, header: list[str] | None = None,
     if looks_binary(sample):
         raise RenderError("This is binary data, not a CSV/TSV text table.")
     if not complete:
-        sample = sample[:sample.rfind(b"\n") + 1] or sample  # whole lines only
+        sample = sample[: sample.rfind(b"\n") + 1] or sample  # whole lines only
     text, replaced = decode_text(sample)
     delimiter = delimiter_for(source.name, text)
     try:
-        names, rows, ragged, header_row = parse_sample(text, delimiter=delimiter, header=header,
-                                                       page_rows=page_rows)
+        names, rows, ragged, header_row = parse_sample(
+            text, delimiter=delimiter, header=header, page_rows=page_rows
+        )
     except csv.Error as exc:
         raise RenderError(f"Not a readable CSV: {exc}") from exc
     notices = []
@@ -212,13 +216,15 @@ def render(source: Source, ctx: Context, *, header: list[str] | None = None,
     if replaced:
         notices.append("Bytes that are not valid UTF-8 were replaced with �.")
     if ragged:
-        notices.append(f"{ragged} of the first {len(rows)} rows have a different number of fields "
-                       f"than the header ({len(names)}); they are padded or cut to fit.")
+        notices.append(
+            f"{ragged} of the first {len(rows)} rows have a different number of fields "
+            f"than the header ({len(names)}); they are padded or cut to fit."
+        )
     cell_cap = settings.TABLE_MAX_CELL_CHARS
     types = column_types(rows, len(names))
     location = source.location() or (ctx.store_source(source) if ctx.store_source else {})
     payload = {
-        "columns": [{"name": n, "type": t} for n, t in zip(names, types)],
+        "columns": [{"name": n, "type": t} for n, t in zip(names, types, strict=False)],
         "rows": [_fit(r, len(names), cell_cap) for r in rows[:page_rows]],
         "page_rows": page_rows,
         "delimiter": delimiter,
@@ -235,10 +241,12 @@ def render(source: Source, ctx: Context, *, header: list[str] | None = None,
         return [Output(viewer=VIEWER, title=title, payload=payload)]
     # Large file: show the first page now, then count and index the rest.
     if ctx.publish:
-        ctx.publish([Output(viewer=VIEWER, title=title,
-                            payload={**payload, "row_count": None, "indexed": False})])
-    records, index = build_index(source.chunks(min(1024 * 1024, settings.TABLE_INDEX_CHUNK_BYTES)),
-                                 settings.TABLE_INDEX_CHUNK_BYTES)
+        ctx.publish(
+            [Output(viewer=VIEWER, title=title, payload={**payload, "row_count": None, "indexed": False})]
+        )
+    records, index = build_index(
+        source.chunks(min(1024 * 1024, settings.TABLE_INDEX_CHUNK_BYTES)), settings.TABLE_INDEX_CHUNK_BYTES
+    )
     key = ctx.store("index.json", json.dumps(index, separators=(",", ":")).encode(), "application/json")
     payload.update(row_count=records - (1 if header_row else 0), indexed=True, index_key=key)
     return [Output(viewer=VIEWER, title=title, payload=payload, preview_key=key)]
@@ -247,6 +255,7 @@ def render(source: Source, ctx: Context, *, header: list[str] | None = None,
 def _sort_key(kind: str) -> Callable[[list[str], int], tuple]:
     """Numbers first, in numeric order, then everything else (text, NaN, infinities) as text:
     a key never holds NaN, which compares false with everything and would make the order arbitrary."""
+
     def key(row, col):
         value = row[col] if col < len(row) else ""
         if kind in ("integer", "number"):
@@ -256,6 +265,7 @@ def _sort_key(kind: str) -> Callable[[list[str], int], tuple]:
                 return (1, value.lower())
             return (0, number) if math.isfinite(number) else (1, value.strip().lower())
         return (0, value.lower())
+
     return key
 
 
@@ -277,8 +287,9 @@ def build_sorted(payload: dict, chunks: Iterable[bytes], *, column: int) -> tupl
     cell_cap = settings.TABLE_MAX_CELL_CHARS
     header_records = 1 if payload.get("has_header_row", True) else 0
     try:
-        rows = [r for r in csv.reader(iter_lines(chunks), delimiter=payload.get("delimiter", ","))
-                if r][header_records:]
+        rows = [r for r in csv.reader(iter_lines(chunks), delimiter=payload.get("delimiter", ",")) if r][
+            header_records:
+        ]
     except csv.Error as exc:
         raise RenderError(f"This table is not readable CSV: {exc}") from exc
     key = _sort_key(columns[column]["type"])
@@ -291,12 +302,22 @@ def build_sorted(payload: dict, chunks: Iterable[bytes], *, column: int) -> tupl
         out.write(json.dumps(_fit(row, ncols, cell_cap), ensure_ascii=False, separators=(",", ":")).encode())
         out.write(b"\n")
     offsets.append(out.tell())
-    return out.getvalue(), {"column": column, "rows": len(rows), "every": SORTED_OFFSET_EVERY,
-                            "offsets": offsets}
+    return out.getvalue(), {
+        "column": column,
+        "rows": len(rows),
+        "every": SORTED_OFFSET_EVERY,
+        "offsets": offsets,
+    }
 
 
-def read_sorted_page(meta: dict, read: Callable[[int, int | None], Iterable[bytes]], *, start: int,
-                     count: int, descending: bool = False) -> list[list[str]]:
+def read_sorted_page(
+    meta: dict,
+    read: Callable[[int, int | None], Iterable[bytes]],
+    *,
+    start: int,
+    count: int,
+    descending: bool = False,
+) -> list[list[str]]:
     """Rows [start, start+count) in ascending or descending order, from a ``build_sorted`` copy:
     one ranged read of at most ``count`` + 2 × ``every`` rows. Descending reads the ascending
     copy backwards (rows with equal values come in reverse file order)."""
@@ -312,12 +333,20 @@ def read_sorted_page(meta: dict, read: Callable[[int, int | None], Iterable[byte
     first, last = lo // every, (hi - 1) // every
     begin, end = offsets[first], offsets[last + 1]
     lines = b"".join(read(begin, end - begin)).split(b"\n")
-    rows = [json.loads(line) for line in lines[lo - first * every:hi - first * every]]
+    rows = [json.loads(line) for line in lines[lo - first * every : hi - first * every]]
     return rows[::-1] if descending else rows
 
 
-def read_page(payload: dict, index: list[list[int]], read: Callable[[int, int | None], Iterable[bytes]],
-              *, start: int, count: int, sort: int | None = None, descending: bool = False) -> dict:
+def read_page(
+    payload: dict,
+    index: list[list[int]],
+    read: Callable[[int, int | None], Iterable[bytes]],
+    *,
+    start: int,
+    count: int,
+    sort: int | None = None,
+    descending: bool = False,
+) -> dict:
     """Rows [start, start+count) of the table; ``read(offset, length)`` streams the file.
 
     Unsorted: one ranged read between two index entries. Sorted (only for
@@ -331,14 +360,30 @@ def read_page(payload: dict, index: list[list[int]], read: Callable[[int, int | 
     start = max(0, start)
     count = max(1, min(count, 500))
     try:
-        chosen = _select(payload, index, read, start=start, count=count, sort=sort, descending=descending,
-                         ncols=ncols, header_records=header_records, delimiter=delimiter)
+        chosen = _select(
+            payload,
+            index,
+            read,
+            start=start,
+            count=count,
+            sort=sort,
+            descending=descending,
+            ncols=ncols,
+            header_records=header_records,
+            delimiter=delimiter,
+        )
     except csv.Error as exc:
         raise RenderError(f"This part of the file is not readable CSV: {exc}") from exc
     ragged = sum(1 for r in chosen if len(r) != ncols)
-    notices = [f"{ragged} rows on this page have a different number of fields than the header."] if ragged else []
-    return {"start": start, "rows": [_fit(r, ncols, cell_cap) for r in chosen],
-            "row_count": payload.get("row_count"), "notices": notices}
+    notices = (
+        [f"{ragged} rows on this page have a different number of fields than the header."] if ragged else []
+    )
+    return {
+        "start": start,
+        "rows": [_fit(r, ncols, cell_cap) for r in chosen],
+        "row_count": payload.get("row_count"),
+        "notices": notices,
+    }
 
 
 def _select(payload, index, read, *, start, count, sort, descending, ncols, header_records, delimiter):
@@ -351,7 +396,7 @@ def _select(payload, index, read, *, start, count, sort, descending, ncols, head
         rows = [r for r in rows if r][header_records:]
         key = _sort_key(payload["columns"][sort]["type"])
         rows.sort(key=lambda r: key(r, sort), reverse=descending)
-        chosen = rows[start:start + count]
+        chosen = rows[start : start + count]
     else:
         record = start + header_records
         records = [e[0] for e in index]

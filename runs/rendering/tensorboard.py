@@ -23,7 +23,11 @@ def output(source: str, *, title: str = "") -> Output:
         raise RenderError("The TensorBoard log directory contains a control character; it is not shown.")
     if len(logdir) > MAX_LOGDIR_CHARS:
         raise RenderError(f"The TensorBoard log directory is longer than {MAX_LOGDIR_CHARS} characters.")
-    return Output(viewer=VIEWER, title=title or "TensorBoard", payload={
-        "logdir": logdir,
-        "command": f"tensorboard --logdir {shlex.quote(logdir)}",
-    })
+    return Output(
+        viewer=VIEWER,
+        title=title or "TensorBoard",
+        payload={
+            "logdir": logdir,
+            "command": f"tensorboard --logdir {shlex.quote(logdir)}",
+        },
+    )

@@ -25,8 +25,14 @@ def tail(source: Source, *, before: int | None = None, size: int) -> dict:
         data, start = data[cut:], start + cut
     binary = looks_binary(data[:4096])
     text, _ = decode_text(data)
-    return {"text": "(binary data)" if binary else text, "start": start, "end": end,
-            "size": source.size, "truncated": start > 0, "binary": binary}
+    return {
+        "text": "(binary data)" if binary else text,
+        "start": start,
+        "end": end,
+        "size": source.size,
+        "truncated": start > 0,
+        "binary": binary,
+    }
 
 
 def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:

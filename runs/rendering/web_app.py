@@ -18,5 +18,4 @@ VIEWER = Viewer.WEB_APP
 def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:
     data = source.read_all(settings.TEXT_MAX_BYTES, "The HTML file")
     key = ctx.store("app.html", data, "text/html; charset=utf-8")
-    return [Output(viewer=VIEWER, title=title or source.name, payload={"bytes": len(data)},
-                   preview_key=key)]
+    return [Output(viewer=VIEWER, title=title or source.name, payload={"bytes": len(data)}, preview_key=key)]

@@ -45,8 +45,9 @@ def grant_q(*, bucket_id: int, prefix: str, namespace: str) -> Q:
     return term
 
 
-def grant_allows(*, bucket_id: int, prefix: str, namespace: str,
-                 run_bucket_id: int, run_key: str, run_namespace: str) -> bool:
+def grant_allows(
+    *, bucket_id: int, prefix: str, namespace: str, run_bucket_id: int, run_key: str, run_namespace: str
+) -> bool:
     """The grant rule as a predicate on one run's (bucket id, run key, namespace)."""
     if run_bucket_id != bucket_id:
         return False
@@ -71,9 +72,17 @@ class AccessScope:
     def allows(self, *, bucket_id: int, run_key: str, namespace: str) -> bool:
         if self.everything:
             return True
-        return any(grant_allows(bucket_id=b, prefix=p, namespace=ns, run_bucket_id=bucket_id,
-                                run_key=run_key, run_namespace=namespace)
-                   for b, p, ns in self.grants)
+        return any(
+            grant_allows(
+                bucket_id=b,
+                prefix=p,
+                namespace=ns,
+                run_bucket_id=bucket_id,
+                run_key=run_key,
+                run_namespace=namespace,
+            )
+            for b, p, ns in self.grants
+        )
 
     def run_filter(self) -> Q | None:
         """A filter on Run rows; None means "nothing" (no grant at all)."""
@@ -137,7 +146,9 @@ def session_user_get(*, session_key: str | None):
     if user_id is None:
         return None
     user = get_user_model()._default_manager.filter(pk=user_id, is_active=True).first()
-    if user is None or not constant_time_compare(data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
+    if user is None or not constant_time_compare(
+        data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()
+    ):
         return None
     return user
 

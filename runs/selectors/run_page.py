@@ -15,8 +15,9 @@ from runs.selectors.viewers import renditions_hide_foreign
 def _current_renditions() -> Prefetch:
     # Prefetched into ``artifact.renditions.all()``: the preview partial may
     # use it freely, at no query per artifact, and sees the current etag only.
-    return Prefetch("renditions", queryset=Rendition.objects.filter(etag=F("artifact__etag"))
-                    .order_by("position"))
+    return Prefetch(
+        "renditions", queryset=Rendition.objects.filter(etag=F("artifact__etag")).order_by("position")
+    )
 
 
 def _signature(etag: str, renditions: list[tuple[int, str]]) -> str:
@@ -47,21 +48,36 @@ def run_page_steps(*, user, run: Run, inline_previews: int) -> list[Step]:
     Six queries whatever the number of artifacts.
     """
     steps = list(Step.objects.filter(run=run).order_by("first_event_at", "name"))
-    rows = Artifact.objects.filter(run=run, deleted=False).order_by("key").values_list(
-        "id", "step_id", "key", "name", "kind", "size", "event_time", "etag")
+    rows = (
+        Artifact.objects.filter(run=run, deleted=False)
+        .order_by("key")
+        .values_list("id", "step_id", "key", "name", "kind", "size", "event_time", "etag")
+    )
     renditions: dict[int, list[tuple[int, str]]] = {}
     for artifact_id, rid, status in (
-            Rendition.objects.filter(artifact__run=run, artifact__deleted=False, etag=F("artifact__etag"))
-            .order_by("artifact_id", "position").values_list("artifact_id", "id", "status")):
+        Rendition.objects.filter(artifact__run=run, artifact__deleted=False, etag=F("artifact__etag"))
+        .order_by("artifact_id", "position")
+        .values_list("artifact_id", "id", "status")
+    ):
         renditions.setdefault(artifact_id, []).append((rid, status))
     by_step: dict[int, list[ArtifactRow]] = {}
     for aid, step_id, key, name, kind, size, event_time, etag in rows:
         rs = renditions.get(aid, [])
-        by_step.setdefault(step_id, []).append(ArtifactRow(
-            id=aid, step_id=step_id, key=key, name=name, kind=kind, size=size, event_time=event_time,
-            signature=_signature(etag, rs), rendition_status=rs[0][1] if rs else "new"))
+        by_step.setdefault(step_id, []).append(
+            ArtifactRow(
+                id=aid,
+                step_id=step_id,
+                key=key,
+                name=name,
+                kind=kind,
+                size=size,
+                event_time=event_time,
+                signature=_signature(etag, rs),
+                rendition_status=rs[0][1] if rs else "new",
+            )
+        )
     ordered = [row for step in steps for row in by_step.get(step.pk, [])]
-    inline = {row.id: row for row in ordered[:max(inline_previews, 0)]}
+    inline = {row.id: row for row in ordered[: max(inline_previews, 0)]}
     if inline:
         models = list(Artifact.objects.filter(pk__in=list(inline)).prefetch_related(_current_renditions()))
         for artifact in models:

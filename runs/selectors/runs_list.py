@@ -37,16 +37,16 @@ class RunFilters:
 
     @property
     def active(self) -> bool:
-        return bool(self.q or self.bucket or self.namespace or self.date_from
-                    or self.date_to)
+        return bool(self.q or self.bucket or self.namespace or self.date_from or self.date_to)
 
 
 def runs_list(*, user, filters: RunFilters) -> QuerySet[Run]:
     """Visible runs matching ``filters``, sorted; the caller paginates."""
     runs = runs_visible_to(user=user).select_related("bucket")
     if filters.q:
-        runs = runs.filter(Q(name__icontains=filters.q) | Q(pipeline__icontains=filters.q)
-                           | Q(run_key__icontains=filters.q))
+        runs = runs.filter(
+            Q(name__icontains=filters.q) | Q(pipeline__icontains=filters.q) | Q(run_key__icontains=filters.q)
+        )
     if filters.bucket:
         runs = runs.filter(bucket__name=filters.bucket)
     if filters.namespace:
@@ -71,11 +71,17 @@ def run_filter_choices(*, user) -> dict[str, list[str]]:
 def run_progress_and_metrics(*, run_ids) -> dict[int, dict]:
     """Per run: the latest ready progress (``{"percent", "message"}`` or None) and its
     metrics (``{name: {"value", "display"}}``, later artifacts win), from current renditions."""
-    rows = (Rendition.objects
-            .filter(artifact__run_id__in=list(run_ids), artifact__deleted=False, etag=F("artifact__etag"),
-                    status=Rendition.Status.READY, viewer__in=(Viewer.PROGRESS, Viewer.METRICS))
-            .order_by("artifact__event_time", "artifact_id", "position")
-            .values_list("artifact__run_id", "viewer", "payload"))
+    rows = (
+        Rendition.objects.filter(
+            artifact__run_id__in=list(run_ids),
+            artifact__deleted=False,
+            etag=F("artifact__etag"),
+            status=Rendition.Status.READY,
+            viewer__in=(Viewer.PROGRESS, Viewer.METRICS),
+        )
+        .order_by("artifact__event_time", "artifact_id", "position")
+        .values_list("artifact__run_id", "viewer", "payload")
+    )
     out: dict[int, dict] = {}
     for run_id, viewer, payload in rows:
         entry = out.setdefault(run_id, {"progress": None, "metrics": {}})
@@ -97,7 +103,9 @@ def metric_names(*, runs) -> list[str]:
             """SELECT DISTINCT m->>'name' FROM runs_rendition r JOIN runs_artifact a ON a.id = r.artifact_id,
                       jsonb_array_elements(r.payload->'metrics') m
                WHERE a.run_id = ANY(%s) AND NOT a.deleted AND r.etag = a.etag
-                 AND r.viewer = %s AND r.status = %s ORDER BY 1""", [ids, Viewer.METRICS, str(Rendition.Status.READY)])
+                 AND r.viewer = %s AND r.status = %s ORDER BY 1""",
+            [ids, Viewer.METRICS, str(Rendition.Status.READY)],
+        )
         return [name for (name,) in cursor.fetchall()]
 
 
@@ -109,6 +117,7 @@ def runs_order_by_metric(runs, *, name: str, descending: bool = True):
                    jsonb_array_elements(r.payload->'metrics') m
              WHERE a.run_id = runs_run.id AND NOT a.deleted AND r.etag = a.etag
                AND r.viewer = %s AND r.status = %s AND m->>'name' = %s)""",
-        [Viewer.METRICS, str(Rendition.Status.READY), name])
+        [Viewer.METRICS, str(Rendition.Status.READY), name],
+    )
     order = F("metric_value").desc(nulls_last=True) if descending else F("metric_value").asc(nulls_last=True)
     return runs.annotate(metric_value=value).order_by(order, "-id")

@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from runs.models import Rendition
 from runs.selectors.access import access_scope_for, artifact_get_visible, sources_visible
 
-HIDDEN_SOURCE = ("This preview shows data from a file of another run that you may not see, "
-                 "so it is not shown to you.")
+HIDDEN_SOURCE = (
+    "This preview shows data from a file of another run that you may not see, so it is not shown to you."
+)
 
 
 def renditions_hide_foreign(*, user, renditions: Iterable[Rendition]) -> list[Rendition]:

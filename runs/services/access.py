@@ -21,22 +21,27 @@ from runs.services.changes import access_changed_on_commit
 
 
 def _members(group_ids: Iterable[int]) -> list[int]:
-    return list(get_user_model()._default_manager.filter(groups__in=list(group_ids))
-                .values_list("pk", flat=True).distinct())
+    return list(
+        get_user_model()
+        ._default_manager.filter(groups__in=list(group_ids))
+        .values_list("pk", flat=True)
+        .distinct()
+    )
 
 
 @transaction.atomic
-def bucket_grant_create(*, group: Group, bucket: Bucket, key_prefix: str = "",
-                        namespace: str = "") -> BucketGrant:
+def bucket_grant_create(
+    *, group: Group, bucket: Bucket, key_prefix: str = "", namespace: str = ""
+) -> BucketGrant:
     """Let ``group`` see ``bucket``'s runs, optionally only under ``key_prefix`` and/or ``namespace``.
 
     The prefix matches whole path segments ("team-x" shows "team-x/…", never
     "team-xavier"); it is stored without surrounding slashes. Idempotent:
     granting the same scope twice returns the existing grant.
     """
-    grant, _ = BucketGrant.objects.get_or_create(group=group, bucket=bucket,
-                                                 key_prefix=normalize_prefix(key_prefix),
-                                                 namespace=namespace.strip())
+    grant, _ = BucketGrant.objects.get_or_create(
+        group=group, bucket=bucket, key_prefix=normalize_prefix(key_prefix), namespace=namespace.strip()
+    )
     return grant  # the group's members are told by _grant_changed below
 
 
@@ -91,8 +96,9 @@ def connect_access_signals() -> None:
     user_model = get_user_model()
     post_save.connect(_user_saved, sender=user_model, dispatch_uid="pipelens.access.user_saved")
     post_delete.connect(_user_removed, sender=user_model, dispatch_uid="pipelens.access.user_removed")
-    m2m_changed.connect(_memberships_changed, sender=user_model.groups.through,
-                        dispatch_uid="pipelens.access.memberships")
+    m2m_changed.connect(
+        _memberships_changed, sender=user_model.groups.through, dispatch_uid="pipelens.access.memberships"
+    )
     post_save.connect(_grant_changed, sender=BucketGrant, dispatch_uid="pipelens.access.grant_saved")
     post_delete.connect(_grant_changed, sender=BucketGrant, dispatch_uid="pipelens.access.grant_deleted")
     pre_delete.connect(_group_deleting, sender=Group, dispatch_uid="pipelens.access.group_deleting")

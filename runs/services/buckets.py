@@ -20,8 +20,9 @@ def topic_ensure(*, name: str, partitions: int = 4) -> KafkaTopic:
     return topic
 
 
-def bucket_register(*, name: str, topic_name: str | None = None,
-                    layouts: Sequence[str] | None = None) -> Bucket:
+def bucket_register(
+    *, name: str, topic_name: str | None = None, layouts: Sequence[str] | None = None
+) -> Bucket:
     """Register a bucket: its row, the MinIO bucket if missing, and its event notification.
 
     The notification status and any error are recorded on the row, so the

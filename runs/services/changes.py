@@ -49,15 +49,19 @@ def changes_subscribe(listener: Listener) -> None:
         _listeners.append(listener)
 
 
-def changes_on_commit(*, run_ids: Iterable[int] = (), artifact_ids: Iterable[int] = (),
-                      ingested: bool = False) -> None:
+def changes_on_commit(
+    *, run_ids: Iterable[int] = (), artifact_ids: Iterable[int] = (), ingested: bool = False
+) -> None:
     """Announce a change once the current transaction commits (at once outside one).
 
     A failing listener is logged and skipped: the data is committed, and
     browsers recover a lost push through ``seq``.
     """
-    changes = Changes(run_ids=frozenset(int(i) for i in run_ids),
-                      artifact_ids=tuple(sorted({int(i) for i in artifact_ids})), ingested=ingested)
+    changes = Changes(
+        run_ids=frozenset(int(i) for i in run_ids),
+        artifact_ids=tuple(sorted({int(i) for i in artifact_ids})),
+        ingested=ingested,
+    )
     if not changes.run_ids and not changes.artifact_ids:
         return
     listeners = list(_listeners)
@@ -70,8 +74,13 @@ def _notify(listeners: list, changes) -> None:
         try:
             listener(changes)
         except Exception as exc:
-            log_event(logger, "change_listener_failed", level=logging.WARNING,
-                      listener=getattr(listener, "__qualname__", repr(listener)), error=repr(exc)[:200])
+            log_event(
+                logger,
+                "change_listener_failed",
+                level=logging.WARNING,
+                listener=getattr(listener, "__qualname__", repr(listener)),
+                error=repr(exc)[:200],
+            )
 
 
 # --- access changes: who may see what changed for these users ---------------------

@@ -26,6 +26,7 @@ from runs.services.changes import changes_on_commit
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(slots=True)
 class IngestResult:
     """What one batch changed; returned to the consumer for its log line."""
@@ -95,8 +96,13 @@ class CountDelta(NamedTuple):
     delta: int
 
 
-_SQL_TYPES = {"int": "bigint", "int | None": "bigint", "str": "text", "datetime": "timestamptz",
-              "bool": "boolean"}
+_SQL_TYPES = {
+    "int": "bigint",
+    "int | None": "bigint",
+    "str": "text",
+    "datetime": "timestamptz",
+    "bool": "boolean",
+}
 
 
 def _json_rows(row_type: type[NamedTuple]) -> str:
@@ -109,7 +115,9 @@ def _json_rows(row_type: type[NamedTuple]) -> str:
     """
     # Annotations are forward references here (``from __future__ import annotations``).
     types = {name: getattr(typ, "__forward_arg__", typ) for name, typ in row_type.__annotations__.items()}
-    select = ", ".join(f"(r->>{i})::{_SQL_TYPES[typ]} AS {name}" for i, (name, typ) in enumerate(types.items()))
+    select = ", ".join(
+        f"(r->>{i})::{_SQL_TYPES[typ]} AS {name}" for i, (name, typ) in enumerate(types.items())
+    )
     return f"(SELECT {select} FROM jsonb_array_elements(%s::jsonb) AS r) AS v"
 
 
@@ -182,7 +190,7 @@ _UPSERT_ARTIFACTS = f"""
 
 _ADD_COUNTS = {
     table: f"UPDATE {table} t SET artifact_count = t.artifact_count + v.delta "
-           f"FROM {_json_rows(CountDelta)} WHERE t.id = v.id"
+    f"FROM {_json_rows(CountDelta)} WHERE t.id = v.id"
     for table in ("runs_run", "runs_step")
 }
 
@@ -196,8 +204,19 @@ def _rows_json(rows: Sequence[tuple]) -> str:
 def _upsert_runs(cursor, runs: dict[tuple[int, str], dict]) -> dict[tuple[int, str], tuple[int, int]]:
     """Insert or touch runs; returns (bucket id, run key) -> (run id, seq)."""
     # Sorted so that concurrent consumers lock rows in the same order.
-    rows = [RunRow(r["bucket_id"], r["run_key"], r["name"], r["pipeline"], r["namespace"], r["layout"],
-                   r["first"], r["last"]) for _, r in sorted(runs.items())]
+    rows = [
+        RunRow(
+            r["bucket_id"],
+            r["run_key"],
+            r["name"],
+            r["pipeline"],
+            r["namespace"],
+            r["layout"],
+            r["first"],
+            r["last"],
+        )
+        for _, r in sorted(runs.items())
+    ]
     cursor.execute(_UPSERT_RUNS, [_rows_json(rows)])
     return {(bucket_id, run_key): (run_id, seq) for run_id, bucket_id, run_key, seq in cursor.fetchall()}
 
@@ -267,14 +286,20 @@ def ingest_events(
     for event in newest:
         bucket = buckets.get(event.bucket)
         if bucket is None:
-            failures.append(_reject(event, raw_messages,
-                                    f"bucket {event.bucket!r} is not registered in Pipelens"))
+            failures.append(
+                _reject(event, raw_messages, f"bucket {event.bucket!r} is not registered in Pipelens")
+            )
             continue
         try:
             where = resolve_key(event.key, bucket.layouts)
         except (UnresolvableKey, ValueError) as exc:
-            failures.append(_reject(event, raw_messages, f"key {event.key!r} matches no layout "
-                                                         f"of bucket {bucket.name!r}: {exc}"))
+            failures.append(
+                _reject(
+                    event,
+                    raw_messages,
+                    f"key {event.key!r} matches no layout of bucket {bucket.name!r}: {exc}",
+                )
+            )
             continue
         too_long = _too_long(event, where)
         if too_long:
@@ -288,8 +313,14 @@ def ingest_events(
             _touch_buckets(cursor, resolved)
     if failures:
         IngestError.objects.bulk_create(
-            IngestError(topic=f.topic, partition=f.partition, offset=f.offset,
-                        message_key=f.key, raw=f.raw, error=f.error[:5000])
+            IngestError(
+                topic=f.topic,
+                partition=f.partition,
+                offset=f.offset,
+                message_key=f.key,
+                raw=f.raw,
+                error=f.error[:5000],
+            )
             for f in failures
         )
     result.rejected = len(failures)
@@ -308,10 +339,16 @@ def _store_resolved(cursor, resolved, result: IngestResult) -> None:
         ident = (bucket.id, where.run_key)
         run = runs.get(ident)
         if run is None:
-            runs[ident] = {"bucket_id": bucket.id, "run_key": where.run_key, "name": where.run_name,
-                           "pipeline": where.pipeline, "namespace": where.namespace,
-                           "layout": where.layout, "first": event.event_time,
-                           "last": event.event_time}
+            runs[ident] = {
+                "bucket_id": bucket.id,
+                "run_key": where.run_key,
+                "name": where.run_name,
+                "pipeline": where.pipeline,
+                "namespace": where.namespace,
+                "layout": where.layout,
+                "first": event.event_time,
+                "last": event.event_time,
+            }
         else:
             run["first"] = min(run["first"], event.event_time)
             run["last"] = max(run["last"], event.event_time)
@@ -335,12 +372,24 @@ def _store_resolved(cursor, resolved, result: IngestResult) -> None:
     for event, bucket, where in resolved:
         run_id = run_ids[(bucket.id, where.run_key)][0]
         removed = event.action == EventAction.REMOVED
-        rows.append(ArtifactRow(
-            run_id, step_ids[(run_id, where.step_name)], bucket.id, event.key, where.artifact_name,
-            guess_kind(where.artifact_name, event.content_type), event.size, event.etag[:100],
-            event.content_type[:255], event.version_id[:100], event.sequencer[:40], event.order,
-            event.event_time, removed,
-        ))
+        rows.append(
+            ArtifactRow(
+                run_id,
+                step_ids[(run_id, where.step_name)],
+                bucket.id,
+                event.key,
+                where.artifact_name,
+                guess_kind(where.artifact_name, event.content_type),
+                event.size,
+                event.etag[:100],
+                event.content_type[:255],
+                event.version_id[:100],
+                event.sequencer[:40],
+                event.order,
+                event.event_time,
+                removed,
+            )
+        )
     changed = _upsert_artifacts(cursor, rows)
     result.stored = len(changed)
     result.changed_artifact_ids = [row[0] for row in changed]
@@ -365,8 +414,10 @@ def _too_long(event: ObjectEvent, where: ResolvedKey) -> str | None:
     for what, value_of, limit in _LENGTH_LIMITS:
         value = value_of(event, where)
         if len(value) > limit:
-            return (f"the {what} derived from key {event.key[:200]!r} is {len(value)} characters, "
-                    f"over the {limit} Pipelens stores")
+            return (
+                f"the {what} derived from key {event.key[:200]!r} is {len(value)} characters, "
+                f"over the {limit} Pipelens stores"
+            )
     return None
 
 
@@ -384,10 +435,12 @@ def _touch_buckets(cursor, resolved) -> None:
 
 
 def _reject(event: ObjectEvent, raw_messages: Mapping, reason: str) -> RejectedMessage:
-    key, raw = raw_messages.get((event.topic, event.partition, event.offset),
-                                (f"{event.bucket}/{event.key}".encode(), None))
-    return RejectedMessage(topic=event.topic, partition=event.partition, offset=event.offset,
-                           key=key, raw=raw, error=reason)
+    key, raw = raw_messages.get(
+        (event.topic, event.partition, event.offset), (f"{event.bucket}/{event.key}".encode(), None)
+    )
+    return RejectedMessage(
+        topic=event.topic, partition=event.partition, offset=event.offset, key=key, raw=raw, error=reason
+    )
 
 
 def ingest_errors_prune(*, now: datetime | None = None) -> int:

@@ -60,6 +60,7 @@ def _changed(*, artifacts: Iterable[Artifact | dict]) -> None:
 
 # --- queueing ---------------------------------------------------------------------
 
+
 def renditions_enqueue(*, artifact_ids: Sequence[int]) -> None:
     """Queue rendering of these artifacts (after commit; one small message per 500 ids).
 
@@ -69,11 +70,14 @@ def renditions_enqueue(*, artifact_ids: Sequence[int]) -> None:
     """
     ids = sorted(set(artifact_ids))
     for i in range(0, len(ids), _FANOUT_CHUNK):
-        chunk = ids[i:i + _FANOUT_CHUNK]
+        chunk = ids[i : i + _FANOUT_CHUNK]
         # Expires: a batch nobody picked up within the hour (no worker running) is
         # dropped rather than rendered against whatever database a later worker uses.
-        transaction.on_commit(lambda chunk=chunk: current_app.send_task(
-            RENDER_BATCH_TASK, kwargs={"artifact_ids": chunk}, queue=settings.RENDER_QUEUE, expires=3600))
+        transaction.on_commit(
+            lambda chunk=chunk: current_app.send_task(
+                RENDER_BATCH_TASK, kwargs={"artifact_ids": chunk}, queue=settings.RENDER_QUEUE, expires=3600
+            )
+        )
 
 
 def on_changes(changes: Changes) -> None:
@@ -82,8 +86,13 @@ def on_changes(changes: Changes) -> None:
         try:
             renditions_enqueue(artifact_ids=changes.artifact_ids)
         except Exception as exc:  # a broker outage must not stop ingestion
-            log_event(logger, "render_enqueue_failed", level=logging.WARNING,
-                      artifacts=len(changes.artifact_ids), error=repr(exc)[:200])
+            log_event(
+                logger,
+                "render_enqueue_failed",
+                level=logging.WARNING,
+                artifacts=len(changes.artifact_ids),
+                error=repr(exc)[:200],
+            )
 
 
 @transaction.atomic
@@ -93,31 +102,52 @@ def renditions_prepare(*, artifact_ids: Sequence[int]) -> list[tuple[int, str]]:
     Idempotent: an (artifact, etag) that already has renditions is skipped.
     Deleted artifacts are not rendered. Returns the (artifact id, etag) queued.
     """
-    arts = list(Artifact.objects.filter(id__in=list(artifact_ids), deleted=False)
-                .values("id", "etag", "kind", "run_id", "name"))
-    have = set(Rendition.objects.filter(artifact_id__in=[a["id"] for a in arts])
-               .values_list("artifact_id", "etag"))
+    arts = list(
+        Artifact.objects.filter(id__in=list(artifact_ids), deleted=False).values(
+            "id", "etag", "kind", "run_id", "name"
+        )
+    )
+    have = set(
+        Rendition.objects.filter(artifact_id__in=[a["id"] for a in arts]).values_list("artifact_id", "etag")
+    )
     new = [a for a in arts if (a["id"], a["etag"]) not in have]
     if not new:
         return []
     Rendition.objects.bulk_create(
-        [Rendition(artifact_id=a["id"], etag=a["etag"], position=0, viewer=viewer_of(a["kind"]),
-                   title=posixpath.basename(a["name"])[:500]) for a in new],
-        ignore_conflicts=True)
+        [
+            Rendition(
+                artifact_id=a["id"],
+                etag=a["etag"],
+                position=0,
+                viewer=viewer_of(a["kind"]),
+                title=posixpath.basename(a["name"])[:500],
+            )
+            for a in new
+        ],
+        ignore_conflicts=True,
+    )
     _changed(artifacts=new)
     jobs = [(a["id"], a["etag"]) for a in new]
-    transaction.on_commit(lambda: [current_app.send_task(RENDER_ARTIFACT_TASK, args=job,
-                                                         queue=settings.RENDER_QUEUE) for job in jobs])
+    transaction.on_commit(
+        lambda: [
+            current_app.send_task(RENDER_ARTIFACT_TASK, args=job, queue=settings.RENDER_QUEUE) for job in jobs
+        ]
+    )
     return jobs
 
 
 # --- rendering --------------------------------------------------------------------
 
+
 @transaction.atomic
 def _claim(*, artifact_id: int, etag: str) -> tuple[Artifact | None, int]:
     """Lock the artifact's version for rendering; (None, n) when there is nothing to do."""
-    artifact = (Artifact.objects.select_for_update(of=("self",)).select_related("bucket", "run")
-                .filter(pk=artifact_id).first())
+    artifact = (
+        Artifact.objects.select_for_update(of=("self",))
+        .select_related("bucket", "run")
+        .filter(pk=artifact_id)
+        .first()
+    )
     if artifact is None or artifact.deleted or artifact.etag != etag:
         return None, 0
     rows = list(Rendition.objects.select_for_update().filter(artifact=artifact, etag=etag))
@@ -125,18 +155,27 @@ def _claim(*, artifact_id: int, etag: str) -> tuple[Artifact | None, int]:
         return None, 0  # already rendered: a redelivered message is a no-op
     attempts = max((r.attempts for r in rows), default=0) + 1
     if not rows:
-        rows = [Rendition.objects.create(artifact=artifact, etag=etag, position=0,
-                                         viewer=viewer_of(artifact.kind),
-                                         title=posixpath.basename(artifact.name)[:500])]
+        rows = [
+            Rendition.objects.create(
+                artifact=artifact,
+                etag=etag,
+                position=0,
+                viewer=viewer_of(artifact.kind),
+                title=posixpath.basename(artifact.name)[:500],
+            )
+        ]
     if attempts > settings.RENDER_MAX_ATTEMPTS:
         Rendition.objects.filter(pk__in=[r.pk for r in rows]).update(
-            status=Rendition.Status.FAILED, attempts=attempts,
+            status=Rendition.Status.FAILED,
+            attempts=attempts,
             error=f"Gave up after {attempts - 1} attempts: rendering never finished "
-                  f"(the worker was stopped or ran out of memory each time).")
+            f"(the worker was stopped or ran out of memory each time).",
+        )
         _changed(artifacts=[artifact])
         return None, attempts
     Rendition.objects.filter(pk__in=[r.pk for r in rows]).update(
-        status=Rendition.Status.RENDERING, attempts=attempts)
+        status=Rendition.Status.RENDERING, attempts=attempts
+    )
     _changed(artifacts=[artifact])
     return artifact, attempts
 
@@ -160,12 +199,16 @@ def _storable(output: Output) -> Output:
     try:
         json.dumps(payload, allow_nan=False)
     except ValueError:
-        return failed(output.viewer, title, "The preview holds a number that is not finite (NaN or infinity), "
-                                            "which cannot be stored.")
+        return failed(
+            output.viewer,
+            title,
+            "The preview holds a number that is not finite (NaN or infinity), which cannot be stored.",
+        )
     except TypeError as exc:
         return failed(output.viewer, title, f"The preview could not be stored ({exc}); see the worker log.")
-    return Output(viewer=output.viewer, title=title, payload=payload, preview_key=output.preview_key,
-                  error=error)
+    return Output(
+        viewer=output.viewer, title=title, payload=payload, preview_key=output.preview_key, error=error
+    )
 
 
 @transaction.atomic
@@ -179,13 +222,23 @@ def _store(*, artifact_id: int, etag: str, outputs: list[Output], final: bool, a
     if final:  # older versions' renditions are superseded
         Rendition.objects.filter(artifact_id=artifact_id).exclude(etag=etag).delete()
     done = Rendition.Status.READY if final else Rendition.Status.RENDERING
-    Rendition.objects.bulk_create([
-        Rendition(artifact_id=artifact_id, etag=etag, position=i, viewer=o.viewer[:30],
-                  title=(o.title or "")[:500], payload=o.payload, preview_key=o.preview_key,
-                  error=o.error[:5000], attempts=attempts,
-                  status=Rendition.Status.FAILED if o.failed else done)
-        for i, o in enumerate(outputs)
-    ])
+    Rendition.objects.bulk_create(
+        [
+            Rendition(
+                artifact_id=artifact_id,
+                etag=etag,
+                position=i,
+                viewer=o.viewer[:30],
+                title=(o.title or "")[:500],
+                payload=o.payload,
+                preview_key=o.preview_key,
+                error=o.error[:5000],
+                attempts=attempts,
+                status=Rendition.Status.FAILED if o.failed else done,
+            )
+            for i, o in enumerate(outputs)
+        ]
+    )
     _changed(artifacts=[artifact])
     return True
 
@@ -201,8 +254,15 @@ def rendition_render(*, artifact_id: int, etag: str) -> str:
     if artifact is None:
         return "skipped"
     bucket = artifact.bucket
-    source = ObjectSource(bucket.name, artifact.key, name=artifact.name, size=artifact.size,
-                          etag=artifact.etag, content_type=artifact.content_type, store=bucket.store)
+    source = ObjectSource(
+        bucket.name,
+        artifact.key,
+        name=artifact.name,
+        size=artifact.size,
+        etag=artifact.etag,
+        content_type=artifact.content_type,
+        store=bucket.store,
+    )
     fetched: list[ObjectSource] = []
     ctx = _context(artifact=artifact, attempts=attempts, fetched=fetched)
     try:
@@ -211,22 +271,37 @@ def rendition_render(*, artifact_id: int, etag: str) -> str:
         _requeue(artifact_id=artifact_id, etag=etag)
         raise
     except SoftTimeLimitExceeded:
-        outputs = [failed(viewer_of(artifact.kind), artifact.name,
-                          f"Rendering took longer than {settings.RENDER_SOFT_TIME_LIMIT_S} s and was stopped.")]
+        outputs = [
+            failed(
+                viewer_of(artifact.kind),
+                artifact.name,
+                f"Rendering took longer than {settings.RENDER_SOFT_TIME_LIMIT_S} s and was stopped.",
+            )
+        ]
     except RenderError as exc:
         outputs = [failed(viewer_of(artifact.kind), artifact.name, str(exc))]
     except MemoryError:
         outputs = [failed(viewer_of(artifact.kind), artifact.name, _out_of_memory_reason())]
-        log_event(logger, "render_out_of_memory", level=logging.WARNING, artifact=artifact_id,
-                  limit_mb=settings.RENDER_WORKER_MAX_MEMORY_MB)
+        log_event(
+            logger,
+            "render_out_of_memory",
+            level=logging.WARNING,
+            artifact=artifact_id,
+            limit_mb=settings.RENDER_WORKER_MAX_MEMORY_MB,
+        )
     except RecursionError:
         outputs = [failed(viewer_of(artifact.kind), artifact.name, "The file is nested too deeply to read.")]
     except (OperationalError, InterfaceError):
         raise  # the database connection, not the file: the task retries
     except Exception as exc:  # a renderer bug must not stop the worker or hide the artifact
         logger.exception("render_crashed artifact=%s", artifact_id)
-        outputs = [failed(viewer_of(artifact.kind), artifact.name,
-                          f"Internal error while rendering ({type(exc).__name__}); see the worker log.")]
+        outputs = [
+            failed(
+                viewer_of(artifact.kind),
+                artifact.name,
+                f"Internal error while rendering ({type(exc).__name__}); see the worker log.",
+            )
+        ]
     if not outputs:
         outputs = [failed(viewer_of(artifact.kind), artifact.name, "The renderer produced nothing.")]
     foreign = cross_run_sources(artifact=artifact, sources=fetched)
@@ -235,21 +310,31 @@ def rendition_render(*, artifact_id: int, etag: str) -> str:
             output.payload = {**output.payload, "cross_run_sources": foreign}
     outputs, stored = _store_or_fail(artifact=artifact, etag=etag, outputs=outputs, attempts=attempts)
     status = "stale" if not stored else ("failed" if all(o.failed for o in outputs) else "ready")
-    log_event(logger, "rendered", artifact=artifact_id, status=status, outputs=len(outputs),
-              failed=sum(o.failed for o in outputs), attempts=attempts)
+    log_event(
+        logger,
+        "rendered",
+        artifact=artifact_id,
+        status=status,
+        outputs=len(outputs),
+        failed=sum(o.failed for o in outputs),
+        attempts=attempts,
+    )
     return status
 
 
 def _out_of_memory_reason() -> str:
     limit = settings.RENDER_WORKER_MAX_MEMORY_MB
     if limit > 0:
-        return (f"Rendering needed more memory than a render worker may use ({limit} MiB, "
-                f"RENDER_WORKER_MAX_MEMORY_MB) and was stopped.")
+        return (
+            f"Rendering needed more memory than a render worker may use ({limit} MiB, "
+            f"RENDER_WORKER_MAX_MEMORY_MB) and was stopped."
+        )
     return "Rendering ran out of memory and was stopped."
 
 
-def _store_or_fail(*, artifact: Artifact, etag: str, outputs: list[Output], attempts: int
-                   ) -> tuple[list[Output], bool]:
+def _store_or_fail(
+    *, artifact: Artifact, etag: str, outputs: list[Output], attempts: int
+) -> tuple[list[Output], bool]:
     """Store the final ``outputs``; if the database refuses them, store a failure saying so instead.
 
     A refusal (bad data, a constraint, a trigger) must not leave the version
@@ -258,8 +343,9 @@ def _store_or_fail(*, artifact: Artifact, etag: str, outputs: list[Output], atte
     """
     outputs = [_storable(o) for o in outputs]
     try:
-        return outputs, _store(artifact_id=artifact.id, etag=etag, outputs=outputs, final=True,
-                               attempts=attempts)
+        return outputs, _store(
+            artifact_id=artifact.id, etag=etag, outputs=outputs, final=True, attempts=attempts
+        )
     except (OperationalError, InterfaceError):
         raise
     except Exception as exc:
@@ -268,8 +354,9 @@ def _store_or_fail(*, artifact: Artifact, etag: str, outputs: list[Output], atte
         reason = f"The preview could not be stored: the database refused it ({detail})."
     outputs = [failed(viewer_of(artifact.kind), artifact.name, reason)]
     try:
-        return outputs, _store(artifact_id=artifact.id, etag=etag, outputs=outputs, final=True,
-                               attempts=attempts)
+        return outputs, _store(
+            artifact_id=artifact.id, etag=etag, outputs=outputs, final=True, attempts=attempts
+        )
     except DatabaseError:
         logger.exception("render_store_failure_refused artifact=%s", artifact.id)
     rendition_fail(artifact_id=artifact.id, etag=etag, reason=reason)
@@ -297,6 +384,7 @@ def rendition_fail(*, artifact_id: int, etag: str, reason: str) -> None:
 
 # --- what renderers may do besides reading ------------------------------------------
 
+
 def _context(*, artifact: Artifact, attempts: int, fetched: list[ObjectSource]) -> Context:
     """What renderers may do besides reading; sources they fetch are appended to ``fetched``."""
     counter = itertools.count()
@@ -311,7 +399,9 @@ def _context(*, artifact: Artifact, attempts: int, fetched: list[ObjectSource]) 
 
     def store_source(source: Source) -> dict:
         data = source.read_all(settings.ARCHIVE_MAX_MEMBER_BYTES, "The file")
-        return preview_put(key_for("src-" + posixpath.basename(source.name)), data, "application/octet-stream")
+        return preview_put(
+            key_for("src-" + posixpath.basename(source.name)), data, "application/octet-stream"
+        )
 
     def publish(outputs: list[Output]) -> None:
         _store(artifact_id=artifact.id, etag=artifact.etag, outputs=outputs, final=False, attempts=attempts)
@@ -343,11 +433,15 @@ def fetch_sources(*, artifact: Artifact, uri: str) -> list[ObjectSource]:
     match = _URI.match(uri.strip())
     if not match:
         scheme = uri.split("://", 1)[0] if "://" in uri else "a path"
-        raise RenderError(f"Sources on {scheme} are not read by Pipelens; only minio:// and s3:// objects "
-                          f"in the run's buckets are ({uri[:200]}).")
+        raise RenderError(
+            f"Sources on {scheme} are not read by Pipelens; only minio:// and s3:// objects "
+            f"in the run's buckets are ({uri[:200]})."
+        )
     bucket_name, pattern = match.group(2), match.group(3)
-    unavailable = RenderError(f"The source {uri[:300]!r} is not available to this run's viewers: it does "
-                              f"not exist, or it belongs to a run that some of them may not see.")
+    unavailable = RenderError(
+        f"The source {uri[:300]!r} is not available to this run's viewers: it does "
+        f"not exist, or it belongs to a run that some of them may not see."
+    )
     bucket = Bucket.objects.filter(name=bucket_name).first()
     if bucket is None:
         raise unavailable
@@ -356,15 +450,18 @@ def fetch_sources(*, artifact: Artifact, uri: str) -> list[ObjectSource]:
     try:
         if wildcard:
             keys = []
-            listed = client.list_objects(bucket_name, prefix=pattern[:wildcard.start()], recursive=True)
+            listed = client.list_objects(bucket_name, prefix=pattern[: wildcard.start()], recursive=True)
             for obj in itertools.islice(listed, settings.KFP_SOURCE_MAX_LISTED):
                 name = obj.object_name
-                if fnmatch.fnmatchcase(name, pattern) and _source_visible(artifact=artifact, bucket=bucket,
-                                                                          key=name):
+                if fnmatch.fnmatchcase(name, pattern) and _source_visible(
+                    artifact=artifact, bucket=bucket, key=name
+                ):
                     keys.append(name)
                     if len(keys) > settings.KFP_SOURCE_MAX_OBJECTS:
-                        raise RenderError(f"The source {uri[:300]!r} matches more than "
-                                          f"{settings.KFP_SOURCE_MAX_OBJECTS} objects.")
+                        raise RenderError(
+                            f"The source {uri[:300]!r} matches more than "
+                            f"{settings.KFP_SOURCE_MAX_OBJECTS} objects."
+                        )
             keys.sort()
         else:
             keys = [pattern] if _source_visible(artifact=artifact, bucket=bucket, key=pattern) else []
@@ -373,8 +470,16 @@ def fetch_sources(*, artifact: Artifact, uri: str) -> list[ObjectSource]:
         sources = []
         for key in keys:
             stat = client.stat_object(bucket_name, key)
-            sources.append(ObjectSource(bucket_name, key, name=posixpath.basename(key), size=stat.size,
-                                        etag=(stat.etag or "").strip('"'), store=bucket.store))
+            sources.append(
+                ObjectSource(
+                    bucket_name,
+                    key,
+                    name=posixpath.basename(key),
+                    size=stat.size,
+                    etag=(stat.etag or "").strip('"'),
+                    store=bucket.store,
+                )
+            )
     except RenderError:
         raise
     except Exception as exc:
@@ -395,13 +500,24 @@ def _source_visible(*, artifact: Artifact, bucket: Bucket, key: str) -> bool:
         return True  # the run's own objects
 
     def shows(grant, bucket_id, run_key, namespace):
-        return grant_allows(bucket_id=grant.bucket_id, prefix=grant.key_prefix, namespace=grant.namespace,
-                            run_bucket_id=bucket_id, run_key=run_key, run_namespace=namespace)
+        return grant_allows(
+            bucket_id=grant.bucket_id,
+            prefix=grant.key_prefix,
+            namespace=grant.namespace,
+            run_bucket_id=bucket_id,
+            run_key=run_key,
+            run_namespace=namespace,
+        )
 
     grants = list(BucketGrant.objects.filter(bucket_id__in={artifact.bucket_id, bucket.id}))
-    return all(any(g.group_id == grant.group_id and shows(g, bucket.id, where.run_key, where.namespace)
-                   for g in grants)
-               for grant in grants if shows(grant, artifact.bucket_id, run.run_key, run.namespace))
+    return all(
+        any(
+            g.group_id == grant.group_id and shows(g, bucket.id, where.run_key, where.namespace)
+            for g in grants
+        )
+        for grant in grants
+        if shows(grant, artifact.bucket_id, run.run_key, run.namespace)
+    )
 
 
 def cross_run_sources(*, artifact: Artifact, sources: Iterable[ObjectSource]) -> list[list[str]]:

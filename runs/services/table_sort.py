@@ -75,13 +75,22 @@ def request_sort(*, rendition: Rendition, column: int) -> bool:
         if len(_requested) > 10_000:
             _requested.clear()
     try:
-        current_app.send_task(TABLE_SORT_TASK, kwargs={"rendition_id": rendition.pk, "column": int(column)},
-                              queue=settings.RENDER_QUEUE, expires=600)
+        current_app.send_task(
+            TABLE_SORT_TASK,
+            kwargs={"rendition_id": rendition.pk, "column": int(column)},
+            queue=settings.RENDER_QUEUE,
+            expires=600,
+        )
     except Exception as exc:  # the broker is down: say so, and ask again on the next request
         with _requested_lock:
             _requested.pop(meta_key, None)
-        log_event(logger, "table_sort_enqueue_failed", level=logging.WARNING, rendition=rendition.pk,
-                  error=repr(exc)[:200])
+        log_event(
+            logger,
+            "table_sort_enqueue_failed",
+            level=logging.WARNING,
+            rendition=rendition.pk,
+            error=repr(exc)[:200],
+        )
         raise RenderError("Sorting could not be queued right now; try again shortly.") from exc
     return True
 
@@ -89,9 +98,13 @@ def request_sort(*, rendition: Rendition, column: int) -> bool:
 def read_sorted(*, rendition: Rendition, meta: dict, start: int, count: int, descending: bool) -> list:
     data_key, _meta_key = sorted_keys(rendition=rendition, column=meta["column"])
     copy = ObjectSource(settings.PREVIEW_BUCKET, data_key)
-    return table.read_sorted_page(meta, lambda offset, length: copy.chunks(256 * 1024, offset=offset,
-                                                                             length=length),
-                                  start=start, count=count, descending=descending)
+    return table.read_sorted_page(
+        meta,
+        lambda offset, length: copy.chunks(256 * 1024, offset=offset, length=length),
+        start=start,
+        count=count,
+        descending=descending,
+    )
 
 
 def table_sort_build(*, rendition_id: int, column: int) -> str:
@@ -113,8 +126,11 @@ def table_sort_build(*, rendition_id: int, column: int) -> str:
         body, meta, status = b"", {"column": column, "error": str(exc)}, "failed"
     except MemoryError:
         body, status = b"", "failed"
-        meta = {"column": column, "error": f"Sorting needed more memory than a render worker may use "
-                                           f"({settings.RENDER_WORKER_MAX_MEMORY_MB} MiB)."}
+        meta = {
+            "column": column,
+            "error": f"Sorting needed more memory than a render worker may use "
+            f"({settings.RENDER_WORKER_MAX_MEMORY_MB} MiB).",
+        }
     except SoftTimeLimitExceeded:
         body, status = b"", "failed"
         meta = {"column": column, "error": f"Sorting took longer than {settings.RENDER_SOFT_TIME_LIMIT_S} s."}
@@ -122,6 +138,14 @@ def table_sort_build(*, rendition_id: int, column: int) -> str:
     if body:
         preview_put(data_key, body, "application/x-ndjson")
     preview_put(meta_key, json.dumps(meta, separators=(",", ":")).encode(), "application/json")
-    log_event(logger, "table_sorted", rendition=rendition_id, column=column, status=status,
-              rows=meta.get("rows", 0), bytes=len(body), duration_ms=(time.monotonic() - started) * 1000)
+    log_event(
+        logger,
+        "table_sorted",
+        rendition=rendition_id,
+        column=column,
+        status=status,
+        rows=meta.get("rows", 0),
+        bytes=len(body),
+        duration_ms=(time.monotonic() - started) * 1000,
+    )
     return status

@@ -10,7 +10,6 @@ from runs.rendering.readback import webapp_url
 register = template.Library()
 
 
-
 @register.filter
 def viewer_template(rendition) -> str:
     """The partial that shows a rendition's payload."""
@@ -32,8 +31,14 @@ def clean_html(html: str) -> str:
 
     from runs.rendering.markdown import allowed_tags
 
-    return mark_safe(nh3.clean(html or "", tags=allowed_tags(), link_rel="noopener noreferrer nofollow",
-                               url_schemes={"http", "https", "mailto"}))
+    return mark_safe(
+        nh3.clean(
+            html or "",
+            tags=allowed_tags(),
+            link_rel="noopener noreferrer nofollow",
+            url_schemes={"http", "https", "mailto"},
+        )
+    )
 
 
 @register.filter
@@ -50,12 +55,24 @@ def cm_rows(payload: dict) -> list[dict]:
     shade class ``cm-w0``…``cm-w20`` (5 % steps: a class, not a style attribute, so the
     portal's CSP needs no inline styles)."""
     rows = []
-    for label, counts, percent in zip(payload.get("labels", []), payload.get("counts", []),
-                                      payload.get("percent", [])):
-        rows.append({"label": label, "cells": [
-            {"count": c, "percent": p, "weight": round(p / 100, 3), "dark": p >= 55,
-             "shade": f"cm-w{max(0, min(20, round(float(p) / 5)))}"}
-            for c, p in zip(counts, percent)]})
+    for label, counts, percent in zip(
+        payload.get("labels", []), payload.get("counts", []), payload.get("percent", []), strict=False
+    ):
+        rows.append(
+            {
+                "label": label,
+                "cells": [
+                    {
+                        "count": c,
+                        "percent": p,
+                        "weight": round(p / 100, 3),
+                        "dark": p >= 55,
+                        "shade": f"cm-w{max(0, min(20, round(float(p) / 5)))}",
+                    }
+                    for c, p in zip(counts, percent, strict=False)
+                ],
+            }
+        )
     return rows
 
 

@@ -17,8 +17,9 @@ def api_run_state(request, run_id: int):
         return JsonResponse({"error": "authentication required"}, status=401)
     form = StateQueryForm(request.GET)
     if not form.is_valid():
-        return JsonResponse({"error": "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())},
-                            status=400)
+        return JsonResponse(
+            {"error": "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())}, status=400
+        )
     run = run_get_visible(user=request.user, run_id=run_id)
     if run is None:
         return JsonResponse({"error": "no such run"}, status=404)

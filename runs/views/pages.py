@@ -58,10 +58,15 @@ def run_list(request):
     sort_query = request.GET.copy()
     for name in ("page", "metric", "order", "sort", "fragment"):
         sort_query.pop(name, None)
-    context.update(page=page, filters=filters, query=query.urlencode(), metric_columns=metric_columns,
-                   sort_query=sort_query.urlencode(), row_template=_run_row_template(metric_columns),
-                   live_inserts=(number == 1 and not filters.active and filters.sort == "recent"
-                                 and not filters.metric))
+    context.update(
+        page=page,
+        filters=filters,
+        query=query.urlencode(),
+        metric_columns=metric_columns,
+        sort_query=sort_query.urlencode(),
+        row_template=_run_row_template(metric_columns),
+        live_inserts=(number == 1 and not filters.active and filters.sort == "recent" and not filters.metric),
+    )
     template = "runs/_run_rows.html" if request.GET.get("fragment") == "rows" else "runs/run_list.html"
     return render(request, template, context)
 
@@ -78,19 +83,34 @@ def _with_progress_and_metrics(user, runs, filters) -> list[dict]:
         extra = extras.get(run.pk, {"progress": None, "metrics": {}})
         run.progress = extra["progress"]
         run.metric_cells = [(name, extra["metrics"].get(name, {}).get("display", "")) for name in names]
-    return [{"name": name, "active": filters.metric == name,
-             "next_order": "desc" if filters.metric == name and filters.metric_ascending else
-             ("asc" if filters.metric == name else "desc"),
-             "ascending": filters.metric == name and filters.metric_ascending}
-            for name in names]
+    return [
+        {
+            "name": name,
+            "active": filters.metric == name,
+            "next_order": "desc"
+            if filters.metric == name and filters.metric_ascending
+            else ("asc" if filters.metric == name else "desc"),
+            "ascending": filters.metric == name and filters.metric_ascending,
+        }
+        for name in names
+    ]
 
 
 def _run_row_template(metric_columns) -> SimpleNamespace:
     """The empty run that runs/_run_row.html renders into the <template> run_list.js clones
     for runs that arrive live: one row markup. Its progress cell holds the progress markup."""
-    return SimpleNamespace(pk=0, name="", pipeline="", bucket=SimpleNamespace(name=""), namespace="",
-                           status="", progress={"percent": 0, "message": ""}, artifact_count="",
-                           last_event_at=None, metric_cells=[(col["name"], "") for col in metric_columns])
+    return SimpleNamespace(
+        pk=0,
+        name="",
+        pipeline="",
+        bucket=SimpleNamespace(name=""),
+        namespace="",
+        status="",
+        progress={"percent": 0, "message": ""},
+        artifact_count="",
+        last_event_at=None,
+        metric_cells=[(col["name"], "") for col in metric_columns],
+    )
 
 
 @require_GET
@@ -101,16 +121,26 @@ def run_detail(request, run_id: int):
     steps = run_page_steps(user=request.user, run=run, inline_previews=settings.RUN_PAGE_INLINE_PREVIEWS)
     artifact_base = reverse("runs:artifact", args=[run.pk, 0]).removesuffix("0/")
     for step in steps:
-        step.rows_html = mark_safe("".join(_artifact_row_html(request, run, row, artifact_base)
-                                           for row in step.rows))
+        step.rows_html = mark_safe(
+            "".join(_artifact_row_html(request, run, row, artifact_base) for row in step.rows)
+        )
     row_template = mark_safe(_artifact_row_html(request, run, _TEMPLATE_ROW, artifact_base))
     return render(request, "runs/run_detail.html", {"run": run, "steps": steps, "row_template": row_template})
 
 
 # The empty artifact (id 0) whose row the run page puts in a <template>: run_detail.js
 # clones it for artifacts that arrive live, so the row markup has one source.
-_TEMPLATE_ROW = SimpleNamespace(id=0, key="", name="", kind="", size=None, event_time=None, signature="",
-                                rendition_status="", preview=None)
+_TEMPLATE_ROW = SimpleNamespace(
+    id=0,
+    key="",
+    name="",
+    kind="",
+    size=None,
+    event_time=None,
+    signature="",
+    rendition_status="",
+    preview=None,
+)
 
 
 def _artifact_row_html(request, run, row, artifact_base: str) -> str:
@@ -121,9 +151,13 @@ def _artifact_row_html(request, run, row, artifact_base: str) -> str:
     url = f"{artifact_base}{row.id}/"
     when = row.event_time
     if row.preview is not None:
-        preview = ('<div class="preview" data-preview>'
-                   + render_to_string("runs/_artifact_preview.html", {"artifact": row.preview, "run": run},
-                                      request=request) + "</div>")
+        preview = (
+            '<div class="preview" data-preview>'
+            + render_to_string(
+                "runs/_artifact_preview.html", {"artifact": row.preview, "run": run}, request=request
+            )
+            + "</div>"
+        )
     else:
         # Loads when scrolled into view (run_detail.js); the download works meanwhile.
         preview = f'<div class="preview" data-preview data-lazy><a href="{url}download">Download</a></div>'
@@ -134,8 +168,9 @@ def _artifact_row_html(request, run, row, artifact_base: str) -> str:
         f'<span class="kind" data-f="kind">{esc(row.kind)}</span>'
         f'<span class="size" data-f="size">{human_bytes(row.size)}</span>'
         f'<time data-f="event_time" datetime="{when.isoformat() if when else ""}">'
-        f'{when.strftime("%H:%M:%S") if when else ""}</time>'
-        f'<span class="rstatus" data-f="rstatus">{esc(row.rendition_status)}</span></div>{preview}</li>\n')
+        f"{when.strftime('%H:%M:%S') if when else ''}</time>"
+        f'<span class="rstatus" data-f="rstatus">{esc(row.rendition_status)}</span></div>{preview}</li>\n'
+    )
 
 
 def _visible_artifact(request, run_id: int, artifact_id: int, *, renditions: bool = False):
@@ -167,14 +202,20 @@ def artifact_download(request, run_id: int, artifact_id: int):
     """The object, streamed from object storage through the portal after the access check."""
     artifact = _visible_artifact(request, run_id, artifact_id)
     if artifact.deleted:
-        return HttpResponse("This object was removed from its bucket.", status=410,
-                            content_type="text/plain; charset=utf-8")
+        return HttpResponse(
+            "This object was removed from its bucket.", status=410, content_type="text/plain; charset=utf-8"
+        )
     try:
-        stream = object_stream(bucket=artifact.bucket.name, key=artifact.key, store=artifact.bucket.store,
-                               chunk_size=settings.DOWNLOAD_CHUNK_BYTES)
+        stream = object_stream(
+            bucket=artifact.bucket.name,
+            key=artifact.key,
+            store=artifact.bucket.store,
+            chunk_size=settings.DOWNLOAD_CHUNK_BYTES,
+        )
     except ObjectGone:
-        return HttpResponse("This object is no longer in its bucket.", status=410,
-                            content_type="text/plain; charset=utf-8")
+        return HttpResponse(
+            "This object is no longer in its bucket.", status=410, content_type="text/plain; charset=utf-8"
+        )
     response = StreamingHttpResponse(stream, content_type=artifact.content_type or "application/octet-stream")
     response["Content-Disposition"] = content_disposition_header(True, artifact.name.rsplit("/", 1)[-1])
     if stream.length is not None:

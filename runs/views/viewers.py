@@ -26,8 +26,9 @@ from runs.selectors.viewers import rendition_get_visible
 
 
 def _rendition(request, run_id, artifact_id, rendition_id):
-    rendition = rendition_get_visible(user=request.user, run_id=run_id, artifact_id=artifact_id,
-                                      rendition_id=rendition_id)
+    rendition = rendition_get_visible(
+        user=request.user, run_id=run_id, artifact_id=artifact_id, rendition_id=rendition_id
+    )
     if rendition is None:
         raise Http404("No such preview.")
     return rendition
@@ -59,9 +60,13 @@ def table_rows(request, run_id: int, artifact_id: int, rendition_id: int):
     503 ``{"retry": true}`` when the process is busy with other reads."""
     rendition = _rendition(request, run_id, artifact_id, rendition_id)
     try:
-        page = table_page(rendition=rendition, start=_int(request.GET.get("start"), 0),
-                          count=_int(request.GET.get("count"), rendition.payload.get("page_rows", 50)),
-                          sort=_int(request.GET.get("sort"), None), descending=request.GET.get("desc") == "1")
+        page = table_page(
+            rendition=rendition,
+            start=_int(request.GET.get("start"), 0),
+            count=_int(request.GET.get("count"), rendition.payload.get("page_rows", 50)),
+            sort=_int(request.GET.get("sort"), None),
+            descending=request.GET.get("desc") == "1",
+        )
     except (RenderError, StorageUnavailable, Busy) as exc:
         return _json_error(exc)
     return JsonResponse(page, status=202 if page.get("pending") else 200)
@@ -85,7 +90,7 @@ def thumbnail(request, run_id: int, artifact_id: int, rendition_id: int):
     try:
         data, content_type = preview_object(rendition=rendition)
     except (RenderError, StorageUnavailable):
-        raise Http404("No thumbnail.")
+        raise Http404("No thumbnail.") from None
     response = HttpResponse(data, content_type=content_type)
     response["Cache-Control"] = "private, max-age=86400"  # one key per artifact version
     response["X-Content-Type-Options"] = "nosniff"
@@ -102,7 +107,7 @@ def full_image(request, run_id: int, artifact_id: int, rendition_id: int):
         chunks = source.chunks(256 * 1024)
         first = next(chunks, b"")
     except (RenderError, StorageUnavailable):
-        raise Http404("No full view.")
+        raise Http404("No full view.") from None
 
     def stream():
         yield first

@@ -85,9 +85,15 @@ def parse_batch(messages) -> ParsedBatch:
 class IngestConsumer:
     """Runs the consume → store → commit loop until ``stop()`` is called."""
 
-    def __init__(self, *, group_id: str | None = None, bootstrap_servers: str | None = None,
-                 batch_size: int | None = None, batch_timeout_s: float | None = None,
-                 topic_refresh_s: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        group_id: str | None = None,
+        bootstrap_servers: str | None = None,
+        batch_size: int | None = None,
+        batch_timeout_s: float | None = None,
+        topic_refresh_s: float | None = None,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers or settings.KAFKA_BOOTSTRAP_SERVERS
         self.config = consumer_config(group_id=group_id, bootstrap_servers=self.bootstrap_servers)
         self.batch_size = batch_size or settings.KAFKA_BATCH_SIZE
@@ -112,8 +118,7 @@ class IngestConsumer:
         parsed here; offsets are committed here, in order, once N is stored.
         Every Kafka call stays on this thread."""
         consumer = Consumer(self.config)
-        log_event(logger, "consumer_started", group=self.config["group.id"],
-                  bootstrap=self.bootstrap_servers)
+        log_event(logger, "consumer_started", group=self.config["group.id"], bootstrap=self.bootstrap_servers)
         storing: Future | None = None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-db") as db:
             try:
@@ -122,8 +127,7 @@ class IngestConsumer:
                     if not self._topics:
                         self._stop.wait(min(self.topic_refresh_s, 1.0))
                         continue
-                    messages = consumer.consume(num_messages=self.batch_size,
-                                                timeout=self.batch_timeout_s)
+                    messages = consumer.consume(num_messages=self.batch_size, timeout=self.batch_timeout_s)
                     parsed = parse_batch(messages) if messages else None
                     if storing is not None:
                         self._finish(consumer, storing)
@@ -213,9 +217,16 @@ class IngestConsumer:
                 # stored, and its redelivery to the next owner is idempotent.
                 log_event(logger, "commit_failed", level=logging.WARNING, error=str(exc))
         log_event(
-            logger, "batch_stored", count=batch.size, stored=result.stored, stale=result.stale,
-            rejected=result.rejected, accessed=batch.counts["accessed"],
-            runs=len(result.run_seqs), duration_ms=round(duration * 1000, 1), lag=self._lag(consumer),
+            logger,
+            "batch_stored",
+            count=batch.size,
+            stored=result.stored,
+            stale=result.stale,
+            rejected=result.rejected,
+            accessed=batch.counts["accessed"],
+            runs=len(result.run_seqs),
+            duration_ms=round(duration * 1000, 1),
+            lag=self._lag(consumer),
         )
 
     def _store(self, batch: ParsedBatch) -> IngestResult | None:
@@ -226,8 +237,13 @@ class IngestConsumer:
                 close_old_connections()
                 return ingest_events(events=batch.events, rejected=batch.rejected, raw_messages=batch.raw)
             except (OperationalError, InterfaceError) as exc:
-                log_event(logger, "database_unavailable", level=logging.WARNING,
-                          error=str(exc).strip()[:200], retry_in_s=delay)
+                log_event(
+                    logger,
+                    "database_unavailable",
+                    level=logging.WARNING,
+                    error=str(exc).strip()[:200],
+                    retry_in_s=delay,
+                )
                 connection.close()
             except DatabaseError as exc:
                 # Data the database refuses (not an outage): store what it
@@ -248,8 +264,16 @@ class IngestConsumer:
                 raise
             except DatabaseError as exc:
                 key, raw = batch.raw.get((event.topic, event.partition, event.offset), (None, None))
-                rejected.append(RejectedMessage(event.topic, event.partition, event.offset, key, raw,
-                                                f"database refused the event: {str(exc).strip()[:500]}"))
+                rejected.append(
+                    RejectedMessage(
+                        event.topic,
+                        event.partition,
+                        event.offset,
+                        key,
+                        raw,
+                        f"database refused the event: {str(exc).strip()[:500]}",
+                    )
+                )
                 continue
             total.stored += result.stored
             total.stale += result.stale

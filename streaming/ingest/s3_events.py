@@ -180,7 +180,8 @@ def parse_message(
         if not isinstance(record, dict):
             raise EventParseError(f"{where} must be an object, not {_type(record)}")
         event = _parse_record(
-            record, where,
+            record,
+            where,
             minio_key=top_key if single else "",
             minio_name=top_name if single else "",
             coordinates=(topic, partition, offset),
@@ -199,9 +200,7 @@ def _load_json(value: bytes | None) -> dict[str, Any]:
     if len(value) == 0:
         raise EventParseError("message value is empty")
     if len(value) > MAX_MESSAGE_BYTES:
-        raise EventParseError(
-            f"message value is {len(value)} bytes, over the {MAX_MESSAGE_BYTES} byte limit"
-        )
+        raise EventParseError(f"message value is {len(value)} bytes, over the {MAX_MESSAGE_BYTES} byte limit")
     try:
         text = bytes(value).decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -231,9 +230,7 @@ def _parse_record(
     action = classify_event_name(raw_name)
     bare = _bare_event_name(raw_name)
     if minio_name and _bare_event_name(minio_name) != bare:
-        raise EventParseError(
-            f"EventName {minio_name!r} disagrees with {where}.eventName {raw_name!r}"
-        )
+        raise EventParseError(f"EventName {minio_name!r} disagrees with {where}.eventName {raw_name!r}")
     if bare in _BUCKET_EVENTS:
         return None
 
@@ -252,24 +249,24 @@ def _parse_record(
         prefix = bucket + "/"
         if not minio_key.startswith(prefix):
             raise EventParseError(f"Key {minio_key!r} does not start with bucket {prefix!r}")
-        object_key = minio_key[len(prefix):]
+        object_key = minio_key[len(prefix) :]
     else:
         try:
             # Record keys are query-encoded: '+' is a space, '%2B' a plus.
             object_key = unquote_plus(encoded_key, errors="strict")
         except UnicodeDecodeError:
-            raise EventParseError(
-                f"{where}.s3.object.key {encoded_key!r} does not decode to UTF-8"
-            ) from None
+            raise EventParseError(f"{where}.s3.object.key {encoded_key!r} does not decode to UTF-8") from None
         object_key = _check_text(object_key, f"{where}.s3.object.key")
     if not object_key:
         raise EventParseError(f"{where} has an empty object key")
 
     event_time, time_ns = _parse_event_time(record.get("eventTime"), where)
     if time_ns > latest_ns:
-        raise EventParseError(f"{where}.eventTime {record.get('eventTime')!r} is more than "
-                              f"{EVENT_MAX_FUTURE_NS // 10**9} s in the future; the store's clock or "
-                              f"the message is wrong")
+        raise EventParseError(
+            f"{where}.eventTime {record.get('eventTime')!r} is more than "
+            f"{EVENT_MAX_FUTURE_NS // 10**9} s in the future; the store's clock or "
+            f"the message is wrong"
+        )
     sequencer = _optional_str(obj, "sequencer", f"{where}.s3.object")
     size = _parse_size(obj.get("size"), where)
     etag = _optional_str(obj, "eTag", f"{where}.s3.object").strip('"')
@@ -316,15 +313,15 @@ def _parse_event_time(value: Any, where: str) -> tuple[datetime, int]:
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
     try:
         if zulu:  # the common case (MinIO, AWS): already UTC, no conversion needed
-            whole = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
-                             tzinfo=UTC)
+            whole = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC)
         else:
             if int(off_h) > 23 or int(off_m) > 59:
                 raise ValueError("offset out of range")
             offset = timedelta(hours=int(off_h), minutes=int(off_m))
             offset = -offset if sign == "-" else offset
-            local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
-                             tzinfo=timezone(offset))
+            local = datetime(
+                int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=timezone(offset)
+            )
             whole = local.astimezone(UTC)
     except (ValueError, OverflowError):
         raise EventParseError(f"{where}.eventTime {value!r} is not a valid time") from None
@@ -392,6 +389,12 @@ def _check_text(value: str, where: str) -> str:
 
 
 def _type(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-            int: "an integer", float: "a number", type(None): "null"}.get(type(value),
-                                                                       type(value).__name__)
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)

@@ -50,7 +50,9 @@ def topic_create(admin: AdminClient, *, topic: str, partitions: int = 4, timeout
         if topic in admin.list_topics(timeout=10).topics:
             return
         try:
-            admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(15)
+            admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[
+                topic
+            ].result(15)
         except KafkaException as exc:
             # Exists (MinIO auto-created it), or a deletion is still finishing: look again.
             if exc.args[0].code() not in (KafkaError.TOPIC_ALREADY_EXISTS, KafkaError.UNKNOWN_TOPIC_OR_PART):
@@ -90,11 +92,15 @@ def topic_delete(admin: AdminClient, *, topic: str) -> None:
 
 
 @contextmanager
-def session_topic(topic: str, *, bootstrap: str, partitions: int = 4, quiet_s: float = QUIET_S) -> Iterator[str]:
+def session_topic(
+    topic: str, *, bootstrap: str, partitions: int = 4, quiet_s: float = QUIET_S
+) -> Iterator[str]:
     """``topic`` exists for the ``with`` block; the last session to leave deletes it."""
     if topic == os.environ.get("MINIO_KAFKA_TOPIC", DEV_TOPIC_DEFAULT):
-        raise ValueError(f"{topic} is the topic `make run` consumes; tests and benchmarks need one of "
-                         "their own (MINIO_TEST_KAFKA_TOPIC, MINIO_BENCH_KAFKA_TOPIC)")
+        raise ValueError(
+            f"{topic} is the topic `make run` consumes; tests and benchmarks need one of "
+            "their own (MINIO_TEST_KAFKA_TOPIC, MINIO_BENCH_KAFKA_TOPIC)"
+        )
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
     with open(lock_path(topic=topic, bootstrap=bootstrap), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_SH)

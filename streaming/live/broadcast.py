@@ -61,8 +61,7 @@ def _send_loop() -> _SendLoop:
         return _sender
 
 
-def build_messages(*, run_ids: Iterable[int], artifact_ids: Sequence[int]
-                   ) -> list[tuple[str, dict]]:
+def build_messages(*, run_ids: Iterable[int], artifact_ids: Sequence[int]) -> list[tuple[str, dict]]:
     """(group, channel-layer event) pairs for the runs' current state (three queries).
 
     A batch that changed more than ``BROADCAST_MAX_ARTIFACTS`` artifacts (a
@@ -79,17 +78,26 @@ def build_messages(*, run_ids: Iterable[int], artifact_ids: Sequence[int]
     summaries = run_summaries(run_ids=set(run_ids) | set(by_run))
     out: list[tuple[str, dict]] = []
     for run_id, summary in sorted(summaries.items()):
-        run_msg = RunChanged(run_id=run_id, seq=summary["seq"], run=summary,
-                             artifacts=by_run.get(run_id, []), partial=partial)
+        run_msg = RunChanged(
+            run_id=run_id, seq=summary["seq"], run=summary, artifacts=by_run.get(run_id, []), partial=partial
+        )
         # Serialised once here, not once per socket: a 1,000-socket fan-out
         # then costs 1,000 writes, not 1,000 JSON encodings.
         out.append((groups.run_group(run_id), {"type": "run.changed", "text": _json(run_msg)}))
         # The runs-list socket filters per user; these fields let it decide
         # without a query (runs.selectors.access.AccessScope.allows).
-        out.append((groups.runs_list_group(),
-                    {"type": "runs.changed", "text": _json(RunsChanged(run=summary)),
-                     "bucket_id": summary["bucket_id"], "run_key": summary["run_key"],
-                     "namespace": summary["namespace"]}))
+        out.append(
+            (
+                groups.runs_list_group(),
+                {
+                    "type": "runs.changed",
+                    "text": _json(RunsChanged(run=summary)),
+                    "bucket_id": summary["bucket_id"],
+                    "run_key": summary["run_key"],
+                    "namespace": summary["namespace"],
+                },
+            )
+        )
     return out
 
 
@@ -99,16 +107,24 @@ def _json(message) -> str:
 
 async def _send_all(messages: list[tuple[str, dict]]) -> None:
     layer = get_channel_layer()
-    results = await asyncio.gather(*(layer.group_send(group, event) for group, event in messages),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(layer.group_send(group, event) for group, event in messages), return_exceptions=True
+    )
     failed = [r for r in results if isinstance(r, BaseException)]
     if failed:
-        log_event(logger, "broadcast_failed", level=logging.WARNING, failed=len(failed),
-                  total=len(messages), error=repr(failed[0])[:200])
+        log_event(
+            logger,
+            "broadcast_failed",
+            level=logging.WARNING,
+            failed=len(failed),
+            total=len(messages),
+            error=repr(failed[0])[:200],
+        )
 
 
-def broadcast_runs(*, run_ids: Iterable[int], artifact_ids: Sequence[int] = (),
-                   wait: bool = False) -> Future | None:
+def broadcast_runs(
+    *, run_ids: Iterable[int], artifact_ids: Sequence[int] = (), wait: bool = False
+) -> Future | None:
     """Send the current state of ``run_ids`` (and of ``artifact_ids``) now. Call after commit only.
 
     Returns the send's future; ``wait=True`` blocks until sent (bounded).

@@ -108,6 +108,7 @@ def parse_client_frame(text: str | None) -> Ping:
         raise MessageError('frame must be a JSON object with a "type"')
     kind = CLIENT_MESSAGES.get(data["type"])
     if kind is None:
-        raise MessageError(f"unknown message type {data['type'][:40]!r}; expected one of "
-                           f"{sorted(CLIENT_MESSAGES)}")
+        raise MessageError(
+            f"unknown message type {data['type'][:40]!r}; expected one of {sorted(CLIENT_MESSAGES)}"
+        )
     return kind()

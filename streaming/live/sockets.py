@@ -166,7 +166,8 @@ class RunConsumer(_PortalSocket):
         # Read seq after joining: a change committed in between is then either
         # in this hello or in a push that follows it, never in neither.
         seq = await database_sync_to_async(
-            lambda: Run.objects.filter(pk=self.run_id).values_list("seq", flat=True).first())()
+            lambda: Run.objects.filter(pk=self.run_id).values_list("seq", flat=True).first()
+        )()
         await self.send(text_data=_dumps(Hello(seq=seq)))
 
     def still_allowed(self, user) -> int | None:
@@ -197,6 +198,7 @@ class RunsListConsumer(_PortalSocket):
         return None
 
     async def runs_changed(self, event):
-        if self.scope_access.allows(bucket_id=event["bucket_id"], run_key=event["run_key"],
-                                    namespace=event["namespace"]):
+        if self.scope_access.allows(
+            bucket_id=event["bucket_id"], run_key=event["run_key"], namespace=event["namespace"]
+        ):
             await self.send(text_data=event["text"])

@@ -21,8 +21,16 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "test-results" / "e2e"
 CHROMIUM = "/usr/bin/chromium"
 APP_NAME = "pipelens-e2e-daphne"  # marks the server's database sessions
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # Playwright's sync API keeps an event loop on this thread; the test's own
 # ORM calls are ordinary blocking calls between browser steps.
@@ -42,17 +50,24 @@ class Daphne:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
-        self.env = {**os.environ, "DATABASE_URL": database_url,
-                    "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
-                    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost"}
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        }
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "Daphne":
         daphne = str(Path(sys.executable).with_name("daphne"))
-        self.proc = subprocess.Popen([daphne, "-b", "127.0.0.1", "-p", str(self.port),
-                                      "vizsite.asgi:application"],
-                                     cwd=ROOT, env=self.env, stdout=self.log_path.open("ab"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [daphne, "-b", "127.0.0.1", "-p", str(self.port), "vizsite.asgi:application"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 30
         while True:
             if self.proc.poll() is not None:
@@ -82,8 +97,9 @@ class Daphne:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-                               [APP_NAME])
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [APP_NAME]
+                )
                 if cursor.fetchone()[0] == 0:
                     return
             time.sleep(0.05)
@@ -94,8 +110,10 @@ def live_server_daphne(transactional_db):
     from django.db import connection
 
     s = connection.settings_dict
-    url = (f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
-           f"?application_name={APP_NAME}")
+    url = (
+        f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+        f"?application_name={APP_NAME}"
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     server = Daphne(url, free_port(), RESULTS / "daphne.log").start()
     yield server
@@ -115,7 +133,9 @@ def browser_page(request):
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"Debian's Chromium is missing at {CHROMIUM}: run `make test` (deploy/local/install-browser.sh)")
+        pytest.fail(
+            f"Debian's Chromium is missing at {CHROMIUM}: run `make test` (deploy/local/install-browser.sh)"
+        )
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1200, "height": 900})
@@ -172,12 +192,24 @@ class KafkaArrivals:
         from django.conf import settings
 
         topic = settings.MINIO_KAFKA_TOPIC
-        reader = Consumer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "group.id": "e2e-arrivals",
-                           "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+        reader = Consumer(
+            {
+                "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+                "group.id": "e2e-arrivals",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,
+            }
+        )
         try:
             parts = reader.list_topics(topic, timeout=10).topics[topic].partitions
-            reader.assign([TopicPartition(topic, p, reader.get_watermark_offsets(
-                TopicPartition(topic, p), timeout=10)[1]) for p in parts])
+            reader.assign(
+                [
+                    TopicPartition(
+                        topic, p, reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    )
+                    for p in parts
+                ]
+            )
             self._ready.set()
             while not self._stop.is_set():
                 msg = reader.poll(0.05)
@@ -185,7 +217,7 @@ class KafkaArrivals:
                     continue
                 key = (msg.key() or b"").decode()
                 if key.startswith(self.bucket + "/"):
-                    self.seen.setdefault(key[len(self.bucket) + 1:], time.monotonic())
+                    self.seen.setdefault(key[len(self.bucket) + 1 :], time.monotonic())
         finally:
             self._ready.set()
             reader.close()

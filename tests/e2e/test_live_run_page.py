@@ -23,8 +23,8 @@ def artifact_row(page, name: str):
 
 
 def test_artifacts_appear_live_and_after_a_daphne_restart(
-        minio, live_bucket, running_consumer, kafka_arrivals, live_server_daphne, browser_page,
-        django_user_model):
+    minio, live_bucket, running_consumer, kafka_arrivals, live_server_daphne, browser_page, django_user_model
+):
     page, server = browser_page, live_server_daphne
     user = django_user_model.objects.create_user(username="viewer", password="viewer-pass-123")
     group = Group.objects.create(name="viewers")

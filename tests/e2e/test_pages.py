@@ -36,9 +36,12 @@ FILES = {
     "failed": "confusion_matrix_for_the_validation_split_normalised_by_row_and_sorted_by_support.csv",
 }
 METRICS = {
-    "validation_accuracy_top1": 0.913742, "validation_accuracy_top5": 0.990113,
-    "validation_loss_weighted_average": 0.304411, "f1_score_macro_average_over_all_classes": 0.871002,
-    "precision_at_k_100": 0.950000, "area_under_roc_curve_one_vs_rest": 0.987654,
+    "validation_accuracy_top1": 0.913742,
+    "validation_accuracy_top5": 0.990113,
+    "validation_loss_weighted_average": 0.304411,
+    "f1_score_macro_average_over_all_classes": 0.871002,
+    "precision_at_k_100": 0.950000,
+    "area_under_roc_curve_one_vs_rest": 0.987654,
 }
 
 
@@ -60,21 +63,37 @@ def crowded_runs(transactional_db, django_user_model):
         for what, name in FILES.items():
             a = Artifact.objects.get(bucket=bucket, key=key(i, name))
             if what == "metrics":
-                payload = {"metrics": [{"name": n, "value": v + i / 1000, "format": "RAW",
-                                        "display": f"{v + i / 1000:.6g}"} for n, v in METRICS.items()]}
-                Rendition.objects.create(artifact=a, etag=a.etag, viewer="metrics", status="ready",
-                                         payload=payload)
+                payload = {
+                    "metrics": [
+                        {"name": n, "value": v + i / 1000, "format": "RAW", "display": f"{v + i / 1000:.6g}"}
+                        for n, v in METRICS.items()
+                    ]
+                }
+                Rendition.objects.create(
+                    artifact=a, etag=a.etag, viewer="metrics", status="ready", payload=payload
+                )
             elif what == "progress":
                 Rendition.objects.create(
-                    artifact=a, etag=a.etag, viewer="progress", status="ready",
-                    payload={"percent": 40.0 + i, "current": 4, "total": 10,
-                             "message": "epoch-4/10-step-4000/10000-learning_rate=0.000125-"
-                                        "loss=0.3044110000000000000-accuracy=0.913742"})
+                    artifact=a,
+                    etag=a.etag,
+                    viewer="progress",
+                    status="ready",
+                    payload={
+                        "percent": 40.0 + i,
+                        "current": 4,
+                        "total": 10,
+                        "message": "epoch-4/10-step-4000/10000-learning_rate=0.000125-"
+                        "loss=0.3044110000000000000-accuracy=0.913742",
+                    },
+                )
             else:
                 Rendition.objects.create(
-                    artifact=a, etag=a.etag, viewer="table", status="failed",
-                    error="The CSV could not be read: row 1 has 121 fields, the header 120: "
-                          + "field_" * 30)
+                    artifact=a,
+                    etag=a.etag,
+                    viewer="table",
+                    status="failed",
+                    error="The CSV could not be read: row 1 has 121 fields, the header 120: " + "field_" * 30,
+                )
     user_with_grant(django_user_model, "viewer", bucket)
     return Run.objects.filter(bucket=bucket).order_by("pk")
 
@@ -93,7 +112,8 @@ def overflow_report(page) -> dict:
             if (r.width && r.right > w + 1 && !el.closest(".table-scroll"))
                 out.push(`${el.tagName.toLowerCase()}.${el.className} right=${Math.round(r.right)}`);
         }
-        return {scrollWidth: document.documentElement.scrollWidth, innerWidth: w, sticking_out: out.slice(0, 8)};
+        return {scrollWidth: document.documentElement.scrollWidth, innerWidth: w,
+                sticking_out: out.slice(0, 8)};
     }""")
 
 
@@ -107,7 +127,9 @@ def assert_on_screen(page, locator, what: str):
     assert locator.is_visible(), f"{what} is not visible"
     box = locator.bounding_box()
     width = page.evaluate("window.innerWidth")
-    assert box["x"] >= 0 and box["x"] + box["width"] <= width + 1, f"{what} is off screen: {box}, window {width}"
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (
+        f"{what} is off screen: {box}, window {width}"
+    )
 
 
 @pytest.mark.parametrize("size", list(SIZES))
@@ -125,7 +147,9 @@ def test_runs_list_and_run_page_fit_the_window(size, crowded_runs, live_server_d
     table = page.evaluate("""() => { const t = document.getElementById("runs");
         return {right: t.getBoundingClientRect().right, scroll: t.parentElement.scrollWidth,
                 client: t.parentElement.clientWidth}; }""")
-    assert table["right"] <= width and table["scroll"] <= table["client"], f"the table scrolls sideways: {table}"
+    assert table["right"] <= width and table["scroll"] <= table["client"], (
+        f"the table scrolls sideways: {table}"
+    )
     for name in ("q", "bucket", "namespace", "date_from", "date_to", "sort"):
         assert_on_screen(page, page.locator(f"form.filters [name={name}]"), f"filter {name}")
     assert_on_screen(page, page.locator("form.filters button[type=submit]"), "Apply")
@@ -141,7 +165,9 @@ def test_runs_list_and_run_page_fit_the_window(size, crowded_runs, live_server_d
     for cell in first.locator("td.metric").all():
         assert_on_screen(page, cell, f"metric {cell.get_attribute('data-metric')}")
         assert cell.inner_text().strip()
-        assert cell.evaluate("td => td.scrollWidth <= td.clientWidth"), f"{cell.get_attribute('data-metric')} is cut"
+        assert cell.evaluate("td => td.scrollWidth <= td.clientWidth"), (
+            f"{cell.get_attribute('data-metric')} is cut"
+        )
     screenshot(page, f"layout-runs-list-{width}x{height}")
 
     # Run page.

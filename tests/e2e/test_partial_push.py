@@ -15,8 +15,8 @@ pytestmark = pytest.mark.e2e
 
 
 def test_partial_pushes_make_the_run_page_refetch(
-        minio, live_bucket, running_consumer, live_server_daphne, browser_page, django_user_model,
-        settings):
+    minio, live_bucket, running_consumer, live_server_daphne, browser_page, django_user_model, settings
+):
     # Every batch is "too large": each push is partial. The consumer runs in
     # this process, so the override reaches it.
     settings.BROADCAST_MAX_ARTIFACTS = 0
@@ -26,8 +26,7 @@ def test_partial_pushes_make_the_run_page_refetch(
     user.groups.add(group)
     bucket_grant_create(group=group, bucket=live_bucket)
     minio.put_object(live_bucket.name, "bulk-run/load/first.txt", io.BytesIO(b"1"), 1)
-    run = wait_for(lambda: Run.objects.filter(bucket=live_bucket, run_key="bulk-run").first(),
-                   what="the run")
+    run = wait_for(lambda: Run.objects.filter(bucket=live_bucket, run_key="bulk-run").first(), what="the run")
 
     log_in(page, server.url, "viewer", "viewer-pass-123")
     page.goto(f"{server.url}/runs/{run.pk}/")

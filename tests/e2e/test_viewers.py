@@ -63,8 +63,9 @@ def portal(transactional_db, webapp_origin, celery_worker_process):
 
     app = webapp_origin()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    server = Daphne(test_database_url() + f"?application_name={APP_NAME}", free_port(),
-                    RESULTS / "daphne-viewers.log")
+    server = Daphne(
+        test_database_url() + f"?application_name={APP_NAME}", free_port(), RESULTS / "daphne-viewers.log"
+    )
     # "localhost" vs the portal's 127.0.0.1: another site, so no portal cookie ever goes there.
     server.env["WEBAPP_ORIGIN"] = f"http://localhost:{app.port}"
     server.env["RENDER_QUEUE"] = settings.RENDER_QUEUE
@@ -85,8 +86,8 @@ def all_rendered(bucket, keys) -> bool:
 
 
 def test_run_page_shows_every_viewer_kind_and_keeps_scripts_out(
-        minio, live_bucket, running_consumer, celery_worker_process, portal, browser_page,
-        django_user_model):
+    minio, live_bucket, running_consumer, celery_worker_process, portal, browser_page, django_user_model
+):
     try:
         check_every_viewer(minio, live_bucket, portal, browser_page, django_user_model)
     finally:
@@ -102,20 +103,29 @@ def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_mod
     uploads = {
         f"{RUN}/data/sample.jpg": (files.jpeg(1600, 1200, orientation=6), "image/jpeg"),
         f"{RUN}/data/train.csv": (files.csv_text(500), "text/csv"),
-        f"{RUN}/train/main.log": (b"".join(b"step %d loss 0.%04d\n" % (i, i) for i in range(20000)), "text/plain"),
-        f"{RUN}/train/progress.json": (b'{"current": 30, "total": 120, "message": "epoch 3/12"}',
-                                      "application/json"),
+        f"{RUN}/train/main.log": (
+            b"".join(b"step %d loss 0.%04d\n" % (i, i) for i in range(20000)),
+            "text/plain",
+        ),
+        f"{RUN}/train/progress.json": (
+            b'{"current": 30, "total": 120, "message": "epoch 3/12"}',
+            "application/json",
+        ),
         f"{RUN}/evaluate/roc.csv": (files.ROC_CSV.encode(), "text/csv"),
         f"{RUN}/predict/part-0.csv": (files.TABLE_CSV.encode(), "text/csv"),
-        f"{RUN}/evaluate/mlpipeline-metrics.tgz": (files.tgz({"mlpipeline-metrics.json": files.metrics_json()}),
-                                                   "application/gzip"),
+        f"{RUN}/evaluate/mlpipeline-metrics.tgz": (
+            files.tgz({"mlpipeline-metrics.json": files.metrics_json()}),
+            "application/gzip",
+        ),
         f"{RUN}/report/app.html": (HOSTILE_APP, "text/html"),
         f"{RUN}/report/notes.md": (files.MARKDOWN.encode(), "text/markdown"),
         f"{RUN}/report/weights.bin": (b"\x00\x01" * 512, "application/octet-stream"),
     }
     meta = files.ui_metadata(bucket=b, run_prefix=RUN)
     uploads[f"{RUN}/evaluate/mlpipeline-ui-metadata.tgz"] = (
-        files.tgz({"mlpipeline-ui-metadata.json": json.dumps(meta).encode()}), "application/gzip")
+        files.tgz({"mlpipeline-ui-metadata.json": json.dumps(meta).encode()}),
+        "application/gzip",
+    )
     for key, (data, ctype) in uploads.items():
         put(minio, b, key, data, ctype)
     wait_for(lambda: all_rendered(live_bucket, list(uploads)), timeout=90, what="every rendition")
@@ -134,24 +144,31 @@ def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_mod
     # image: the thumbnail loaded, upright
     thumb = page.locator('[data-viewer="image"] img.thumb')
     thumb.wait_for()
-    wait_for(lambda: page.evaluate("(img) => img.complete && img.naturalWidth", thumb.element_handle()),
-             what="the thumbnail to load")
+    wait_for(
+        lambda: page.evaluate("(img) => img.complete && img.naturalWidth", thumb.element_handle()),
+        what="the thumbnail to load",
+    )
     w, h = page.evaluate("(img) => [img.naturalWidth, img.naturalHeight]", thumb.element_handle())
     assert h > w
 
     # table: first page, then the next page from the server
-    table = page.locator("#artifact-%d .table-viewer" % Artifact.objects.get(key=f"{RUN}/data/train.csv").pk)
+    table_id = Artifact.objects.get(key=f"{RUN}/data/train.csv").pk
+    table = page.locator(f"#artifact-{table_id} .table-viewer")
     assert table.locator("tbody tr").first.inner_text().split("\t")[:2] == ["0", "item, 0"]
     assert "of 500" in table.locator(".facts").inner_text()
     table.locator('button[data-page="next"]').click()
-    page.wait_for_function("(el) => el.textContent.startsWith('Rows 51')",
-                           arg=table.locator(".row-range").element_handle())
+    page.wait_for_function(
+        "(el) => el.textContent.startsWith('Rows 51')", arg=table.locator(".row-range").element_handle()
+    )
     assert table.locator("tbody tr").first.inner_text().startswith("50\t")
     # sorting: the worker builds the sorted copy while the page asks again (202), then shows it
     table.locator('th[data-col="2"]').click()  # score, ascending
     table.locator('th[data-col="2"]').click()  # descending
-    page.wait_for_function("(tbody) => tbody.rows.length && tbody.rows[0].cells[0].textContent === '499'",
-                           arg=table.locator("tbody").element_handle(), timeout=30_000)
+    page.wait_for_function(
+        "(tbody) => tbody.rows.length && tbody.rows[0].cells[0].textContent === '499'",
+        arg=table.locator("tbody").element_handle(),
+        timeout=30_000,
+    )
     assert table.locator(".row-range").inner_text() == "Rows 1–50"
 
     # the six KFP metadata outputs
@@ -173,13 +190,17 @@ def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_mod
     assert "step 19999 loss" in log.locator("pre").inner_text()
     before = len(log.locator("pre").inner_text())
     log.locator(".load-earlier").click()
-    page.wait_for_function(f"(el) => el.textContent.length > {before}", arg=log.locator("pre").element_handle())
+    page.wait_for_function(
+        f"(el) => el.textContent.length > {before}", arg=log.locator("pre").element_handle()
+    )
 
     assert page.locator(".progress-viewer progress").get_attribute("value") == "25.0"
     assert page.locator(".progress-viewer .message").inner_text() == "epoch 3/12"
     assert "91.37%" in page.locator("table.metrics").inner_text()
-    assert "No preview for this kind of file" in page.locator(
-        f"#artifact-{Artifact.objects.get(key=f'{RUN}/report/weights.bin').pk}").inner_text()
+    assert (
+        "No preview for this kind of file"
+        in page.locator(f"#artifact-{Artifact.objects.get(key=f'{RUN}/report/weights.bin').pk}").inner_text()
+    )
 
     # web apps: scripts run inside the sandboxed frame on the other origin, and nowhere else
     frames = page.locator("iframe.webapp")
@@ -187,14 +208,19 @@ def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_mod
     for i in range(2):
         assert frames.nth(i).get_attribute("sandbox") == "allow-scripts"
         assert frames.nth(i).get_attribute("src").startswith("http://localhost:")
-    page.frame_locator(f"#artifact-{Artifact.objects.get(key=f'{RUN}/report/app.html').pk} iframe.webapp") \
-        .locator("h1", has_text="script ran").wait_for()
-    reports = wait_for(lambda: [r for r in page.evaluate("window.__frameReports") if "cookie" in r["data"]],
-                       what="the frame's report")
+    page.frame_locator(
+        f"#artifact-{Artifact.objects.get(key=f'{RUN}/report/app.html').pk} iframe.webapp"
+    ).locator("h1", has_text="script ran").wait_for()
+    reports = wait_for(
+        lambda: [r for r in page.evaluate("window.__frameReports") if "cookie" in r["data"]],
+        what="the frame's report",
+    )
     report = reports[0]
     # The frame's beacon was blocked by the web-app origin's CSP (connect-src 'none').
-    blocked = wait_for(lambda: [r["data"] for r in page.evaluate("window.__frameReports") if "csp" in r["data"]],
-                       what="the frame's CSP violation report")
+    blocked = wait_for(
+        lambda: [r["data"] for r in page.evaluate("window.__frameReports") if "csp" in r["data"]],
+        what="the frame's CSP violation report",
+    )
     assert blocked[0]["csp"] == "connect-src" and "localhost:9" in blocked[0]["blocked"]
     assert report["origin"] == "null" and report["data"]["origin"] == "null"  # opaque origin
     assert report["data"]["cookie"].startswith("blocked:") and report["data"]["parent"].startswith("blocked:")
@@ -202,7 +228,9 @@ def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_mod
     assert page.context.cookies()  # the portal does have a session cookie the frame could not read
 
     meta_pk = Artifact.objects.get(key=f"{RUN}/evaluate/mlpipeline-ui-metadata.tgz").pk
-    page.frame_locator(f"#artifact-{meta_pk} iframe.webapp").locator("h1", has_text="Hello, World!").wait_for()
+    page.frame_locator(f"#artifact-{meta_pk} iframe.webapp").locator(
+        "h1", has_text="Hello, World!"
+    ).wait_for()
     # Everything above worked under the portal's strict CSP, which the page never violated.
     assert page.evaluate("window.__cspViolations") == []
     screenshot(page, "viewers-every-kind")
@@ -212,7 +240,8 @@ def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_mod
 
 
 def test_previews_swap_in_place_and_a_log_tail_grows_live(
-        minio, live_bucket, running_consumer, celery_worker_process, portal, browser_page, django_user_model):
+    minio, live_bucket, running_consumer, celery_worker_process, portal, browser_page, django_user_model
+):
     try:
         check_live_swaps(minio, live_bucket, portal, browser_page, django_user_model)
     finally:
@@ -243,6 +272,10 @@ def check_live_swaps(minio, live_bucket, portal, browser_page, django_user_model
         lines += b"epoch %d done\n" % epoch
         put(minio, b, "live-run/train/main.log", lines, "text/plain")
         page.locator("pre.log", has_text=f"epoch {epoch} done").wait_for(timeout=30_000)
-    assert page.locator("pre.log").inner_text().splitlines() == ["epoch 1 done", "epoch 2 done", "epoch 3 done"]
+    assert page.locator("pre.log").inner_text().splitlines() == [
+        "epoch 1 done",
+        "epoch 2 done",
+        "epoch 3 done",
+    ]
     assert page.evaluate("window.__noReload") is True
     screenshot(page, "viewers-live-swap")

@@ -10,16 +10,18 @@ from tests.factories import object_event
 
 def ingest(bucket, *keys, seconds: float = 0.0, size: int = 10):
     """Store objects ``keys`` in ``bucket`` as the consumer would (one batch)."""
-    return ingest_events(events=[object_event(bucket.name, k, seconds=seconds + i, size=size)
-                                 for i, k in enumerate(keys)])
+    return ingest_events(
+        events=[object_event(bucket.name, k, seconds=seconds + i, size=size) for i, k in enumerate(keys)]
+    )
 
 
 def run_of(bucket, run_key: str) -> Run:
     return Run.objects.get(bucket=bucket, run_key=run_key)
 
 
-def user_with_grant(django_user_model, username: str, bucket=None, *, key_prefix: str = "",
-                    namespace: str = ""):
+def user_with_grant(
+    django_user_model, username: str, bucket=None, *, key_prefix: str = "", namespace: str = ""
+):
     user = django_user_model.objects.create_user(username=username, password="pw-" + username)
     if bucket is not None:
         group, _ = Group.objects.get_or_create(name=f"g-{username}")

@@ -50,8 +50,11 @@ def test_a_grant_on_bucket_a_shows_nothing_of_bucket_b(client, django_user_model
         response = client.get(url)
         assert response.status_code == 404, name
     # The same answer as for a run that does not exist: existence does not leak.
-    assert client.get(reverse("runs:api_run_state", args=[run_of(b, "secret").pk])).json() == \
-        client.get(reverse("runs:api_run_state", args=[999999999])).json() == {"error": "no such run"}
+    assert (
+        client.get(reverse("runs:api_run_state", args=[run_of(b, "secret").pk])).json()
+        == client.get(reverse("runs:api_run_state", args=[999999999])).json()
+        == {"error": "no such run"}
+    )
     for name, url in urls_of(run_of(a, "team-x")).items():
         if name != "download":  # needs a real object; tests/runs/test_views.py streams one
             assert client.get(url).status_code == 200, name
@@ -69,7 +72,9 @@ def test_a_prefix_grant_limits_to_that_prefix(client, django_user_model, buckets
 
 def test_a_namespace_grant_limits_to_that_namespace(client, django_user_model):
     bucket = BucketFactory(name="mlpipeline")
-    ingest(bucket, PRIVATE.format(ns="kubeflow-alice", wf="wf-a"), PRIVATE.format(ns="kubeflow-bob", wf="wf-b"))
+    ingest(
+        bucket, PRIVATE.format(ns="kubeflow-alice", wf="wf-a"), PRIVATE.format(ns="kubeflow-bob", wf="wf-b")
+    )
     mine = Run.objects.get(namespace="kubeflow-alice")
     theirs = Run.objects.get(namespace="kubeflow-bob")
     client.force_login(user_with_grant(django_user_model, "alice", bucket, namespace="kubeflow-alice"))
@@ -113,15 +118,23 @@ def test_prefix_grants_end_on_path_segment_boundaries(django_user_model):
     """A grant on ``team-x`` never shows ``team-xavier`` or ``team-x-secret``, and a grant on
     ``artifacts/train`` never shows the KFP run ``artifacts/training-hr-…`` (issue 8, finding 2)."""
     bucket = BucketFactory(name="b")
-    ingest(bucket, "team-x/s/a.txt", "team-xavier/s/b.txt", "team-x-secret/s/c.txt",
-           V1.format(wf="train"), V1.format(wf="training-hr-7"))
+    ingest(
+        bucket,
+        "team-x/s/a.txt",
+        "team-xavier/s/b.txt",
+        "team-x-secret/s/c.txt",
+        V1.format(wf="train"),
+        V1.format(wf="training-hr-7"),
+    )
     team = user_with_grant(django_user_model, "team", bucket, key_prefix="team-x")
     assert [r.run_key for r in runs_visible_to(user=team)] == ["team-x"]
     kfp = user_with_grant(django_user_model, "kfp", bucket, key_prefix="artifacts/train/")
     assert [r.run_key for r in runs_visible_to(user=kfp)] == ["artifacts/train"]
     whole = user_with_grant(django_user_model, "whole", bucket, key_prefix="artifacts")
-    assert sorted(r.run_key for r in runs_visible_to(user=whole)) == ["artifacts/train",
-                                                                     "artifacts/training-hr-7"]
+    assert sorted(r.run_key for r in runs_visible_to(user=whole)) == [
+        "artifacts/train",
+        "artifacts/training-hr-7",
+    ]
     # The socket's predicate says the same.
     scope = access_scope_for(user=team)
     assert not scope.allows(bucket_id=bucket.pk, run_key="team-xavier", namespace="")
@@ -148,12 +161,30 @@ GRANT_CASES = [
     ("", "kubeflow-alice", True, "private-artifacts/kubeflow-alice/wf", "kubeflow-alice", True),
     ("", "kubeflow-alice", True, "private-artifacts/kubeflow-bob/wf", "kubeflow-bob", False),
     ("", "kubeflow-alice", True, "plain", "", False),
-    ("private-artifacts/kubeflow-alice", "kubeflow-alice", True, "private-artifacts/kubeflow-alice/wf",
-     "kubeflow-alice", True),
-    ("private-artifacts/kubeflow-alice", "kubeflow-bob", True, "private-artifacts/kubeflow-alice/wf",
-     "kubeflow-alice", False),
-    ("private-artifacts/kubeflow-al", "", True, "private-artifacts/kubeflow-alice/wf", "kubeflow-alice",
-     False),
+    (
+        "private-artifacts/kubeflow-alice",
+        "kubeflow-alice",
+        True,
+        "private-artifacts/kubeflow-alice/wf",
+        "kubeflow-alice",
+        True,
+    ),
+    (
+        "private-artifacts/kubeflow-alice",
+        "kubeflow-bob",
+        True,
+        "private-artifacts/kubeflow-alice/wf",
+        "kubeflow-alice",
+        False,
+    ),
+    (
+        "private-artifacts/kubeflow-al",
+        "",
+        True,
+        "private-artifacts/kubeflow-alice/wf",
+        "kubeflow-alice",
+        False,
+    ),
 ]
 
 
@@ -166,10 +197,25 @@ def test_the_database_filter_and_the_predicate_agree_on_every_grant_case():
     mine, other = BucketFactory(name="mine"), BucketFactory(name="other")
     now = timezone.now()
     for i, (prefix, ns, same_bucket, run_key, run_ns, shown) in enumerate(GRANT_CASES):
-        run = Run.objects.create(bucket=mine if same_bucket else other, run_key=f"{run_key}", name=str(i),
-                                 namespace=run_ns, layout="generic", first_event_at=now, last_event_at=now)
-        in_db = Run.objects.filter(grant_q(bucket_id=mine.pk, prefix=prefix, namespace=ns), pk=run.pk).exists()
-        in_python = grant_allows(bucket_id=mine.pk, prefix=prefix, namespace=ns, run_bucket_id=run.bucket_id,
-                                 run_key=run_key, run_namespace=run_ns)
+        run = Run.objects.create(
+            bucket=mine if same_bucket else other,
+            run_key=f"{run_key}",
+            name=str(i),
+            namespace=run_ns,
+            layout="generic",
+            first_event_at=now,
+            last_event_at=now,
+        )
+        in_db = Run.objects.filter(
+            grant_q(bucket_id=mine.pk, prefix=prefix, namespace=ns), pk=run.pk
+        ).exists()
+        in_python = grant_allows(
+            bucket_id=mine.pk,
+            prefix=prefix,
+            namespace=ns,
+            run_bucket_id=run.bucket_id,
+            run_key=run_key,
+            run_namespace=run_ns,
+        )
         assert in_db == in_python == shown, (prefix, ns, same_bucket, run_key, run_ns)
         run.delete()

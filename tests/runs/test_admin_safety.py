@@ -29,9 +29,16 @@ def test_the_admin_offers_configured_stores_only(staff_client, settings):
     settings.OBJECT_STORES = {**settings.OBJECT_STORES, "archive": {**settings.OBJECT_STORES["default"]}}
     page = staff_client.get("/admin/runs/bucket/add/").content.decode()
     assert '<option value="archive">' in page and '<option value="default"' in page
-    response = staff_client.post("/admin/runs/bucket/add/", {
-        "name": "new-bucket", "store": "evil.example:443", "layouts": '["generic"]', "event_names": "[]",
-        "notification_status": "unknown"})
+    response = staff_client.post(
+        "/admin/runs/bucket/add/",
+        {
+            "name": "new-bucket",
+            "store": "evil.example:443",
+            "layouts": '["generic"]',
+            "event_names": "[]",
+            "notification_status": "unknown",
+        },
+    )
     assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
     assert not Bucket.objects.filter(name="new-bucket").exists()
 

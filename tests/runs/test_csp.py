@@ -30,8 +30,9 @@ def directives(policy: str) -> dict[str, list[str]]:
 @async_to_sync
 async def webapp_get(path: str) -> tuple[int, dict]:
     """One request to the web-app origin's ASGI app, in this process."""
-    comm = ApplicationCommunicator(webapp.application, {"type": "http", "method": "GET", "path": path,
-                                                        "headers": []})
+    comm = ApplicationCommunicator(
+        webapp.application, {"type": "http", "method": "GET", "path": path, "headers": []}
+    )
     await comm.send_input({"type": "http.request", "body": b""})
     start = await comm.receive_output(5)
     await comm.receive_output(5)
@@ -92,21 +93,51 @@ def test_portal_pages_have_no_inline_scripts_or_styles(client, django_user_model
     bucket = BucketFactory()
     ingest(bucket, "r/eval/cm.csv", "r/eval/roc.csv", "r/report/app.html", "r/train/tb.json")
     run = run_of(bucket, "r")
-    cm, roc, app, tb = (Artifact.objects.get(bucket=bucket, key=k)
-                        for k in ("r/eval/cm.csv", "r/eval/roc.csv", "r/report/app.html", "r/train/tb.json"))
-    Rendition.objects.create(artifact=cm, etag=cm.etag, viewer="confusion_matrix", status="ready", payload={
-        "labels": ["a", "b"], "counts": [[3, 1], [0, 2]], "percent": [[75.0, 25.0], [0.0, 100.0]], "total": 6})
-    Rendition.objects.create(artifact=roc, etag=roc.etag, viewer="roc", status="ready", payload={
-        "fpr": [0, 1], "tpr": [0, 1], "thresholds": [None, 0], "auc": 0.5, "points": 2})
-    Rendition.objects.create(artifact=app, etag=app.etag, viewer="web_app", status="ready",
-                             preview_key="k/app.html", payload={"bytes": 10})
+    cm, roc, app, tb = (
+        Artifact.objects.get(bucket=bucket, key=k)
+        for k in ("r/eval/cm.csv", "r/eval/roc.csv", "r/report/app.html", "r/train/tb.json")
+    )
+    Rendition.objects.create(
+        artifact=cm,
+        etag=cm.etag,
+        viewer="confusion_matrix",
+        status="ready",
+        payload={
+            "labels": ["a", "b"],
+            "counts": [[3, 1], [0, 2]],
+            "percent": [[75.0, 25.0], [0.0, 100.0]],
+            "total": 6,
+        },
+    )
+    Rendition.objects.create(
+        artifact=roc,
+        etag=roc.etag,
+        viewer="roc",
+        status="ready",
+        payload={"fpr": [0, 1], "tpr": [0, 1], "thresholds": [None, 0], "auc": 0.5, "points": 2},
+    )
+    Rendition.objects.create(
+        artifact=app,
+        etag=app.etag,
+        viewer="web_app",
+        status="ready",
+        preview_key="k/app.html",
+        payload={"bytes": 10},
+    )
     # Stored before the quoting fix: the page quotes the directory itself.
-    Rendition.objects.create(artifact=tb, etag=tb.etag, viewer="tensorboard", status="ready", payload={
-        "logdir": "s3://b/logs; rm -rf ~", "command": "tensorboard --logdir s3://b/logs; rm -rf ~"})
+    Rendition.objects.create(
+        artifact=tb,
+        etag=tb.etag,
+        viewer="tensorboard",
+        status="ready",
+        payload={"logdir": "s3://b/logs; rm -rf ~", "command": "tensorboard --logdir s3://b/logs; rm -rf ~"},
+    )
     client.force_login(user_with_grant(django_user_model, "ana", bucket))
-    pages = [client.get(reverse("runs:detail", args=[run.pk])).content.decode(),
-             client.get(reverse("runs:list")).content.decode(),
-             client.get(reverse("runs:artifact", args=[run.pk, cm.pk])).content.decode()]
+    pages = [
+        client.get(reverse("runs:detail", args=[run.pk])).content.decode(),
+        client.get(reverse("runs:list")).content.decode(),
+        client.get(reverse("runs:artifact", args=[run.pk, cm.pk])).content.decode(),
+    ]
     for html in pages:
         assert "cm-viewer" in html or "runs" in html
         assert not re.search(r"\sstyle\s*=", html), re.search(r".{80}\sstyle\s*=.{80}", html)

@@ -25,13 +25,17 @@ def test_batch_creates_runs_steps_and_artifacts_with_counts():
     assert result.stored == 3 and result.rejected == 0
     v1 = Run.objects.get(bucket=bucket, run_key="artifacts/iris-pipeline-7xk2p")
     assert (v1.name, v1.pipeline, v1.layout, v1.artifact_count, v1.seq) == (
-        "iris-pipeline-7xk2p", "iris-pipeline", "kfp_v1_dated", 2, 1)
+        "iris-pipeline-7xk2p",
+        "iris-pipeline",
+        "kfp_v1_dated",
+        2,
+        1,
+    )
     assert v1.first_event_at == events[0].event_time and v1.last_event_at == events[1].event_time
     step = Step.objects.get(run=v1)
     assert (step.name, step.artifact_count) == ("iris-pipeline-7xk2p-3301820553", 2)
     kinds = dict(Artifact.objects.filter(run=v1).values_list("name", "kind"))
-    assert kinds == {"mlpipeline-ui-metadata.tgz": "kfp_ui_metadata",
-                     "mlpipeline-metrics.tgz": "metrics"}
+    assert kinds == {"mlpipeline-ui-metadata.tgz": "kfp_ui_metadata", "mlpipeline-metrics.tgz": "metrics"}
     v2 = Run.objects.get(run_key="v2/artifacts/iris/5f1c1a7e-95b2-4bb0-9a86-3b3f5c3b1f10")
     assert v2.steps.get().name == "train-model"
     bucket.refresh_from_db()
@@ -70,8 +74,12 @@ def test_replaying_a_batch_is_idempotent():
 
 def test_removal_marks_deleted_keeps_metadata_and_recounts():
     BucketFactory(name="b")
-    ingest_events(events=[object_event("b", "run/step/a.txt", seconds=1, etag="e1"),
-                          object_event("b", "run/step/b.txt", seconds=1)])
+    ingest_events(
+        events=[
+            object_event("b", "run/step/a.txt", seconds=1, etag="e1"),
+            object_event("b", "run/step/b.txt", seconds=1),
+        ]
+    )
     ingest_events(events=[object_event("b", "run/step/a.txt", action=EventAction.REMOVED, seconds=2)])
     gone = Artifact.objects.get(key="run/step/a.txt")
     assert gone.deleted and gone.etag == "e1"
@@ -102,8 +110,10 @@ def test_unknown_bucket_and_unresolvable_key_become_ingest_errors_with_raw_bytes
     BucketFactory(name="b")
     unknown = object_event("nope", "run/step/a", offset=7)
     flat = object_event("b", "just-a-file.txt", offset=8)
-    raw = {("minio-events", 0, 7): (b"nope/run/step/a", b"{raw 7}"),
-           ("minio-events", 0, 8): (b"b/just-a-file.txt", b"{raw 8}")}
+    raw = {
+        ("minio-events", 0, 7): (b"nope/run/step/a", b"{raw 7}"),
+        ("minio-events", 0, 8): (b"b/just-a-file.txt", b"{raw 8}"),
+    }
     result = ingest_events(events=[unknown, flat], raw_messages=raw)
     assert result.rejected == 2 and Artifact.objects.count() == 0
     errors = {e.offset: e for e in IngestError.objects.all()}
@@ -113,12 +123,18 @@ def test_unknown_bucket_and_unresolvable_key_become_ingest_errors_with_raw_bytes
 
 
 def test_rejected_messages_are_stored_in_the_same_transaction():
-    result = ingest_events(events=[], rejected=[
-        RejectedMessage("minio-events", 3, 42, b"k", b"\xff\xfe", "value is not UTF-8")])
+    result = ingest_events(
+        events=[], rejected=[RejectedMessage("minio-events", 3, 42, b"k", b"\xff\xfe", "value is not UTF-8")]
+    )
     error = IngestError.objects.get()
     assert result.rejected == 1
     assert (error.topic, error.partition, error.offset, bytes(error.raw), error.error) == (
-        "minio-events", 3, 42, b"\xff\xfe", "value is not UTF-8")
+        "minio-events",
+        3,
+        42,
+        b"\xff\xfe",
+        "value is not UTF-8",
+    )
 
 
 def test_accessed_events_are_not_stored():
@@ -155,8 +171,11 @@ def test_counts_stay_equal_to_a_recount_through_random_creates_overwrites_and_de
         for n in range(25):
             action = EventAction.REMOVED if rng.random() < 0.3 else EventAction.CREATED
             # Times go backwards now and then: stale events must not move counts either.
-            events.append(object_event("b", rng.choice(keys), action=action,
-                                       seconds=batch * 100 + rng.randint(-150, 50) + n))
+            events.append(
+                object_event(
+                    "b", rng.choice(keys), action=action, seconds=batch * 100 + rng.randint(-150, 50) + n
+                )
+            )
         ingest_events(events=events)
     for run in Run.objects.annotate(live=Count("artifacts", filter=Q(artifacts__deleted=False))):
         assert run.artifact_count == run.live, run.run_key
@@ -169,8 +188,9 @@ def test_an_over_long_derived_field_rejects_that_event_only():
     (the consumer would then store it event by event). Issue 8, finding 8."""
     BucketFactory(name="b")
     long_step = "run/" + "s" * 600 + "/file.txt"
-    result = ingest_events(events=[object_event("b", "run/step/ok.txt", seconds=1),
-                                   object_event("b", long_step, seconds=2)])
+    result = ingest_events(
+        events=[object_event("b", "run/step/ok.txt", seconds=1), object_event("b", long_step, seconds=2)]
+    )
     assert result.stored == 1 and result.rejected == 1
     assert Artifact.objects.get().key == "run/step/ok.txt"
     error = IngestError.objects.get()
@@ -187,11 +207,29 @@ def test_a_forged_maximum_sequencer_cannot_freeze_a_key():
     BucketFactory(name="b")
 
     def message(etag, event_time, sequencer):
-        return json.dumps({"EventName": "s3:ObjectCreated:Put", "Key": "b/run/step/a.txt", "Records": [{
-            "eventVersion": "2.0", "eventSource": "minio:s3", "eventTime": event_time,
-            "eventName": "s3:ObjectCreated:Put",
-            "s3": {"bucket": {"name": "b"}, "object": {"key": "run/step/a.txt", "size": 1, "eTag": etag,
-                                                       "sequencer": sequencer}}}]}).encode()
+        return json.dumps(
+            {
+                "EventName": "s3:ObjectCreated:Put",
+                "Key": "b/run/step/a.txt",
+                "Records": [
+                    {
+                        "eventVersion": "2.0",
+                        "eventSource": "minio:s3",
+                        "eventTime": event_time,
+                        "eventName": "s3:ObjectCreated:Put",
+                        "s3": {
+                            "bucket": {"name": "b"},
+                            "object": {
+                                "key": "run/step/a.txt",
+                                "size": 1,
+                                "eTag": etag,
+                                "sequencer": sequencer,
+                            },
+                        },
+                    }
+                ],
+            }
+        ).encode()
 
     ingest_events(events=parse_message(message("forged", "2026-11-29T06:00:00.000Z", "7FFFFFFFFFFFFFFF")))
     later_ns = 1795932000 * 10**9 + 60 * 10**9  # one minute after the forged event

@@ -83,7 +83,8 @@ def test_a_source_every_viewer_may_see_is_read_and_only_visible_keys_count(bucke
 
 
 def test_a_cross_run_rendition_is_hidden_from_a_reader_who_may_not_see_the_source(
-        buckets, django_user_model, client):
+    buckets, django_user_model, client
+):
     from django.urls import reverse
 
     team, _hr = buckets
@@ -91,17 +92,25 @@ def test_a_cross_run_rendition_is_hidden_from_a_reader_who_may_not_see_the_sourc
     bucket_grant_create(group=group, bucket=team)
     artifact = _artifact(team, "run-a/step/mlpipeline-ui-metadata.json")
     rendition = Rendition.objects.create(
-        artifact=artifact, etag=artifact.etag, viewer="roc", status=Rendition.Status.READY,
-        payload={"auc": 0.5, "curves": [], "cross_run_sources": [[team.name, "run-b/step/roc.csv"]]})
+        artifact=artifact,
+        etag=artifact.etag,
+        viewer="roc",
+        status=Rendition.Status.READY,
+        payload={"auc": 0.5, "curves": [], "cross_run_sources": [[team.name, "run-b/step/roc.csv"]]},
+    )
     # Later, a reader whose grant covers run-a only.
     narrow = user_with_grant(django_user_model, "narrow", team, key_prefix="run-a")
     client.force_login(narrow)
-    preview = client.get(reverse("runs:artifact_preview", args=[artifact.run_id, artifact.pk])).content.decode()
+    preview = client.get(
+        reverse("runs:artifact_preview", args=[artifact.run_id, artifact.pk])
+    ).content.decode()
     assert "another run that you may not see" in preview and "0.5" not in preview
     # A reader of both runs sees it.
     wide = django_user_model.objects.create_user("wide", password="pw")
     wide.groups.add(group)
     client.force_login(wide)
-    preview = client.get(reverse("runs:artifact_preview", args=[artifact.run_id, artifact.pk])).content.decode()
+    preview = client.get(
+        reverse("runs:artifact_preview", args=[artifact.run_id, artifact.pk])
+    ).content.decode()
     assert "another run that you may not see" not in preview
     assert rendition.pk

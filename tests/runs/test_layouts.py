@@ -21,8 +21,7 @@ EXEC = "8d6f1c2e-0a4b-4c3d-9e8f-112233445566"
 
 
 def test_layout_names_and_default_order():
-    assert LAYOUT_NAMES == ("kfp_v1_private", "kfp_v2_private", "kfp_v1_dated", "kfp_v1",
-                            "kfp_v2", "generic")
+    assert LAYOUT_NAMES == ("kfp_v1_private", "kfp_v2_private", "kfp_v1_dated", "kfp_v1", "kfp_v2", "generic")
     assert DEFAULT_LAYOUTS == LAYOUT_NAMES
 
 
@@ -31,28 +30,57 @@ def test_layout_names_and_default_order():
     [
         (
             f"private-artifacts/{NS}/{WF}/2026/11/29/{POD}/mlpipeline-ui-metadata.tgz",
-            ResolvedKey("kfp_v1_private", f"private-artifacts/{NS}/{WF}", WF, POD,
-                        "mlpipeline-ui-metadata.tgz", pipeline="iris-pipeline", namespace=NS),
+            ResolvedKey(
+                "kfp_v1_private",
+                f"private-artifacts/{NS}/{WF}",
+                WF,
+                POD,
+                "mlpipeline-ui-metadata.tgz",
+                pipeline="iris-pipeline",
+                namespace=NS,
+            ),
         ),
         (
             f"private-artifacts/{NS}/{WF}/2026/11/29/{POD}/main.log",
-            ResolvedKey("kfp_v1_private", f"private-artifacts/{NS}/{WF}", WF, POD, "main.log",
-                        pipeline="iris-pipeline", namespace=NS),
+            ResolvedKey(
+                "kfp_v1_private",
+                f"private-artifacts/{NS}/{WF}",
+                WF,
+                POD,
+                "main.log",
+                pipeline="iris-pipeline",
+                namespace=NS,
+            ),
         ),
         (
             f"private-artifacts/{NS}/v2/artifacts/iris-training/{RUN_ID}/train-model/{EXEC}/model",
-            ResolvedKey("kfp_v2_private", f"private-artifacts/{NS}/v2/artifacts/iris-training/{RUN_ID}",
-                        RUN_ID, "train-model", "model", pipeline="iris-training", namespace=NS),
+            ResolvedKey(
+                "kfp_v2_private",
+                f"private-artifacts/{NS}/v2/artifacts/iris-training/{RUN_ID}",
+                RUN_ID,
+                "train-model",
+                "model",
+                pipeline="iris-training",
+                namespace=NS,
+            ),
         ),
         (
             f"private-artifacts/{NS}/v2/artifacts/iris-training/{RUN_ID}/evaluate/metrics.html",
-            ResolvedKey("kfp_v2_private", f"private-artifacts/{NS}/v2/artifacts/iris-training/{RUN_ID}",
-                        RUN_ID, "evaluate", "metrics.html", pipeline="iris-training", namespace=NS),
+            ResolvedKey(
+                "kfp_v2_private",
+                f"private-artifacts/{NS}/v2/artifacts/iris-training/{RUN_ID}",
+                RUN_ID,
+                "evaluate",
+                "metrics.html",
+                pipeline="iris-training",
+                namespace=NS,
+            ),
         ),
         (
             f"artifacts/{WF}/2026/11/29/{POD}/mlpipeline-metrics.tgz",
-            ResolvedKey("kfp_v1_dated", f"artifacts/{WF}", WF, POD, "mlpipeline-metrics.tgz",
-                        pipeline="iris-pipeline"),
+            ResolvedKey(
+                "kfp_v1_dated", f"artifacts/{WF}", WF, POD, "mlpipeline-metrics.tgz", pipeline="iris-pipeline"
+            ),
         ),
         (
             f"artifacts/{WF}/2026/11/29/{POD}/main.log",
@@ -60,8 +88,7 @@ def test_layout_names_and_default_order():
         ),
         (
             f"artifacts/{WF}/{POD}/train-accuracy.tgz",
-            ResolvedKey("kfp_v1", f"artifacts/{WF}", WF, POD, "train-accuracy.tgz",
-                        pipeline="iris-pipeline"),
+            ResolvedKey("kfp_v1", f"artifacts/{WF}", WF, POD, "train-accuracy.tgz", pipeline="iris-pipeline"),
         ),
         (
             f"artifacts/{WF}/{POD}/main.log",
@@ -69,28 +96,53 @@ def test_layout_names_and_default_order():
         ),
         (
             f"v2/artifacts/iris-training/{RUN_ID}/train-model/{EXEC}/model",
-            ResolvedKey("kfp_v2", f"v2/artifacts/iris-training/{RUN_ID}", RUN_ID, "train-model",
-                        "model", pipeline="iris-training"),
+            ResolvedKey(
+                "kfp_v2",
+                f"v2/artifacts/iris-training/{RUN_ID}",
+                RUN_ID,
+                "train-model",
+                "model",
+                pipeline="iris-training",
+            ),
         ),
         (
             f"v2/artifacts/iris-training/{RUN_ID}/train-model/{EXEC}/model/saved_model/variables/v.index",
-            ResolvedKey("kfp_v2", f"v2/artifacts/iris-training/{RUN_ID}", RUN_ID, "train-model",
-                        "model/saved_model/variables/v.index", pipeline="iris-training"),
+            ResolvedKey(
+                "kfp_v2",
+                f"v2/artifacts/iris-training/{RUN_ID}",
+                RUN_ID,
+                "train-model",
+                "model/saved_model/variables/v.index",
+                pipeline="iris-training",
+            ),
         ),
         (
             f"v2/artifacts/iris-training/{RUN_ID}/evaluate-model/confusion_matrix",
-            ResolvedKey("kfp_v2", f"v2/artifacts/iris-training/{RUN_ID}", RUN_ID, "evaluate-model",
-                        "confusion_matrix", pipeline="iris-training"),
+            ResolvedKey(
+                "kfp_v2",
+                f"v2/artifacts/iris-training/{RUN_ID}",
+                RUN_ID,
+                "evaluate-model",
+                "confusion_matrix",
+                pipeline="iris-training",
+            ),
         ),
         (
             f"v2/artifacts/iris-training/{RUN_ID}/evaluate-model/report/index.html",
-            ResolvedKey("kfp_v2", f"v2/artifacts/iris-training/{RUN_ID}", RUN_ID, "evaluate-model",
-                        "report/index.html", pipeline="iris-training"),
+            ResolvedKey(
+                "kfp_v2",
+                f"v2/artifacts/iris-training/{RUN_ID}",
+                RUN_ID,
+                "evaluate-model",
+                "report/index.html",
+                pipeline="iris-training",
+            ),
         ),
         (
             "nightly-2026-11-29/preprocess/stats/columns.csv",
-            ResolvedKey("generic", "nightly-2026-11-29", "nightly-2026-11-29", "preprocess",
-                        "stats/columns.csv"),
+            ResolvedKey(
+                "generic", "nightly-2026-11-29", "nightly-2026-11-29", "preprocess", "stats/columns.csv"
+            ),
         ),
         (
             "exp42/train/progress.json",
@@ -118,10 +170,15 @@ def test_v2_output_named_like_a_uuid_without_a_path_is_the_artifact():
 @pytest.mark.parametrize(
     "keys",
     [
-        [f"artifacts/{WF}/2026/11/29/{POD}/a.tgz", f"artifacts/{WF}/2026/11/30/{WF}-42/b.tgz",
-         f"artifacts/{WF}/2026/12/01/{WF}-43/main.log"],
-        [f"private-artifacts/{NS}/{WF}/2026/12/31/{POD}/a.tgz",
-         f"private-artifacts/{NS}/{WF}/2027/01/01/{WF}-42/b.tgz"],
+        [
+            f"artifacts/{WF}/2026/11/29/{POD}/a.tgz",
+            f"artifacts/{WF}/2026/11/30/{WF}-42/b.tgz",
+            f"artifacts/{WF}/2026/12/01/{WF}-43/main.log",
+        ],
+        [
+            f"private-artifacts/{NS}/{WF}/2026/12/31/{POD}/a.tgz",
+            f"private-artifacts/{NS}/{WF}/2027/01/01/{WF}-42/b.tgz",
+        ],
         [f"v2/artifacts/p/{RUN_ID}/a/{EXEC}/x", f"v2/artifacts/p/{RUN_ID}/b/y/z"],
     ],
 )
@@ -183,7 +240,8 @@ def test_v1_layouts_only_take_tgz_outputs_and_main_log():
 def test_first_matching_layout_in_the_given_order_wins():
     key = f"artifacts/{WF}/{POD}/out.tgz"
     assert resolve_key(key, ["generic", "kfp_v1"]) == ResolvedKey(
-        "generic", "artifacts", "artifacts", WF, f"{POD}/out.tgz")
+        "generic", "artifacts", "artifacts", WF, f"{POD}/out.tgz"
+    )
     assert resolve_key(key, ["kfp_v1", "generic"]).layout == "kfp_v1"
     assert resolve_key(key, ("kfp_v2", "kfp_v1")).layout == "kfp_v1"
 
@@ -201,8 +259,12 @@ def test_private_v2_is_not_mistaken_for_private_v1_or_generic():
         ("a+b/c+d/x+y=z.csv", "a+b", "c+d", "x+y=z.csv"),
         ("100%/50%25/%2F.txt", "100%", "50%25", "%2F.txt"),
         ("läufe/schritt-ü/データ/模型 ✓.json", "läufe", "schritt-ü", "データ/模型 ✓.json"),
-        ("r/s/" + "/".join(f"d{i}" for i in range(40)) + "/leaf.bin", "r", "s",
-         "/".join(f"d{i}" for i in range(40)) + "/leaf.bin"),
+        (
+            "r/s/" + "/".join(f"d{i}" for i in range(40)) + "/leaf.bin",
+            "r",
+            "s",
+            "/".join(f"d{i}" for i in range(40)) + "/leaf.bin",
+        ),
     ],
 )
 def test_generic_keys_keep_special_characters(key, run, step, artifact):
@@ -211,8 +273,14 @@ def test_generic_keys_keep_special_characters(key, run, step, artifact):
 
 def test_v2_keys_keep_special_characters():
     got = resolve_key(f"v2/artifacts/iris training+/{RUN_ID}/train model/{EXEC}/out put/ü 100%.csv")
-    assert got == ResolvedKey("kfp_v2", f"v2/artifacts/iris training+/{RUN_ID}", RUN_ID,
-                              "train model", "out put/ü 100%.csv", pipeline="iris training+")
+    assert got == ResolvedKey(
+        "kfp_v2",
+        f"v2/artifacts/iris training+/{RUN_ID}",
+        RUN_ID,
+        "train model",
+        "out put/ü 100%.csv",
+        pipeline="iris training+",
+    )
 
 
 @pytest.mark.parametrize(

@@ -29,23 +29,34 @@ def render_with(monkeypatch, artifact, renderer):
 
 
 def test_a_non_finite_number_in_a_payload_is_a_failed_rendition(monkeypatch, artifact):
-    status, (row,) = render_with(monkeypatch, artifact, lambda: [
-        Output(viewer="roc", title="ROC", payload={"auc": float("nan")})])
+    status, (row,) = render_with(
+        monkeypatch, artifact, lambda: [Output(viewer="roc", title="ROC", payload={"auc": float("nan")})]
+    )
     assert status == "failed" and row.status == "failed"
     assert "not finite" in row.error
 
 
 def test_nul_characters_are_replaced_not_refused(monkeypatch, artifact):
-    status, (row,) = render_with(monkeypatch, artifact, lambda: [
-        Output(viewer="metrics", title="a\x00b", payload={"metrics": [{"name": "x\x00y", "value": 1.0}]})])
+    status, (row,) = render_with(
+        monkeypatch,
+        artifact,
+        lambda: [
+            Output(viewer="metrics", title="a\x00b", payload={"metrics": [{"name": "x\x00y", "value": 1.0}]})
+        ],
+    )
     assert status == "ready" and row.title == "a\ufffdb"
     assert row.payload["metrics"][0]["name"] == "x\ufffdy"
 
 
 def test_one_bad_output_does_not_hide_the_others(monkeypatch, artifact):
-    status, rows = render_with(monkeypatch, artifact, lambda: [
-        Output(viewer="markdown", title="ok", payload={"html": "<p>ok</p>"}),
-        Output(viewer="roc", title="bad", payload={"fpr": [float("inf")]})])
+    status, rows = render_with(
+        monkeypatch,
+        artifact,
+        lambda: [
+            Output(viewer="markdown", title="ok", payload={"html": "<p>ok</p>"}),
+            Output(viewer="roc", title="bad", payload={"fpr": [float("inf")]}),
+        ],
+    )
     assert status == "ready" and [r.status for r in rows] == ["ready", "failed"]
 
 

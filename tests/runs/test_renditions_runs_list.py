@@ -11,19 +11,29 @@ from tests.runs.portal_helpers import ingest, run_of, user_with_grant
 
 def rendition(key, viewer, payload, *, status="ready", etag=None):
     a = Artifact.objects.get(key=key)
-    return Rendition.objects.create(artifact=a, etag=a.etag if etag is None else etag, viewer=viewer,
-                                    status=status, payload=payload)
+    return Rendition.objects.create(
+        artifact=a, etag=a.etag if etag is None else etag, viewer=viewer, status=status, payload=payload
+    )
 
 
 def metrics(**values):
-    return {"metrics": [{"name": k, "value": v, "format": "RAW", "display": f"{v:.6g}"}
-                        for k, v in values.items()]}
+    return {
+        "metrics": [
+            {"name": k, "value": v, "format": "RAW", "display": f"{v:.6g}"} for k, v in values.items()
+        ]
+    }
 
 
 def test_progress_and_metrics_per_run_and_sorting(db, django_user_model):
     bucket = BucketFactory()
-    ingest(bucket, "a/train/progress.json", "a/eval/mlpipeline-metrics.tgz", "b/eval/mlpipeline-metrics.tgz",
-           "c/eval/mlpipeline-metrics.tgz", "c/train/progress.json")
+    ingest(
+        bucket,
+        "a/train/progress.json",
+        "a/eval/mlpipeline-metrics.tgz",
+        "b/eval/mlpipeline-metrics.tgz",
+        "c/eval/mlpipeline-metrics.tgz",
+        "c/train/progress.json",
+    )
     rendition("a/train/progress.json", "progress", {"percent": 40.0, "message": "epoch 4/10"})
     rendition("a/eval/mlpipeline-metrics.tgz", "metrics", metrics(accuracy=0.91, loss=0.3))
     rendition("b/eval/mlpipeline-metrics.tgz", "metrics", metrics(accuracy=0.95))
@@ -59,8 +69,8 @@ def test_runs_list_page_shows_progress_bars_and_sorts_by_a_metric_column(db, cli
 
     page = client.get("/").content.decode()
     assert re.findall(r'<th scope="col" class="metric" data-metric="(\w+)"', page) == ["accuracy", "loss"]
-    row_a = page[page.index(f'id="run-{run_of(bucket, "a").pk}"'):]
-    row_a = row_a[:row_a.index("</tr>")]
+    row_a = page[page.index(f'id="run-{run_of(bucket, "a").pk}"') :]
+    row_a = row_a[: row_a.index("</tr>")]
     assert '<progress max="100" value="40.0"' in row_a and "40% · epoch 4/10" in row_a
     assert '<td class="metric" data-metric="accuracy" title="0.91">0.91</td>' in row_a
     assert '<td class="metric" data-metric="loss" title="0.3">0.3</td>' in row_a

@@ -12,7 +12,8 @@ from tests.runs.portal_helpers import ingest, run_of
 
 
 def test_prepare_creates_pending_once_skips_deleted_and_queues_on_commit(
-        db, django_capture_on_commit_callbacks, settings, unique_name):
+    db, django_capture_on_commit_callbacks, settings, unique_name
+):
     bucket = BucketFactory()
     ingest(bucket, "r/s/a.csv", "r/s/b.png", "r/s/gone.txt")
     ingest_events(events=[object_event(bucket.name, "r/s/gone.txt", action=EventAction.REMOVED, seconds=9)])
@@ -26,7 +27,9 @@ def test_prepare_creates_pending_once_skips_deleted_and_queues_on_commit(
         assert broker.llen(queue) == 0  # nothing is queued before the commit
     assert sorted(Artifact.objects.get(pk=a).name for a, _ in jobs) == ["a.csv", "b.png"]
     assert {(r.artifact.name, r.status, r.viewer) for r in Rendition.objects.select_related("artifact")} == {
-        ("a.csv", "pending", "table"), ("b.png", "pending", "image")}
+        ("a.csv", "pending", "table"),
+        ("b.png", "pending", "image"),
+    }
     assert Run.objects.get(pk=run.pk).seq == seq + 1  # one bump for the batch
     for callback in callbacks:  # "commit"
         callback()
@@ -52,12 +55,19 @@ def test_a_version_that_keeps_killing_the_worker_is_failed_with_a_reason(db, set
     bucket = BucketFactory()
     ingest(bucket, "r/s/a.md")
     artifact = Artifact.objects.get(bucket=bucket)
-    Rendition.objects.create(artifact=artifact, etag=artifact.etag, viewer="markdown", status="rendering",
-                             attempts=settings.RENDER_MAX_ATTEMPTS)
+    Rendition.objects.create(
+        artifact=artifact,
+        etag=artifact.etag,
+        viewer="markdown",
+        status="rendering",
+        attempts=settings.RENDER_MAX_ATTEMPTS,
+    )
     seq = Run.objects.get(pk=artifact.run_id).seq
     assert rendition_render(artifact_id=artifact.pk, etag=artifact.etag) == "skipped"
     r = Rendition.objects.get()
-    assert r.status == "failed" and r.error.startswith(f"Gave up after {settings.RENDER_MAX_ATTEMPTS} attempts")
+    assert r.status == "failed" and r.error.startswith(
+        f"Gave up after {settings.RENDER_MAX_ATTEMPTS} attempts"
+    )
     assert Run.objects.get(pk=artifact.run_id).seq == seq + 1
 
 
@@ -66,8 +76,12 @@ def test_fail_only_touches_unfinished_renditions(db):
     ingest(bucket, "r/s/a.md", "r/s/b.md")
     a, b = Artifact.objects.filter(bucket=bucket).order_by("key")
     Rendition.objects.create(artifact=a, etag=a.etag, viewer="markdown", status="pending")
-    Rendition.objects.create(artifact=b, etag=b.etag, viewer="markdown", status="ready", payload={"html": "x"})
+    Rendition.objects.create(
+        artifact=b, etag=b.etag, viewer="markdown", status="ready", payload={"html": "x"}
+    )
     rendition_fail(artifact_id=a.pk, etag=a.etag, reason="Object storage kept failing")
     rendition_fail(artifact_id=b.pk, etag=b.etag, reason="Object storage kept failing")
-    assert dict(Rendition.objects.values_list("artifact__key", "status")) == {"r/s/a.md": "failed",
-                                                                              "r/s/b.md": "ready"}
+    assert dict(Rendition.objects.values_list("artifact__key", "status")) == {
+        "r/s/a.md": "failed",
+        "r/s/b.md": "ready",
+    }

@@ -29,6 +29,7 @@ def ready(bucket, key, count=1):
         a = Artifact.objects.filter(bucket=bucket, key=key).first()
         rows = list(Rendition.objects.filter(artifact=a, etag=a.etag).order_by("position")) if a else []
         return rows if len(rows) == count and all(r.status in ("ready", "failed") for r in rows) else None
+
     return wait_for(check, timeout=60, what=f"renditions of {key}")
 
 
@@ -47,9 +48,16 @@ def rendered_run(minio, live_bucket, running_consumer, celery_worker_process, se
     put(minio, b, "vrun/train/main.log", b"".join(b"line %05d\n" % i for i in range(20000)), "text/plain")
     put(minio, b, "vrun/report/page.html", b"<html><body>hi<script>1</script></body></html>", "text/html")
     put(minio, b, "vrun/report/notes.md", files.MARKDOWN.encode(), "text/markdown")
-    out = {name: ready(live_bucket, key)[0] for name, key in [
-        ("table", "vrun/prep/big.csv"), ("image", "vrun/prep/photo.jpg"), ("text", "vrun/train/main.log"),
-        ("web_app", "vrun/report/page.html"), ("markdown", "vrun/report/notes.md")]}
+    out = {
+        name: ready(live_bucket, key)[0]
+        for name, key in [
+            ("table", "vrun/prep/big.csv"),
+            ("image", "vrun/prep/photo.jpg"),
+            ("text", "vrun/train/main.log"),
+            ("web_app", "vrun/report/page.html"),
+            ("markdown", "vrun/report/notes.md"),
+        ]
+    }
     return out
 
 
@@ -62,15 +70,21 @@ def test_table_pages_sorting_and_access(rendered_run, live_bucket, django_user_m
     assert page["rows"] == [[str(i), f"w{i}"] for i in range(2990, 2995)]
     # Sorted pages come from a copy the worker sorts on the first request (202 until then).
     sorted_query = {"start": 0, "count": 3, "sort": 0, "desc": "1"}
-    page = wait_for(lambda: (r := allowed.get(url("table_rows", table), sorted_query)).status_code == 200
-                    and r.json(), what="the sorted copy")
+    page = wait_for(
+        lambda: (r := allowed.get(url("table_rows", table), sorted_query)).status_code == 200 and r.json(),
+        what="the sorted copy",
+    )
     assert [r[0] for r in page["rows"]] == ["2999", "2998", "2997"]
 
     stranger = Client()
     stranger.force_login(user_with_grant(django_user_model, "bob", None))
-    for name, r in [("table_rows", table), ("thumbnail", rendered_run["image"]),
-                    ("full_image", rendered_run["image"]), ("earlier", rendered_run["text"]),
-                    ("webapp_link", rendered_run["web_app"])]:
+    for name, r in [
+        ("table_rows", table),
+        ("thumbnail", rendered_run["image"]),
+        ("full_image", rendered_run["image"]),
+        ("earlier", rendered_run["text"]),
+        ("webapp_link", rendered_run["web_app"]),
+    ]:
         name = "text_earlier" if name == "earlier" else name
         assert stranger.get(url(name, r)).status_code == 404, name
     assert Client().get(url("table_rows", table)).status_code == 302  # to the login page
@@ -83,7 +97,10 @@ def test_thumbnail_full_image_and_log_pages(rendered_run, live_bucket, django_us
     thumb = c.get(url("thumbnail", image))
     assert thumb["Content-Type"] == "image/jpeg" and thumb.content.startswith(b"\xff\xd8")
     full = c.get(url("full_image", image))
-    assert full["Content-Security-Policy"] == "sandbox" and b"".join(full.streaming_content)[:3] == b"\xff\xd8\xff"
+    assert (
+        full["Content-Security-Policy"] == "sandbox"
+        and b"".join(full.streaming_content)[:3] == b"\xff\xd8\xff"
+    )
     log = rendered_run["text"]
     earlier = c.get(url("text_earlier", log), {"before": log.payload["start"]}).json()
     assert earlier["end"] == log.payload["start"]
@@ -95,18 +112,23 @@ def test_preview_fragment_shows_each_viewer(rendered_run, live_bucket, django_us
     c = Client()
     c.force_login(user_with_grant(django_user_model, "ana", live_bucket))
     for name, r in rendered_run.items():
-        html = c.get(reverse("runs:artifact_preview", args=[r.artifact.run_id, r.artifact_id])).content.decode()
+        html = c.get(
+            reverse("runs:artifact_preview", args=[r.artifact.run_id, r.artifact_id])
+        ).content.decode()
         assert f'data-viewer="{name}"' in html, name
     md = rendered_run["markdown"]
     html = c.get(reverse("runs:artifact_preview", args=[md.artifact.run_id, md.artifact_id])).content.decode()
     assert "<h1>Inline Markdown</h1>" in html and "<script>window.pwned" not in html
     app = rendered_run["web_app"]
-    html = c.get(reverse("runs:artifact_preview", args=[app.artifact.run_id, app.artifact_id])).content.decode()
+    html = c.get(
+        reverse("runs:artifact_preview", args=[app.artifact.run_id, app.artifact_id])
+    ).content.decode()
     assert 'sandbox="allow-scripts"' in html and "allow-same-origin" not in html
 
 
-def test_webapp_origin_serves_signed_urls_sandboxed_and_expires_them(rendered_run, webapp_origin, settings,
-                                                                     live_bucket, django_user_model):
+def test_webapp_origin_serves_signed_urls_sandboxed_and_expires_them(
+    rendered_run, webapp_origin, settings, live_bucket, django_user_model
+):
     webapp_server = f"http://127.0.0.1:{webapp_origin(WEBAPP_URL_MAX_AGE_S='3').port}"
     settings.WEBAPP_ORIGIN = webapp_server
     c = Client()

@@ -43,17 +43,24 @@ def bytes_read_here(monkeypatch):
 
 
 def test_sorting_runs_in_the_worker_and_the_portal_reads_one_page(
-        minio, live_bucket, running_consumer, celery_worker_process, django_user_model, bytes_read_here):
+    minio, live_bucket, running_consumer, celery_worker_process, django_user_model, bytes_read_here
+):
     rng = random.Random(4)
     scores = [rng.random() for _ in range(40_000)]
-    data = b"id,score,note\n" + b"".join(b"%d,%.9f,some words for row %d\n" % (i, s, i)
-                                          for i, s in enumerate(scores))
+    data = b"id,score,note\n" + b"".join(
+        b"%d,%.9f,some words for row %d\n" % (i, s, i) for i, s in enumerate(scores)
+    )
     assert len(data) > 1.5 * MiB
-    minio.put_object(live_bucket.name, "sort/run/prep/big.csv", io.BytesIO(data), len(data),
-                     content_type="text/csv")
-    table = wait_for(lambda: Rendition.objects.filter(artifact__key="sort/run/prep/big.csv", status="ready",
-                                                      payload__indexed=True).first(),
-                     timeout=60, what="the table rendition")
+    minio.put_object(
+        live_bucket.name, "sort/run/prep/big.csv", io.BytesIO(data), len(data), content_type="text/csv"
+    )
+    table = wait_for(
+        lambda: Rendition.objects.filter(
+            artifact__key="sort/run/prep/big.csv", status="ready", payload__indexed=True
+        ).first(),
+        timeout=60,
+        what="the table rendition",
+    )
     assert table.payload["sortable"]
     client = Client()
     client.force_login(user_with_grant(django_user_model, "ana", live_bucket))
@@ -62,8 +69,11 @@ def test_sorting_runs_in_the_worker_and_the_portal_reads_one_page(
     first = client.get(rows_url(table), query)
     assert first.status_code == 202 and first.json()["pending"]
     assert bytes_read_here["bytes"] == 0  # the portal read nothing of the file
-    page = wait_for(lambda: (r := client.get(rows_url(table), query)).status_code == 200 and r.json(),
-                    timeout=60, what="the sorted copy")
+    page = wait_for(
+        lambda: (r := client.get(rows_url(table), query)).status_code == 200 and r.json(),
+        timeout=60,
+        what="the sorted copy",
+    )
     best = sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)
     assert [row[0] for row in page["rows"]] == [str(i) for i in best[:5]]
     bytes_read_here["bytes"] = 0
@@ -80,8 +90,9 @@ def test_a_sort_the_broker_cannot_take_is_a_reason_and_is_asked_again(db, monkey
     bucket = BucketFactory()
     ingest(bucket, "r/s/t.csv")
     artifact = Artifact.objects.get(key="r/s/t.csv")
-    rendition = Rendition.objects.create(artifact=artifact, etag=artifact.etag, viewer="table", status="ready",
-                                         payload={"sortable": True})
+    rendition = Rendition.objects.create(
+        artifact=artifact, etag=artifact.etag, viewer="table", status="ready", payload={"sortable": True}
+    )
 
     def down(**kwargs):
         raise ConnectionError("broker down")
@@ -105,21 +116,41 @@ def test_heavy_reads_beyond_the_limit_answer_busy_at_once(db, django_user_model,
     table_artifact = Artifact.objects.get(key="r/s/t.csv")
     log_artifact = Artifact.objects.get(key="r/s/main.log")
     source = {"bucket": bucket.name, "key": "r/s/t.csv", "etag": "e"}
-    table = Rendition.objects.create(artifact=table_artifact, etag=table_artifact.etag, viewer="table",
-                                     status="ready", payload={
-                                         "columns": [{"name": "a", "type": "integer"}], "indexed": True,
-                                         "sortable": True, "source": source, "size": 10, "row_count": 1})
-    log = Rendition.objects.create(artifact=log_artifact, etag=log_artifact.etag, viewer="text",
-                                   status="ready", payload={"source": source, "size": 10, "start": 5})
+    table = Rendition.objects.create(
+        artifact=table_artifact,
+        etag=table_artifact.etag,
+        viewer="table",
+        status="ready",
+        payload={
+            "columns": [{"name": "a", "type": "integer"}],
+            "indexed": True,
+            "sortable": True,
+            "source": source,
+            "size": 10,
+            "row_count": 1,
+        },
+    )
+    log = Rendition.objects.create(
+        artifact=log_artifact,
+        etag=log_artifact.etag,
+        viewer="text",
+        status="ready",
+        payload={"source": source, "size": 10, "start": 5},
+    )
     client = Client()
     client.force_login(user_with_grant(django_user_model, "ana", bucket))
     semaphore = reads_semaphore()
     held = [semaphore.acquire(blocking=False) for _ in range(2)]
     try:
         assert all(held)
-        for url, query in [(rows_url(table), {"start": 0}), (rows_url(table), {"sort": 0}),
-                           (reverse("viewers:text_earlier", args=[log.artifact.run_id, log.artifact_id, log.pk]),
-                            {"before": 5})]:
+        for url, query in [
+            (rows_url(table), {"start": 0}),
+            (rows_url(table), {"sort": 0}),
+            (
+                reverse("viewers:text_earlier", args=[log.artifact.run_id, log.artifact_id, log.pk]),
+                {"before": 5},
+            ),
+        ]:
             response = client.get(url, query)
             assert response.status_code == 503 and response["Retry-After"] == "1", url
             assert response.json()["retry"] is True and "busy" in response.json()["error"]

@@ -49,8 +49,9 @@ def worker_through(proxy, base: WorkerProcess, tmp_path, **env) -> WorkerProcess
     return WorkerProcess(base.queue, tmp_path / "worker2.log", env).start()
 
 
-def test_killed_task_process_runs_again_and_ends_ready(minio, live_bucket, running_consumer,
-                                                      celery_worker_process, settings, tmp_path):
+def test_killed_task_process_runs_again_and_ends_ready(
+    minio, live_bucket, running_consumer, celery_worker_process, settings, tmp_path
+):
     host, port = settings.MINIO_ENDPOINT.split(":")
     proxy = SlowProxy(host, int(port)).start()
     celery_worker_process.stop()
@@ -60,14 +61,20 @@ def test_killed_task_process_runs_again_and_ends_ready(minio, live_bucket, runni
         key = "kill/run/step/big.csv"
         put(minio, live_bucket.name, key, big_csv(8))
         # Mid-task: the first page is published, the row index is being built.
-        wait_for(lambda: state(live_bucket, key) == ("rendering", 1, True), timeout=60,
-                 what="the first page, while the index is still being built")
-        victim, = worker.task_pids()
+        wait_for(
+            lambda: state(live_bucket, key) == ("rendering", 1, True),
+            timeout=60,
+            what="the first page, while the index is still being built",
+        )
+        (victim,) = worker.task_pids()
         os.kill(victim, signal.SIGKILL)
         proxy.delay = 0.0
-        wait_for(lambda: (s := state(live_bucket, key)) and s[0] == "ready", timeout=60,
-                 what="the rendition to end ready after the kill")
-        row, = renditions(live_bucket, key)
+        wait_for(
+            lambda: (s := state(live_bucket, key)) and s[0] == "ready",
+            timeout=60,
+            what="the rendition to end ready after the kill",
+        )
+        (row,) = renditions(live_bucket, key)
         assert row.attempts == 2
         assert row.payload["row_count"] == len(big_csv(8).splitlines()) - 1
         # The pool saw this very process die of the kill (billiard's supervisor logs it).
@@ -77,13 +84,15 @@ def test_killed_task_process_runs_again_and_ends_ready(minio, live_bucket, runni
         proxy.cut()
 
 
-def test_killed_worker_message_is_restored_for_the_next_worker(minio, live_bucket, running_consumer,
-                                                               celery_worker_process, settings, tmp_path):
+def test_killed_worker_message_is_restored_for_the_next_worker(
+    minio, live_bucket, running_consumer, celery_worker_process, settings, tmp_path
+):
     host, port = settings.MINIO_ENDPOINT.split(":")
     proxy = SlowProxy(host, int(port)).start()
     celery_worker_process.stop()
-    worker = worker_through(proxy, celery_worker_process, tmp_path, CELERY_VISIBILITY_TIMEOUT_S="3",
-                            **FAST_RESTORE)
+    worker = worker_through(
+        proxy, celery_worker_process, tmp_path, CELERY_VISIBILITY_TIMEOUT_S="3", **FAST_RESTORE
+    )
     try:
         proxy.delay = 0.02
         key = "killall/run/step/big.csv"
@@ -92,10 +101,14 @@ def test_killed_worker_message_is_restored_for_the_next_worker(minio, live_bucke
         os.killpg(worker.proc.pid, signal.SIGKILL)  # worker and its pool: nobody says goodbye
         worker.proc.wait(10)
         proxy.delay = 0.0
-        worker = worker_through(proxy, celery_worker_process, tmp_path, CELERY_VISIBILITY_TIMEOUT_S="3",
-                            **FAST_RESTORE)
-        wait_for(lambda: (s := state(live_bucket, key)) and s[0] == "ready", timeout=90,
-                 what="the restored message to be rendered")
+        worker = worker_through(
+            proxy, celery_worker_process, tmp_path, CELERY_VISIBILITY_TIMEOUT_S="3", **FAST_RESTORE
+        )
+        wait_for(
+            lambda: (s := state(live_bucket, key)) and s[0] == "ready",
+            timeout=90,
+            what="the restored message to be rendered",
+        )
         # At least the killed attempt and the one that finished. With a 3 s
         # visibility timeout a slow (loaded) second worker may be handed the
         # same message again: delivery is at-least-once, the task idempotent.
@@ -105,8 +118,9 @@ def test_killed_worker_message_is_restored_for_the_next_worker(minio, live_bucke
         proxy.cut()
 
 
-def test_storage_outage_is_retried_then_renders(minio, live_bucket, running_consumer,
-                                                celery_worker_process, settings, tmp_path):
+def test_storage_outage_is_retried_then_renders(
+    minio, live_bucket, running_consumer, celery_worker_process, settings, tmp_path
+):
     host, port = settings.MINIO_ENDPOINT.split(":")
     proxy = SlowProxy(host, int(port)).start()
     celery_worker_process.stop()
@@ -124,8 +138,9 @@ def test_storage_outage_is_retried_then_renders(minio, live_bucket, running_cons
         proxy.cut()
 
 
-def test_storage_outage_past_the_retries_fails_with_a_reason(minio, live_bucket, running_consumer,
-                                                             celery_worker_process, settings, tmp_path):
+def test_storage_outage_past_the_retries_fails_with_a_reason(
+    minio, live_bucket, running_consumer, celery_worker_process, settings, tmp_path
+):
     host, port = settings.MINIO_ENDPOINT.split(":")
     proxy = SlowProxy(host, int(port)).start()
     celery_worker_process.stop()

@@ -28,14 +28,18 @@ def alice(django_user_model, bucket, client):
 
 # --- accounts -------------------------------------------------------------------------
 
+
 def test_every_page_sends_anonymous_users_to_login(client, bucket):
     ingest(bucket, "r1/s/a.txt")
     run = run_of(bucket, "r1")
     art = run.artifacts.get()
-    for url in [reverse("runs:list"), reverse("runs:detail", args=[run.pk]),
-                reverse("runs:artifact", args=[run.pk, art.pk]),
-                reverse("runs:artifact_download", args=[run.pk, art.pk]),
-                reverse("runs:artifact_preview", args=[run.pk, art.pk])]:
+    for url in [
+        reverse("runs:list"),
+        reverse("runs:detail", args=[run.pk]),
+        reverse("runs:artifact", args=[run.pk, art.pk]),
+        reverse("runs:artifact_download", args=[run.pk, art.pk]),
+        reverse("runs:artifact_preview", args=[run.pk, art.pk]),
+    ]:
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/?next="), url
     response = client.get(reverse("runs:api_run_state", args=[run.pk]))
@@ -49,8 +53,14 @@ def test_login_logout_and_password_change(client, django_user_model):
     response = client.post(reverse("login"), {"username": "bob", "password": "old-secret-123"})
     assert response.status_code == 302 and response["Location"] == "/"
     assert client.get("/").status_code == 200
-    response = client.post(reverse("password_change"), {
-        "old_password": "old-secret-123", "new_password1": "n3w-Secret-xyz", "new_password2": "n3w-Secret-xyz"})
+    response = client.post(
+        reverse("password_change"),
+        {
+            "old_password": "old-secret-123",
+            "new_password1": "n3w-Secret-xyz",
+            "new_password2": "n3w-Secret-xyz",
+        },
+    )
     assert response.status_code == 302
     assert client.get(reverse("logout")).status_code == 405  # logout is a POST, as Django intends
     assert client.post(reverse("logout")).status_code == 302
@@ -58,8 +68,9 @@ def test_login_logout_and_password_change(client, django_user_model):
     assert client.post(reverse("login"), {"username": "bob", "password": "n3w-Secret-xyz"}).status_code == 302
 
 
-def test_wrong_password_shows_an_error_and_repeated_failures_lock_the_login(client, django_user_model,
-                                                                              settings):
+def test_wrong_password_shows_an_error_and_repeated_failures_lock_the_login(
+    client, django_user_model, settings
+):
     django_user_model.objects.create_user(username="carol", password="right-pass-123")
     response = client.post(reverse("login"), {"username": "carol", "password": "wrong"})
     assert response.status_code == 200 and b"Please enter a correct username and password" in response.content
@@ -74,6 +85,7 @@ def test_wrong_password_shows_an_error_and_repeated_failures_lock_the_login(clie
 
 
 # --- runs list ------------------------------------------------------------------------
+
 
 def test_runs_list_newest_activity_first_with_search_filters_and_pages(client, alice, bucket, settings):
     settings.RUNS_PAGE_SIZE = 2
@@ -90,7 +102,10 @@ def test_runs_list_newest_activity_first_with_search_filters_and_pages(client, a
     oldest = client.get("/?sort=oldest").content.decode()
     assert oldest.index("train-aaa") < oldest.index("eval-bbb")
     today = timezone.now().date()
-    assert "No runs match these filters" in client.get(f"/?date_from={today + timedelta(days=1)}").content.decode()
+    assert (
+        "No runs match these filters"
+        in client.get(f"/?date_from={today + timedelta(days=1)}").content.decode()
+    )
     assert "train-ccc" in client.get("/?date_from=2026-11-29&date_to=2026-11-29").content.decode()
     assert "No runs match" in client.get("/?bucket=other").content.decode()
 
@@ -101,15 +116,18 @@ def test_runs_list_rows_fragment_for_a_reconnecting_page(client, alice, bucket):
     assert html.lstrip().startswith('<tbody id="run-rows">') and "r1" in html and "<html" not in html
 
 
-@pytest.mark.parametrize("query, status, message", [
-    ("page=abc", 400, "Enter a whole number."),
-    ("page=0", 400, "greater than or equal to 1"),
-    ("page=99", 404, "Page 99 does not exist; there are 1."),
-    ("sort=evil", 400, "Select a valid choice."),
-    ("date_from=yesterday", 400, "Enter a valid date."),
-    ("date_from=2026-12-01&date_to=2026-11-01", 400, "The start date is after the end date."),
-    ("q=" + "x" * 201, 400, "at most 200 characters"),
-])
+@pytest.mark.parametrize(
+    "query, status, message",
+    [
+        ("page=abc", 400, "Enter a whole number."),
+        ("page=0", 400, "greater than or equal to 1"),
+        ("page=99", 404, "Page 99 does not exist; there are 1."),
+        ("sort=evil", 400, "Select a valid choice."),
+        ("date_from=yesterday", 400, "Enter a valid date."),
+        ("date_from=2026-12-01&date_to=2026-11-01", 400, "The start date is after the end date."),
+        ("q=" + "x" * 201, 400, "at most 200 characters"),
+    ],
+)
 def test_bad_list_parameters_give_a_clear_error(client, alice, bucket, query, status, message):
     ingest(bucket, "r1/s/a.txt")
     response = client.get("/?" + query)
@@ -118,6 +136,7 @@ def test_bad_list_parameters_give_a_clear_error(client, alice, bucket, query, st
 
 
 # --- run page and artifacts -----------------------------------------------------------
+
 
 def test_run_page_shows_steps_in_order_with_artifacts(client, alice, bucket):
     ingest(bucket, "r1/prepare/data.csv", "r1/train/model.bin", "r1/train/log.txt", size=2048)
@@ -130,8 +149,9 @@ def test_run_page_shows_steps_in_order_with_artifacts(client, alice, bucket):
     assert 'id="live-status"' in html
 
 
-def test_run_page_with_1000_artifacts_takes_at_most_15_queries(client, alice, bucket,
-                                                               django_assert_max_num_queries):
+def test_run_page_with_1000_artifacts_takes_at_most_15_queries(
+    client, alice, bucket, django_assert_max_num_queries
+):
     ingest(bucket, *[f"big/step-{i % 10}/file-{i:04d}.txt" for i in range(1000)])
     run = run_of(bucket, "big")
     for artifact in Artifact.objects.filter(run=run)[:300]:
@@ -150,6 +170,7 @@ def test_artifact_page_preview_and_download(client, alice, bucket, minio, unique
     try:
         from runs.services.access import bucket_grant_create
         from tests.factories import BucketFactory as BF
+
         real = BF(name=name)
         bucket_grant_create(group=alice.groups.get(), bucket=real)
         body = b"col\n" + b"1\n" * 100_000
@@ -186,6 +207,7 @@ def test_artifact_of_another_run_is_404(client, alice, bucket):
 
 # --- state API ------------------------------------------------------------------------
 
+
 def test_state_api_returns_everything_after_a_gap_and_nothing_when_current(client, alice, bucket):
     ingest(bucket, "r1/s/a.txt", "r1/t/b.txt")
     ingest(bucket, "r1/s/a.txt", seconds=50)  # a newer version: seq 2
@@ -194,16 +216,23 @@ def test_state_api_returns_everything_after_a_gap_and_nothing_when_current(clien
     state = client.get(url, {"since": 1}).json()
     assert state["seq"] == run.seq == 2 and state["changed"] is True
     assert [(s["name"], [a["name"] for a in s["artifacts"]]) for s in state["steps"]] == [
-        ("s", ["a.txt"]), ("t", ["b.txt"])]
+        ("s", ["a.txt"]),
+        ("t", ["b.txt"]),
+    ]
     assert state["steps"][0]["artifacts"][0]["renditions"] == []
     assert client.get(url, {"since": 2}).json() == {**state, "changed": False, "steps": None}
     assert client.get(url).json()["changed"] is True
 
 
-@pytest.mark.parametrize("since, reason", [
-    ("abc", "Enter a whole number"), ("-1", "greater than or equal to 0"), ("1.5", "Enter a whole number"),
-    ("9" * 30, "less than or equal to"),
-])
+@pytest.mark.parametrize(
+    "since, reason",
+    [
+        ("abc", "Enter a whole number"),
+        ("-1", "greater than or equal to 0"),
+        ("1.5", "Enter a whole number"),
+        ("9" * 30, "less than or equal to"),
+    ],
+)
 def test_state_api_rejects_a_bad_since(client, alice, bucket, since, reason):
     ingest(bucket, "r1/s/a.txt")
     response = client.get(reverse("runs:api_run_state", args=[run_of(bucket, "r1").pk]), {"since": since})

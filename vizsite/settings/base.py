@@ -31,7 +31,8 @@ def _development_default(name: str, value: str) -> str:
     if not found:
         raise ImproperlyConfigured(
             f"{name} is not set. Set it, or set PIPELENS_DEVELOPMENT=1 for local work "
-            f"(make run and make test do); see docs/configuration.md.")
+            f"(make run and make test do); see docs/configuration.md."
+        )
     return found
 
 
@@ -40,7 +41,9 @@ if SECRET_KEY == DEVELOPMENT_SECRET_KEY and not DEVELOPMENT:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY is the published development key; set a secret one.")
 DEBUG = env.bool("DJANGO_DEBUG", default=DEVELOPMENT)
 if DEBUG and not DEVELOPMENT:
-    raise ImproperlyConfigured("DJANGO_DEBUG=true shows tracebacks to users; it needs PIPELENS_DEVELOPMENT=1.")
+    raise ImproperlyConfigured(
+        "DJANGO_DEBUG=true shows tracebacks to users; it needs PIPELENS_DEVELOPMENT=1."
+    )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -96,9 +99,7 @@ WSGI_APPLICATION = None
 ASGI_APPLICATION = "vizsite.asgi.application"
 
 DATABASES = {
-    "default": env.db(
-        "DATABASE_URL", default="postgres://pipelens:pipelens@127.0.0.1:54329/pipelens"
-    ),
+    "default": env.db("DATABASE_URL", default="postgres://pipelens:pipelens@127.0.0.1:54329/pipelens"),
 }
 # Persistent connections: the consumer and daphne hold one each; health is
 # checked before reuse so a restarted PostgreSQL does not poison the process.
@@ -233,14 +234,21 @@ MINIO_SECURE = env.bool("MINIO_SECURE", default=False)
 # host of their choosing (docs/security.md). "default" is the MINIO_* store;
 # PIPELENS_STORES=a,b adds PIPELENS_STORE_A_ENDPOINT, _ACCESS_KEY, _SECRET_KEY, _SECURE.
 OBJECT_STORES = {
-    "default": {"endpoint": MINIO_ENDPOINT, "access_key": MINIO_ACCESS_KEY, "secret_key": MINIO_SECRET_KEY,
-                "secure": MINIO_SECURE},
+    "default": {
+        "endpoint": MINIO_ENDPOINT,
+        "access_key": MINIO_ACCESS_KEY,
+        "secret_key": MINIO_SECRET_KEY,
+        "secure": MINIO_SECURE,
+    },
 }
 for _alias in env.list("PIPELENS_STORES", default=[]):
     _prefix = f"PIPELENS_STORE_{_alias.upper()}_"
-    OBJECT_STORES[_alias] = {"endpoint": env(_prefix + "ENDPOINT"), "access_key": env(_prefix + "ACCESS_KEY"),
-                             "secret_key": env(_prefix + "SECRET_KEY"),
-                             "secure": env.bool(_prefix + "SECURE", default=False)}
+    OBJECT_STORES[_alias] = {
+        "endpoint": env(_prefix + "ENDPOINT"),
+        "access_key": env(_prefix + "ACCESS_KEY"),
+        "secret_key": env(_prefix + "SECRET_KEY"),
+        "secure": env.bool(_prefix + "SECURE", default=False),
+    }
 MINIO_KAFKA_TOPIC = env("MINIO_KAFKA_TOPIC", default="minio-events")
 # The notification target MinIO was started with (MINIO_NOTIFY_KAFKA_*_PIPELENS).
 MINIO_NOTIFY_ARN = env("MINIO_NOTIFY_ARN", default="arn:minio:sqs::PIPELENS:kafka")
@@ -287,8 +295,9 @@ RENDER_WORKER_MAX_MEMORY_MB = env.int("RENDER_WORKER_MAX_MEMORY_MB", default=102
 # A pool process whose resident memory exceeds this after a task is replaced by a
 # fresh one (Celery's worker_max_memory_per_child, in KiB): memory a large render
 # left fragmented goes back to the system. Default: half the limit above.
-CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("RENDER_WORKER_RECYCLE_MEMORY_MB",
-                                             default=RENDER_WORKER_MAX_MEMORY_MB // 2) * 1024 or None
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = (
+    env.int("RENDER_WORKER_RECYCLE_MEMORY_MB", default=RENDER_WORKER_MAX_MEMORY_MB // 2) * 1024 or None
+)
 # Portal-owned bucket for thumbnails and extracted files; never registered for events.
 PREVIEW_BUCKET = env("PREVIEW_BUCKET", default="pipelens-previews")
 # Images: larger images are refused (decompression bombs), never decoded.
@@ -306,8 +315,9 @@ ARCHIVE_MAX_MEMBER_BYTES = env.int("ARCHIVE_MAX_MEMBER_BYTES", default=64 * 1024
 # Decompressed bytes an archive may produce in all (headers, padding and files).
 # Counted as they are unpacked: gzip reaches ~1000:1, so without a count a few MB
 # of upload become gigabytes in the worker (issue 8, docs/security.md).
-ARCHIVE_MAX_UNPACKED_BYTES = env.int("ARCHIVE_MAX_UNPACKED_BYTES",
-                                     default=ARCHIVE_MAX_MEMBER_BYTES + 1024 * 1024)
+ARCHIVE_MAX_UNPACKED_BYTES = env.int(
+    "ARCHIVE_MAX_UNPACKED_BYTES", default=ARCHIVE_MAX_MEMBER_BYTES + 1024 * 1024
+)
 # Tables: rows per page, how much is sampled for column types, the row-offset
 # index granularity, and up to where sorting (which reads the whole file) is offered.
 TABLE_PAGE_ROWS = env.int("TABLE_PAGE_ROWS", default=50)
@@ -352,10 +362,14 @@ WEBAPP_URL_MAX_AGE_S = env.int("WEBAPP_URL_MAX_AGE_S", default=300)
 # run its inline scripts and styles but load nothing from, and send nothing to, the
 # network (no beacons, no exfiltration, no tracking pixels). Relax it (e.g. add a
 # CDN to script-src) only for pipelines you trust.
-WEBAPP_CSP = env("WEBAPP_CSP", default=(
-    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval' data: blob:; "
-    "style-src 'unsafe-inline' data: blob:; img-src data: blob:; font-src data:; media-src data: blob:; "
-    "connect-src 'none'; form-action 'none'; base-uri 'none'"))
+WEBAPP_CSP = env(
+    "WEBAPP_CSP",
+    default=(
+        "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval' data: blob:; "
+        "style-src 'unsafe-inline' data: blob:; img-src data: blob:; font-src data:; media-src data: blob:; "
+        "connect-src 'none'; form-action 'none'; base-uri 'none'"
+    ),
+)
 # Viewer requests that read object storage in the portal process (table pages, log
 # pages) at once per process; more answer 503 "busy, retry" at once instead of
 # queueing behind each other (docs/viewers.md).

@@ -7,11 +7,17 @@ env = environ.Env()
 if env.bool("PIPELENS_DEVELOPMENT", default=False):
     raise ImproperlyConfigured("PIPELENS_DEVELOPMENT=1 unlocks development defaults; unset it in production.")
 
-_REQUIRED = ("DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "MINIO_ACCESS_KEY",
-             "MINIO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS",
-             # The sandbox origin for pipeline-written HTML: the local default
-             # (localhost:8001) would be wrong, and unsafe if it were the portal's.
-             "WEBAPP_ORIGIN")
+_REQUIRED = (
+    "DJANGO_SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "MINIO_ACCESS_KEY",
+    "MINIO_SECRET_KEY",
+    "DJANGO_ALLOWED_HOSTS",
+    # The sandbox origin for pipeline-written HTML: the local default
+    # (localhost:8001) would be wrong, and unsafe if it were the portal's.
+    "WEBAPP_ORIGIN",
+)
 _missing = [name for name in _REQUIRED if not env.str(name, default="")]
 if _missing:
     raise ImproperlyConfigured(f"Missing required environment variables: {', '.join(_missing)}")

@@ -25,5 +25,7 @@ class Command(BaseCommand):
         user.save()
         registered = bucket_register(name=bucket)
         if registered.notification_status != Bucket.NotificationStatus.CONFIGURED:
-            self.stderr.write(f"bucket {bucket}: notification not configured: {registered.notification_error}")
+            self.stderr.write(
+                f"bucket {bucket}: notification not configured: {registered.notification_error}"
+            )
         self.stdout.write(f"demo login: {username} / {password}; bucket {bucket} -> topic {registered.topic}")

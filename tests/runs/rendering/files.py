@@ -29,14 +29,18 @@ def jpeg(width=640, height=480, *, orientation: int | None = None, color=(200, 3
 
 
 def png(width=300, height=200, *, alpha=False) -> bytes:
-    im = Image.new("RGBA" if alpha else "RGB", (width, height), (20, 120, 40, 128) if alpha else (20, 120, 40))
+    im = Image.new(
+        "RGBA" if alpha else "RGB", (width, height), (20, 120, 40, 128) if alpha else (20, 120, 40)
+    )
     out = io.BytesIO()
     im.save(out, "PNG")
     return out.getvalue()
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def png_bomb(width=100_000, height=100_000) -> bytes:
@@ -97,9 +101,17 @@ def csv_text(rows=120) -> bytes:
 RAGGED_CSV = b"a,b,c\n1,2,3\n4,5\n6,7,8,9\n\x00\x01\x02garbage\xff\xfe,x,y\n10,11,12\n"
 
 CONFUSION_LABELS = ["cat", "dog", "bird"]
-CONFUSION_CSV = "\n".join(f"{t},{p},{(9 if t == p else 1) + i}" for i, t in enumerate(CONFUSION_LABELS)
-                          for p in CONFUSION_LABELS) + "\n"
-ROC_CSV = "\n".join(f"{x / 100:.2f},{min(1.0, (x / 100) ** 0.3):.4f},{1 - x / 100:.2f}" for x in range(101)) + "\n"
+CONFUSION_CSV = (
+    "\n".join(
+        f"{t},{p},{(9 if t == p else 1) + i}"
+        for i, t in enumerate(CONFUSION_LABELS)
+        for p in CONFUSION_LABELS
+    )
+    + "\n"
+)
+ROC_CSV = (
+    "\n".join(f"{x / 100:.2f},{min(1.0, (x / 100) ** 0.3):.4f},{1 - x / 100:.2f}" for x in range(101)) + "\n"
+)
 TABLE_CSV = "tulip,0.91,true\nrose,0.42,false\ndaisy,0.77,true\n"
 MARKDOWN = "# Inline Markdown\n[A link](https://www.kubeflow.org/)\n\n<script>window.pwned=1</script>\n"
 WEB_APP_HTML = "<html><body><h1>Hello, World!</h1></body></html>"
@@ -107,41 +119,84 @@ WEB_APP_HTML = "<html><body><h1>Hello, World!</h1></body></html>"
 
 def ui_metadata(*, bucket: str, run_prefix: str) -> dict:
     """All six viewer types, as in the Kubeflow docs' examples; ROC and table read from MinIO."""
-    return {"version": 1, "outputs": [
-        {"type": "confusion_matrix", "format": "csv",
-         "schema": [{"name": "target", "type": "CATEGORY"}, {"name": "predicted", "type": "CATEGORY"},
-                    {"name": "count", "type": "NUMBER"}],
-         "source": CONFUSION_CSV, "storage": "inline", "labels": CONFUSION_LABELS},
-        {"type": "roc", "format": "csv",
-         "schema": [{"name": "fpr", "type": "NUMBER"}, {"name": "tpr", "type": "NUMBER"},
-                    {"name": "thresholds", "type": "NUMBER"}],
-         "source": f"minio://{bucket}/{run_prefix}/evaluate/roc.csv"},
-        {"type": "table", "storage": "minio", "format": "csv", "header": ["flower", "score", "correct"],
-         "source": f"minio://{bucket}/{run_prefix}/predict/part-*.csv"},
-        {"type": "markdown", "storage": "inline", "source": MARKDOWN},
-        {"type": "tensorboard", "source": f"s3://{bucket}/{run_prefix}/train/logs"},
-        {"type": "web-app", "storage": "inline", "source": WEB_APP_HTML},
-    ]}
+    return {
+        "version": 1,
+        "outputs": [
+            {
+                "type": "confusion_matrix",
+                "format": "csv",
+                "schema": [
+                    {"name": "target", "type": "CATEGORY"},
+                    {"name": "predicted", "type": "CATEGORY"},
+                    {"name": "count", "type": "NUMBER"},
+                ],
+                "source": CONFUSION_CSV,
+                "storage": "inline",
+                "labels": CONFUSION_LABELS,
+            },
+            {
+                "type": "roc",
+                "format": "csv",
+                "schema": [
+                    {"name": "fpr", "type": "NUMBER"},
+                    {"name": "tpr", "type": "NUMBER"},
+                    {"name": "thresholds", "type": "NUMBER"},
+                ],
+                "source": f"minio://{bucket}/{run_prefix}/evaluate/roc.csv",
+            },
+            {
+                "type": "table",
+                "storage": "minio",
+                "format": "csv",
+                "header": ["flower", "score", "correct"],
+                "source": f"minio://{bucket}/{run_prefix}/predict/part-*.csv",
+            },
+            {"type": "markdown", "storage": "inline", "source": MARKDOWN},
+            {"type": "tensorboard", "source": f"s3://{bucket}/{run_prefix}/train/logs"},
+            {"type": "web-app", "storage": "inline", "source": WEB_APP_HTML},
+        ],
+    }
 
 
 def metrics_json() -> bytes:
-    return json.dumps({"metrics": [
-        {"name": "accuracy-score", "numberValue": 0.9137, "format": "PERCENTAGE"},
-        {"name": "roc-auc-score", "numberValue": 0.95, "format": "RAW"},
-    ]}).encode()
+    return json.dumps(
+        {
+            "metrics": [
+                {"name": "accuracy-score", "numberValue": 0.9137, "format": "PERCENTAGE"},
+                {"name": "roc-auc-score", "numberValue": 0.95, "format": "RAW"},
+            ]
+        }
+    ).encode()
 
 
 # --- hostile archives (docs/security.md) -------------------------------------
 
+
 def _raw_header(name: str, size: int, kind: bytes) -> bytes:
     return tarfile.TarInfo._create_header(
-        {"name": name, "mode": 0o644, "uid": 0, "gid": 0, "size": size, "mtime": 0, "type": kind,
-         "linkname": "", "uname": "", "gname": "", "devmajor": 0, "devminor": 0},
-        tarfile.GNU_FORMAT, "utf-8", "strict")
+        {
+            "name": name,
+            "mode": 0o644,
+            "uid": 0,
+            "gid": 0,
+            "size": size,
+            "mtime": 0,
+            "type": kind,
+            "linkname": "",
+            "uname": "",
+            "gname": "",
+            "devmajor": 0,
+            "devminor": 0,
+        },
+        tarfile.GNU_FORMAT,
+        "utf-8",
+        "strict",
+    )
 
 
-def tar_extended_bomb(declared: int, *, kind: bytes = tarfile.GNUTYPE_LONGNAME, compressor=None,
-                      fill: bytes = b"\0") -> bytes:
+def tar_extended_bomb(
+    declared: int, *, kind: bytes = tarfile.GNUTYPE_LONGNAME, compressor=None, fill: bytes = b"\0"
+) -> bytes:
     """A tar whose first header is a GNU long-name (or pax, kind=b"x") header declaring
     declared bytes, followed by that many bytes of fill: tarfile reads the whole
     payload into memory before it looks at the member. Compressed in 1 MiB steps with
@@ -185,8 +240,10 @@ def tgz_sparse() -> bytes:
 def tgz_pax_chain(n: int) -> bytes:
     """n pax extended headers in a row before one file: tarfile recurses once per header."""
     record = b"12 path=a.c\n"  # 12 bytes, length included
-    raw = b"".join(_raw_header("pax", len(record), tarfile.XHDTYPE) + record + b"\0" * (512 - len(record))
-                   for _ in range(n))
+    raw = b"".join(
+        _raw_header("pax", len(record), tarfile.XHDTYPE) + record + b"\0" * (512 - len(record))
+        for _ in range(n)
+    )
     raw += _raw_header("data.csv", 4, tarfile.REGTYPE) + b"a\n1\n" + b"\0" * 508 + b"\0" * 1024
     return _gzip(raw)
 

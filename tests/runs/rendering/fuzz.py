@@ -22,12 +22,57 @@ from PIL import Image
 
 from tests.runs.rendering import files
 
-NUMBERS = ["0", "1", "-3", "0.5", "1e3", "nan", "NaN", "inf", "-inf", "Infinity", "1e999", "-1e999",
-           "9" * 400, "1e-400", "0x10", "", " 7 ", "1_000", "١٢", "+.5"]
-WORDS = ["cat", "dog", "bird", "a,b", 'q"uote', "new\nline", "tab\there", "\x00", "\ufffd", "é", "🙂",
-         "\r", "<script>alert(1)</script>", "=cmd|' /C calc'!A0", "", " ", "x" * 3000]
-CSV_HEADERS = ["target,predicted,count", "fpr,tpr,thresholds", "fpr,tpr,threshold", "id,name,score",
-               "a\tb\tc", "a;b;c", "", "fpr,other"]
+NUMBERS = [
+    "0",
+    "1",
+    "-3",
+    "0.5",
+    "1e3",
+    "nan",
+    "NaN",
+    "inf",
+    "-inf",
+    "Infinity",
+    "1e999",
+    "-1e999",
+    "9" * 400,
+    "1e-400",
+    "0x10",
+    "",
+    " 7 ",
+    "1_000",
+    "١٢",
+    "+.5",
+]
+WORDS = [
+    "cat",
+    "dog",
+    "bird",
+    "a,b",
+    'q"uote',
+    "new\nline",
+    "tab\there",
+    "\x00",
+    "\ufffd",
+    "é",
+    "🙂",
+    "\r",
+    "<script>alert(1)</script>",
+    "=cmd|' /C calc'!A0",
+    "",
+    " ",
+    "x" * 3000,
+]
+CSV_HEADERS = [
+    "target,predicted,count",
+    "fpr,tpr,thresholds",
+    "fpr,tpr,threshold",
+    "id,name,score",
+    "a\tb\tc",
+    "a;b;c",
+    "",
+    "fpr,other",
+]
 
 
 def _mutate(rng: random.Random, data: bytes, rounds: int | None = None) -> bytes:
@@ -50,11 +95,12 @@ def _mutate(rng: random.Random, data: bytes, rounds: int | None = None) -> bytes
         elif op == 4:  # an interesting byte
             buf[i] = rng.choice([0, 0xFF, 0x7F, 0x80, ord('"'), ord("\n"), ord(","), ord("%")])
         else:  # drop a slice
-            del buf[i:i + rng.randint(1, 64)]
+            del buf[i : i + rng.randint(1, 64)]
     return bytes(buf)
 
 
 # --- CSV ----------------------------------------------------------------------------------
+
 
 def csv_case(rng: random.Random) -> tuple[str, bytes]:
     header = rng.choice(CSV_HEADERS)
@@ -87,27 +133,40 @@ def csv_case(rng: random.Random) -> tuple[str, bytes]:
 
 # --- images -------------------------------------------------------------------------------
 
+
 def _png_header(width: int, height: int, depth: int = 8, color: int = 6) -> bytes:
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
     ihdr = struct.pack(">IIBBBBB", width, height, depth, color, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + \
-        chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def image_case(rng: random.Random) -> tuple[str, bytes]:
     roll = rng.random()
     if roll < 0.15:
-        data = _png_header(rng.choice([1, 3000, 9000, 70000, 2**31 - 1]), rng.choice([1, 2000, 9000, 2**31 - 1]),
-                           rng.choice([1, 8, 16]), rng.choice([0, 2, 3, 4, 6]))
+        data = _png_header(
+            rng.choice([1, 3000, 9000, 70000, 2**31 - 1]),
+            rng.choice([1, 2000, 9000, 2**31 - 1]),
+            rng.choice([1, 8, 16]),
+            rng.choice([0, 2, 3, 4, 6]),
+        )
     else:
         fmt = rng.choice(["PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF", "PPM", "ICO", "TGA", "PCX"])
         mode = "RGB" if fmt in ("JPEG", "PPM", "PCX") else rng.choice(["RGB", "RGBA", "L", "P"])
         if fmt in ("BMP", "TGA") and mode == "RGBA":
             mode = "RGB"
         low = 16 if fmt == "ICO" else 1  # Pillow writes icons of 16 px and more
-        im = Image.new(mode, (rng.randint(low, 300), rng.randint(low, 300)), rng.randrange(256) if mode in ("L", "P")
-                       else tuple(rng.randrange(256) for _ in mode))
+        im = Image.new(
+            mode,
+            (rng.randint(low, 300), rng.randint(low, 300)),
+            rng.randrange(256) if mode in ("L", "P") else tuple(rng.randrange(256) for _ in mode),
+        )
         out = io.BytesIO()
         im.save(out, fmt)
         data = out.getvalue()
@@ -118,21 +177,27 @@ def image_case(rng: random.Random) -> tuple[str, bytes]:
 
 # --- KFP metadata -------------------------------------------------------------------------
 
+
 def _junk(rng: random.Random, depth: int = 0):
     roll = rng.random()
     if depth > 3 or roll < 0.3:
         return rng.choice([None, True, 0, -1, 1.5, 1e308, "", "x", "csv", "inline", "minio://b/k", [], {}])
     if roll < 0.6:
         return [_junk(rng, depth + 1) for _ in range(rng.randint(0, 4))]
-    return {rng.choice(["type", "source", "storage", "format", "labels", "schema", "header", "name", "x"]):
-            _junk(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+    return {
+        rng.choice(["type", "source", "storage", "format", "labels", "schema", "header", "name", "x"]): _junk(
+            rng, depth + 1
+        )
+        for _ in range(rng.randint(0, 4))
+    }
 
 
 def metadata_case(rng: random.Random) -> tuple[str, bytes]:
     outputs = []
     for _ in range(rng.randint(0, 25)):
-        kind = rng.choice(["confusion_matrix", "roc", "table", "markdown", "web-app", "tensorboard", "sparkles",
-                           None, 7])
+        kind = rng.choice(
+            ["confusion_matrix", "roc", "table", "markdown", "web-app", "tensorboard", "sparkles", None, 7]
+        )
         output: dict = {"type": kind}
         if rng.random() < 0.8:
             output["storage"] = rng.choice(["inline", "inline", "inline", "inline", "minio", None, 3])
@@ -140,22 +205,39 @@ def metadata_case(rng: random.Random) -> tuple[str, bytes]:
         if source_kind < 0.5:
             output["source"] = csv_case(rng)[1].decode("utf-8", errors="replace")
         elif source_kind < 0.7:
-            output["source"] = rng.choice(["# Title\n![x](https://t.example/p.png)\n", "<script>1</script>",
-                                           "[" * 5000, "s3://b/logs; rm -rf ~", "gs://bucket/x.csv",
-                                           "minio://nobucket/k.csv", "logs\n; rm -rf ~"])
+            output["source"] = rng.choice(
+                [
+                    "# Title\n![x](https://t.example/p.png)\n",
+                    "<script>1</script>",
+                    "[" * 5000,
+                    "s3://b/logs; rm -rf ~",
+                    "gs://bucket/x.csv",
+                    "minio://nobucket/k.csv",
+                    "logs\n; rm -rf ~",
+                ]
+            )
         else:
             output["source"] = _junk(rng)
         for key in ("format", "labels", "schema", "header"):
             if rng.random() < 0.3:
                 output[key] = _junk(rng)
         if rng.random() < 0.2:
-            output["schema"] = [{"name": rng.choice(["fpr", "tpr", "thresholds", "target", "predicted", "count",
-                                                     5, None])} for _ in range(3)]
+            output["schema"] = [
+                {"name": rng.choice(["fpr", "tpr", "thresholds", "target", "predicted", "count", 5, None])}
+                for _ in range(3)
+            ]
         if rng.random() < 0.2:
             output["labels"] = [rng.choice(["a", "b", 1, None, [], 2.5]) for _ in range(rng.randint(0, 5))]
         outputs.append(output)
-    doc = rng.choice([{"version": 1, "outputs": outputs}, {"outputs": outputs}, outputs, {"outputs": {}},
-                      {"version": 1, "outputs": outputs}])
+    doc = rng.choice(
+        [
+            {"version": 1, "outputs": outputs},
+            {"outputs": outputs},
+            outputs,
+            {"outputs": {}},
+            {"version": 1, "outputs": outputs},
+        ]
+    )
     text = json.dumps(doc, allow_nan=True)
     roll = rng.random()
     if roll < 0.15:
@@ -170,12 +252,14 @@ def metadata_case(rng: random.Random) -> tuple[str, bytes]:
 
 # --- archives ------------------------------------------------------------------------------
 
+
 def archive_case(rng: random.Random) -> tuple[str, bytes]:
     inner_name, inner = rng.choice([csv_case, metadata_case, image_case])(rng)
     roll = rng.random()
     if roll < 0.1:
-        data = files.tar_extended_bomb(rng.choice([64 * 1024, 1 << 20, 16 << 20]),
-                                       kind=rng.choice([b"L", b"K", b"x", b"g"]))
+        data = files.tar_extended_bomb(
+            rng.choice([64 * 1024, 1 << 20, 16 << 20]), kind=rng.choice([b"L", b"K", b"x", b"g"])
+        )
     elif roll < 0.15:
         data = files.tgz_pax_chain(rng.randint(1, 40))
     elif roll < 0.2:

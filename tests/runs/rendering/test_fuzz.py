@@ -53,8 +53,12 @@ def fuzz_ctx() -> Context:
         for o in outputs:
             check_output(o)
 
-    return Context(store=store, publish=publish, store_source=lambda source: {"bucket": "b", "key": "k"},
-                   fetch=lambda uri: [])
+    return Context(
+        store=store,
+        publish=publish,
+        store_source=lambda source: {"bucket": "b", "key": "k"},
+        fetch=lambda uri: [],
+    )
 
 
 def check_output(o: Output) -> None:
@@ -94,7 +98,9 @@ def test_fuzzed_inputs_end_ready_or_failed_with_a_reason(budgets, capsys):
     finally:
         tracemalloc.stop()
     with capsys.disabled():
-        print(f"\n[measured] fuzz in-process: {CASES} inputs in {time.monotonic() - started:.1f} s, "
-              f"{counts['ready']} ready / {counts['failed']} failed outputs; slowest {slowest[0]:.2f} s "
-              f"({slowest[1]}); largest Python allocation peak {peak_max[0] / MiB:.1f} MiB ({peak_max[1]})")
+        print(
+            f"\n[measured] fuzz in-process: {CASES} inputs in {time.monotonic() - started:.1f} s, "
+            f"{counts['ready']} ready / {counts['failed']} failed outputs; slowest {slowest[0]:.2f} s "
+            f"({slowest[1]}); largest Python allocation peak {peak_max[0] / MiB:.1f} MiB ({peak_max[1]})"
+        )
     assert counts["ready"] and counts["failed"]  # the generator reaches both ends

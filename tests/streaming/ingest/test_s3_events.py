@@ -66,8 +66,11 @@ def minio_record(
         "s3": {
             "s3SchemaVersion": "1.0",
             "configurationId": "Config",
-            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "minio"},
-                       "arn": f"arn:aws:s3:::{bucket}"},
+            "bucket": {
+                "name": bucket,
+                "ownerIdentity": {"principalId": "minio"},
+                "arn": f"arn:aws:s3:::{bucket}",
+            },
             "object": obj,
         },
         "source": {"host": "10.244.0.17", "port": "", "userAgent": "MinIO (linux; amd64) minio-go/v7.0.70"},
@@ -101,8 +104,9 @@ def assert_rejected(value: bytes | None, reason: str) -> None:
 
 def test_minio_put_becomes_one_complete_event():
     value = encode(minio_message(version_id="null"))
-    events = parse_message(value, key=b"mlpipeline/" + KEY.encode(), topic="minio-events",
-                           partition=2, offset=41)
+    events = parse_message(
+        value, key=b"mlpipeline/" + KEY.encode(), topic="minio-events", partition=2, offset=41
+    )
     assert events == [
         ObjectEvent(
             bucket="mlpipeline",
@@ -126,14 +130,19 @@ def test_minio_put_becomes_one_complete_event():
 
 def test_plain_s3_format_with_several_records():
     first = minio_record("run-1/train/model.pkl", event_name="ObjectCreated:CompleteMultipartUpload")
-    second = minio_record("run-1/train/metrics.json", event_name="s3:ObjectRemoved:Delete",
-                          sequencer="18EC6EC97FAC2B16")
+    second = minio_record(
+        "run-1/train/metrics.json", event_name="s3:ObjectRemoved:Delete", sequencer="18EC6EC97FAC2B16"
+    )
     events = parse_message(encode({"Records": [first, second]}))
     assert [(e.key, e.action, e.event_name, e.order, e.size) for e in events] == [
-        ("run-1/train/model.pkl", EventAction.CREATED, "s3:ObjectCreated:CompleteMultipartUpload",
-         SEQUENCER_NS, 2048),
-        ("run-1/train/metrics.json", EventAction.REMOVED, "s3:ObjectRemoved:Delete",
-         SEQUENCER_NS + 1, None),
+        (
+            "run-1/train/model.pkl",
+            EventAction.CREATED,
+            "s3:ObjectCreated:CompleteMultipartUpload",
+            SEQUENCER_NS,
+            2048,
+        ),
+        ("run-1/train/metrics.json", EventAction.REMOVED, "s3:ObjectRemoved:Delete", SEQUENCER_NS + 1, None),
     ]
 
 
@@ -188,13 +197,17 @@ def test_removed_event_has_no_size_etag_or_content_type_even_if_a_store_sends_th
     record["s3"]["object"].update({"size": 0, "eTag": "abc", "contentType": "text/plain"})
     event = parse_one({"Records": [record]})
     assert (event.action, event.size, event.etag, event.content_type, event.version_id) == (
-        EventAction.REMOVED, None, "", "", "7d3c")
+        EventAction.REMOVED,
+        None,
+        "",
+        "",
+        "7d3c",
+    )
 
 
 def test_minio_delete_without_object_fields():
     event = parse_one(minio_message(event_name="s3:ObjectRemoved:Delete"))
-    assert (event.action, event.size, event.etag, event.content_type) == (
-        EventAction.REMOVED, None, "", "")
+    assert (event.action, event.size, event.etag, event.content_type) == (EventAction.REMOVED, None, "", "")
 
 
 def test_etag_quotes_are_stripped_and_nulls_become_empty():
@@ -210,8 +223,9 @@ def test_zero_size_is_kept():
 
 def test_versity_gateway_message():
     """Plain S3 format, RFC 3339 time with an offset, a counter as sequencer, nulls."""
-    record = minio_record("run-7/prep/data.csv", event_time="2026-11-29T07:02:43+01:00",
-                          sequencer="1A", etag=None)
+    record = minio_record(
+        "run-7/prep/data.csv", event_time="2026-11-29T07:02:43+01:00", sequencer="1A", etag=None
+    )
     record["eventSource"] = "aws:s3"
     record["eventVersion"] = "2.2"
     record["s3"]["object"]["versionId"] = None
@@ -224,8 +238,7 @@ def test_versity_gateway_message():
 
 
 def test_s3_test_event_yields_nothing():
-    doc = {"Service": "S3", "Event": "s3:TestEvent", "Time": "2026-11-29T06:02:43Z",
-           "Bucket": "mlpipeline"}
+    doc = {"Service": "S3", "Event": "s3:TestEvent", "Time": "2026-11-29T06:02:43Z", "Bucket": "mlpipeline"}
     assert parse_message(encode(doc)) == []
 
 
@@ -249,14 +262,22 @@ def test_accessed_and_metadata_events_keep_their_fields(action_name):
     ("text", "expected", "ns"),
     [
         ("2026-11-29T06:02:43Z", datetime(2026, 11, 29, 6, 2, 43, tzinfo=UTC), 1795932163000000000),
-        ("2026-11-29T06:02:43.1Z", datetime(2026, 11, 29, 6, 2, 43, 100000, tzinfo=UTC),
-         1795932163100000000),
-        ("2026-11-29T06:02:43.123Z", datetime(2026, 11, 29, 6, 2, 43, 123000, tzinfo=UTC),
-         1795932163123000000),
-        ("2026-11-29T06:02:43.123456789Z", datetime(2026, 11, 29, 6, 2, 43, 123456, tzinfo=UTC),
-         1795932163123456789),
-        ("2026-11-29T00:02:43.5-06:00", datetime(2026, 11, 29, 6, 2, 43, 500000, tzinfo=UTC),
-         1795932163500000000),
+        ("2026-11-29T06:02:43.1Z", datetime(2026, 11, 29, 6, 2, 43, 100000, tzinfo=UTC), 1795932163100000000),
+        (
+            "2026-11-29T06:02:43.123Z",
+            datetime(2026, 11, 29, 6, 2, 43, 123000, tzinfo=UTC),
+            1795932163123000000,
+        ),
+        (
+            "2026-11-29T06:02:43.123456789Z",
+            datetime(2026, 11, 29, 6, 2, 43, 123456, tzinfo=UTC),
+            1795932163123456789,
+        ),
+        (
+            "2026-11-29T00:02:43.5-06:00",
+            datetime(2026, 11, 29, 6, 2, 43, 500000, tzinfo=UTC),
+            1795932163500000000,
+        ),
         ("2026-11-29T06:02:43+00:00", datetime(2026, 11, 29, 6, 2, 43, tzinfo=UTC), 1795932163000000000),
     ],
 )
@@ -314,28 +335,54 @@ def test_order_compares_newer_after_older():
 
 CLASSIFIED = {
     EventAction.CREATED: [
-        "ObjectCreated:Put", "ObjectCreated:Post", "ObjectCreated:Copy",
+        "ObjectCreated:Put",
+        "ObjectCreated:Post",
+        "ObjectCreated:Copy",
         "ObjectCreated:CompleteMultipartUpload",
     ],
     EventAction.REMOVED: [
-        "ObjectRemoved:Delete", "ObjectRemoved:DeleteMarkerCreated", "ObjectRemoved:NoOP",
-        "ObjectRemoved:DeleteAllVersions", "LifecycleExpiration:Delete",
-        "LifecycleExpiration:DeleteMarkerCreated", "ReducedRedundancyLostObject",
+        "ObjectRemoved:Delete",
+        "ObjectRemoved:DeleteMarkerCreated",
+        "ObjectRemoved:NoOP",
+        "ObjectRemoved:DeleteAllVersions",
+        "LifecycleExpiration:Delete",
+        "LifecycleExpiration:DeleteMarkerCreated",
+        "ReducedRedundancyLostObject",
     ],
     EventAction.ACCESSED: [
-        "ObjectAccessed:Get", "ObjectAccessed:Head", "ObjectAccessed:GetRetention",
-        "ObjectAccessed:GetLegalHold", "ObjectAccessed:Attributes",
+        "ObjectAccessed:Get",
+        "ObjectAccessed:Head",
+        "ObjectAccessed:GetRetention",
+        "ObjectAccessed:GetLegalHold",
+        "ObjectAccessed:Attributes",
     ],
     EventAction.METADATA: [
-        "ObjectCreated:PutTagging", "ObjectCreated:DeleteTagging", "ObjectCreated:PutRetention",
-        "ObjectCreated:PutLegalHold", "ObjectRemoved:DeleteTagging", "ObjectTagging:Put",
-        "ObjectTagging:Delete", "ObjectAcl:Put", "ObjectRestore:Post", "ObjectRestore:Completed",
-        "ObjectRestore:Delete", "ObjectTransition:Failed", "ObjectTransition:Complete",
-        "LifecycleTransition", "IntelligentTiering", "LifecycleDelMarkerExpiration:Delete",
-        "Replication:OperationFailedReplication", "Replication:OperationCompletedReplication",
-        "Replication:OperationMissedThreshold", "Replication:OperationReplicatedAfterThreshold",
-        "Replication:OperationNotTracked", "Scanner:ManyVersions", "Scanner:LargeVersions",
-        "Scanner:BigPrefix", "BucketCreated:*", "BucketRemoved:*",
+        "ObjectCreated:PutTagging",
+        "ObjectCreated:DeleteTagging",
+        "ObjectCreated:PutRetention",
+        "ObjectCreated:PutLegalHold",
+        "ObjectRemoved:DeleteTagging",
+        "ObjectTagging:Put",
+        "ObjectTagging:Delete",
+        "ObjectAcl:Put",
+        "ObjectRestore:Post",
+        "ObjectRestore:Completed",
+        "ObjectRestore:Delete",
+        "ObjectTransition:Failed",
+        "ObjectTransition:Complete",
+        "LifecycleTransition",
+        "IntelligentTiering",
+        "LifecycleDelMarkerExpiration:Delete",
+        "Replication:OperationFailedReplication",
+        "Replication:OperationCompletedReplication",
+        "Replication:OperationMissedThreshold",
+        "Replication:OperationReplicatedAfterThreshold",
+        "Replication:OperationNotTracked",
+        "Scanner:ManyVersions",
+        "Scanner:LargeVersions",
+        "Scanner:BigPrefix",
+        "BucketCreated:*",
+        "BucketRemoved:*",
     ],
 }
 ALL_NAMES = [(name, action) for action, names in CLASSIFIED.items() for name in names]
@@ -347,9 +394,7 @@ def test_classify_every_known_event_name(name, action):
     assert classify_event_name(name) is action
 
 
-@pytest.mark.parametrize(
-    ("name", "action"), [(n, a) for n, a in ALL_NAMES if not n.startswith("Bucket")]
-)
+@pytest.mark.parametrize(("name", "action"), [(n, a) for n, a in ALL_NAMES if not n.startswith("Bucket")])
 def test_every_known_object_event_parses(name, action):
     event = parse_one(minio_message(event_name="s3:" + name))
     assert (event.action, event.event_name) == (action, "s3:" + name)
@@ -394,6 +439,7 @@ def _del(path):
         for part in path[:-1]:
             target = target[part]
         del target[path[-1]]
+
     return mutate
 
 
@@ -403,6 +449,7 @@ def _set(path, value):
         for part in path[:-1]:
             target = target[part]
         target[path[-1]] = value
+
     return mutate
 
 
@@ -430,16 +477,20 @@ OBJ = ("Records", 0, "s3", "object")
         (b'{"Records": [null]}', "Records[0] must be an object, not null"),
         (_del(("Records", 0, "eventName")), "Records[0] has no 'eventName'"),
         (_set(("Records", 0, "eventName"), 7), "Records[0].eventName must be a string"),
-        (_set(("Records", 0, "eventName"), "s3:ObjectCreated:Jump"),
-         "unknown event name 's3:ObjectCreated:Jump'"),
+        (
+            _set(("Records", 0, "eventName"), "s3:ObjectCreated:Jump"),
+            "unknown event name 's3:ObjectCreated:Jump'",
+        ),
         (_set(("EventName",), "s3:ObjectRemoved:Delete"), "disagrees with Records[0].eventName"),
         (_del(("Records", 0, "s3")), "Records[0] has no 's3'"),
         (_set(("Records", 0, "s3"), "x"), "Records[0].s3 must be an object, not a string"),
         (_del(("Records", 0, "s3", "bucket")), "Records[0].s3 has no 'bucket'"),
         (_del(("Records", 0, "s3", "bucket", "name")), "Records[0].s3.bucket has no 'name'"),
         (_set(("Records", 0, "s3", "bucket", "name"), ""), "Records[0].s3.bucket has no 'name'"),
-        (_set(("Records", 0, "s3", "bucket", "name"), ["mlpipeline"]),
-         "Records[0].s3.bucket.name must be a string, not a list"),
+        (
+            _set(("Records", 0, "s3", "bucket", "name"), ["mlpipeline"]),
+            "Records[0].s3.bucket.name must be a string, not a list",
+        ),
         (_set(("Records", 0, "s3", "bucket", "name"), "ml/pipeline"), "contains '/'"),
         (_del(OBJ), "Records[0].s3 has no 'object'"),
         (_del(OBJ + ("key",)), "Records[0].s3.object has no 'key'"),
@@ -454,8 +505,7 @@ OBJ = ("Records", 0, "s3", "object")
         (_set(("Records", 0, "eventTime"), "yesterday"), "is not an ISO-8601 UTC time"),
         (_set(("Records", 0, "eventTime"), "2026-11-29T06:02:43"), "is not an ISO-8601 UTC time"),
         (_set(("Records", 0, "eventTime"), "2026-11-29 06:02:43Z"), "is not an ISO-8601 UTC time"),
-        (_set(("Records", 0, "eventTime"), "2026-11-29T06:02:43.1234567891Z"),
-         "is not an ISO-8601 UTC time"),
+        (_set(("Records", 0, "eventTime"), "2026-11-29T06:02:43.1234567891Z"), "is not an ISO-8601 UTC time"),
         (_set(("Records", 0, "eventTime"), "２０２６-11-29T06:02:43Z"), "is not an ISO-8601 UTC time"),
         (_set(("Records", 0, "eventTime"), "2026-13-01T00:00:00Z"), "is not a valid time"),
         (_set(("Records", 0, "eventTime"), "2026-02-29T00:00:00Z"), "is not a valid time"),
@@ -552,15 +602,50 @@ def test_fuzz_mutated_valid_bytes_only_raise_event_parse_error():
             if op == 0:
                 data[pos] = rng.randrange(256)
             elif op == 1:
-                del data[pos:pos + rng.randrange(1, 20)]
+                del data[pos : pos + rng.randrange(1, 20)]
             else:
-                data[pos:pos] = rng.choice([b"{", b"}", b"[", b"]", b'"', b",", b":", b"null",
-                                            b"-1", b"1e999", b"\\u0000", b"\\ud800", b"%"])
+                data[pos:pos] = rng.choice(
+                    [
+                        b"{",
+                        b"}",
+                        b"[",
+                        b"]",
+                        b'"',
+                        b",",
+                        b":",
+                        b"null",
+                        b"-1",
+                        b"1e999",
+                        b"\\u0000",
+                        b"\\ud800",
+                        b"%",
+                    ]
+                )
         _parse_or_reject(bytes(data))
 
 
-_WEIRD_VALUES = [None, True, False, 0, -1, 1.5, 1e308, 10**30, "", "x", "\x00", "\ud800", [], [{}], {},
-                 {"a": 1}, "s3:ObjectCreated:*", "2026-11-29T06:02:43Z", "%ZZ", "mlpipeline/"]
+_WEIRD_VALUES = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1.5,
+    1e308,
+    10**30,
+    "",
+    "x",
+    "\x00",
+    "\ud800",
+    [],
+    [{}],
+    {},
+    {"a": 1},
+    "s3:ObjectCreated:*",
+    "2026-11-29T06:02:43Z",
+    "%ZZ",
+    "mlpipeline/",
+]
 
 
 def _all_paths(node, prefix=()):

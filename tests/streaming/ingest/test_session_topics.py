@@ -28,7 +28,10 @@ def test_tests_and_benchmarks_publish_through_targets_of_their_own():
 
 
 def test_a_session_refuses_the_topic_make_run_consumes():
-    with pytest.raises(ValueError, match="make run"), session_topic(DEV_TOPIC, bootstrap=settings.KAFKA_BOOTSTRAP_SERVERS):
+    with (
+        pytest.raises(ValueError, match="make run"),
+        session_topic(DEV_TOPIC, bootstrap=settings.KAFKA_BOOTSTRAP_SERVERS),
+    ):
         pass
 
 
@@ -42,11 +45,15 @@ def test_the_topic_lives_until_the_last_session_leaves(kafka_bootstrap, unique_n
     try:
         with session_topic(topic, bootstrap=kafka_bootstrap, quiet_s=0.5):
             assert listed()
-            with session_topic(topic, bootstrap=kafka_bootstrap, quiet_s=0.5):  # a second session on the machine
+            with session_topic(
+                topic, bootstrap=kafka_bootstrap, quiet_s=0.5
+            ):  # a second session on the machine
                 assert listed()
             assert listed(), "deleted while another session still used it"
         assert not listed()
-        with session_topic(topic, bootstrap=kafka_bootstrap, quiet_s=0.5):  # the next session creates it again
+        with session_topic(
+            topic, bootstrap=kafka_bootstrap, quiet_s=0.5
+        ):  # the next session creates it again
             assert listed()
         assert not listed()
     finally:

@@ -48,7 +48,9 @@ def listen(group_names, trigger, *, expect):
 
 
 def _ingest(bucket, *keys, seconds=0.0):
-    return ingest_events(events=[object_event(bucket.name, k, seconds=seconds + i) for i, k in enumerate(keys)])
+    return ingest_events(
+        events=[object_event(bucket.name, k, seconds=seconds + i) for i, k in enumerate(keys)]
+    )
 
 
 def test_runs_touch_bumps_seq_and_returns_the_new_values():
@@ -63,8 +65,11 @@ def test_runs_touch_bumps_seq_and_returns_the_new_values():
 
 def _push(result):
     """What the change listener receives for an ingest batch once it commits."""
-    on_changes(Changes(run_ids=frozenset(result.run_seqs), artifact_ids=tuple(result.changed_artifact_ids),
-                       ingested=True))
+    on_changes(
+        Changes(
+            run_ids=frozenset(result.run_seqs), artifact_ids=tuple(result.changed_artifact_ids), ingested=True
+        )
+    )
 
 
 def test_nothing_is_pushed_before_commit_then_one_message_per_run(django_capture_on_commit_callbacks):
@@ -73,8 +78,9 @@ def test_nothing_is_pushed_before_commit_then_one_message_per_run(django_capture
     r1, r2 = Run.objects.get(run_key="r1"), Run.objects.get(run_key="r2")
     ids = list(Artifact.objects.order_by("key").values_list("id", flat=True))
     a = Artifact.objects.get(key="r1/s/a.txt")
-    Rendition.objects.create(artifact=a, etag=a.etag, position=0, viewer="text", title="A",
-                             status=Rendition.Status.READY)
+    Rendition.objects.create(
+        artifact=a, etag=a.etag, position=0, viewer="text", title="A", status=Rendition.Status.READY
+    )
     Rendition.objects.create(artifact=a, etag="old-version", position=0, viewer="text", status="failed")
 
     callbacks = []
@@ -88,8 +94,9 @@ def test_nothing_is_pushed_before_commit_then_one_message_per_run(django_capture
     assert listen([groups.run_group(r1.pk)], trigger, expect=0) == []
     assert len(callbacks) == 1
 
-    got = listen([groups.run_group(r1.pk), groups.run_group(r2.pk), groups.runs_list_group()],
-                 callbacks[0], expect=4)
+    got = listen(
+        [groups.run_group(r1.pk), groups.run_group(r2.pk), groups.runs_list_group()], callbacks[0], expect=4
+    )
     run_msgs = {text(m)["run_id"]: text(m) for m in got if m["type"] == "run.changed"}
     list_msgs = [text(m) for m in got if m["type"] == "runs.changed"]
     assert all(m["bucket_id"] == bucket.pk for m in got if m["type"] == "runs.changed")
@@ -100,8 +107,15 @@ def test_nothing_is_pushed_before_commit_then_one_message_per_run(django_capture
     assert [x["name"] for x in first["artifacts"]] == ["a.txt", "b.txt"]
     # Only the current version's renditions travel.
     assert first["artifacts"][0]["renditions"] == [
-        {"id": a.renditions.get(etag=a.etag).pk, "position": 0, "viewer": "text", "title": "A",
-         "status": "ready", "error": ""}]
+        {
+            "id": a.renditions.get(etag=a.etag).pk,
+            "position": 0,
+            "viewer": "text",
+            "title": "A",
+            "status": "ready",
+            "error": "",
+        }
+    ]
     assert first["run"]["artifact_count"] == 2
 
 

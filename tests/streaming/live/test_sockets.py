@@ -36,6 +36,7 @@ def connect_result(path, headers):
         hello = await comm.receive_json_from(timeout=5) if connected else None
         await comm.disconnect()
         return connected, code, hello
+
     return async_to_sync(go)()
 
 
@@ -95,12 +96,15 @@ def test_pushes_reach_the_run_socket_and_runs_list_only_where_allowed(client, wo
     async_to_sync(go)()
 
 
-@pytest.mark.parametrize("frame, error", [
-    ("not json", "frame is not valid JSON"),
-    ("[1, 2]", 'frame must be a JSON object with a "type"'),
-    ('{"type": "subscribe", "run": 5}', "unknown message type 'subscribe'"),
-    ("x" * 5000, "frame too large"),
-])
+@pytest.mark.parametrize(
+    "frame, error",
+    [
+        ("not json", "frame is not valid JSON"),
+        ("[1, 2]", 'frame must be a JSON object with a "type"'),
+        ('{"type": "subscribe", "run": 5}', "unknown message type 'subscribe'"),
+        ("x" * 5000, "frame too large"),
+    ],
+)
 def test_bad_frames_get_an_error_and_the_socket_stays_usable(client, world, frame, error):
     _a, _b, alice, ra, _rb = world
     headers = session_headers(client, alice)
@@ -146,6 +150,7 @@ def test_a_prefix_grant_limits_sockets_to_that_prefix(client, django_user_model)
 
 # --- sockets lose access (issue 8, finding 5) --------------------------------------
 
+
 async def _closed_with(sock, timeout: float = 10.0) -> int | None:
     """The close code the server sent, skipping pushes; None if it sent none in time (the
     communicator then stops the application: use ``receive_nothing`` to check a socket stays)."""
@@ -156,7 +161,7 @@ async def _closed_with(sock, timeout: float = 10.0) -> int | None:
     while loop.time() < deadline:
         try:
             out = await sock.receive_output(timeout=max(0.01, deadline - loop.time()))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         if out["type"] == "websocket.close":
             return out.get("code")
@@ -169,6 +174,7 @@ def _opened(path, headers):
         assert ok, code
         await sock.receive_json_from(5)  # hello
         return sock
+
     return go()
 
 
@@ -252,16 +258,26 @@ def test_a_password_change_ends_the_other_sessions_and_their_sockets(world):
     async def go():
         mine = await _opened(f"/ws/runs/{ra.pk}/", headers_changer)
         stale = await _opened(f"/ws/runs/{ra.pk}/", headers_elsewhere)
-        response = await sync_to_async(lambda: changer.post("/accounts/password_change/", {
-            "old_password": "old-secret-123", "new_password1": "n3w-Secret-xyz",
-            "new_password2": "n3w-Secret-xyz"}))()
+        response = await sync_to_async(
+            lambda: changer.post(
+                "/accounts/password_change/",
+                {
+                    "old_password": "old-secret-123",
+                    "new_password1": "n3w-Secret-xyz",
+                    "new_password2": "n3w-Secret-xyz",
+                },
+            )
+        )()
         assert response.status_code == 302
         assert await _closed_with(stale) == 4401
         assert await _closed_with(mine) == 4401
 
     async_to_sync(go)()
-    fresh = [(b"host", b"127.0.0.1:8000"), (b"origin", b"http://127.0.0.1:8000"),
-             (b"cookie", f"sessionid={changer.cookies['sessionid'].value}".encode())]
+    fresh = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"origin", b"http://127.0.0.1:8000"),
+        (b"cookie", f"sessionid={changer.cookies['sessionid'].value}".encode()),
+    ]
     assert connect_result(f"/ws/runs/{ra.pk}/", fresh)[0] is True
     assert connect_result(f"/ws/runs/{ra.pk}/", headers_elsewhere)[:2] == (False, 4401)
 
