@@ -41,17 +41,23 @@ _md.add_render_rule("image", _image)
 
 
 def allowed_tags() -> set[str]:
-    """nh3's tags, without ``img`` unless remote images are allowed (also used when shown)."""
+    """nh3's tags, without ``img`` unless remote images are allowed."""
     return set(nh3.ALLOWED_TAGS) if settings.MARKDOWN_ALLOW_REMOTE_IMAGES else set(nh3.ALLOWED_TAGS) - {"img"}
 
 
-def to_html(text: str, env: dict | None = None) -> str:
+def sanitize(html: str) -> str:
+    """The one HTML cleaning policy: when Markdown is rendered, and again when stored HTML is
+    shown (runs/templatetags/viewers.py ``clean_html``)."""
     return nh3.clean(
-        _md.render(text, env if env is not None else {}),
+        html,
         tags=allowed_tags(),
         link_rel="noopener noreferrer nofollow",
         url_schemes={"http", "https", "mailto"},
     )
+
+
+def to_html(text: str, env: dict | None = None) -> str:
+    return sanitize(_md.render(text, env if env is not None else {}))
 
 
 def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:

@@ -171,7 +171,7 @@ def build_index(
 
 
 def parse_sample(
-    text: str, *, delimiter: str, header: list[str] | None, page_rows: int
+    text: str, *, delimiter: str, header: list[str] | None
 ) -> tuple[list[str], list[list[str]], int, bool]:
     """(column names, sample rows, ragged count, whether the file has a header row)."""
     rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
@@ -203,9 +203,7 @@ def render(source: Source, ctx: Context, *, header: list[str] | None = None, tit
     text, replaced = decode_text(sample)
     delimiter = delimiter_for(source.name, text)
     try:
-        names, rows, ragged, header_row = parse_sample(
-            text, delimiter=delimiter, header=header, page_rows=page_rows
-        )
+        names, rows, ragged, header_row = parse_sample(text, delimiter=delimiter, header=header)
     except csv.Error as exc:
         raise RenderError(f"Not a readable CSV: {exc}") from exc
     notices = []

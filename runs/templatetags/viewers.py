@@ -1,10 +1,10 @@
 """Template helpers of the viewer partials (runs/templates/runs/viewers/)."""
 
-import nh3
 from django import template
 
 from runs.kinds import Viewer
 from runs.rendering.base import human_bytes as _human_bytes
+from runs.rendering.markdown import sanitize
 from runs.rendering.readback import webapp_url
 
 register = template.Library()
@@ -29,16 +29,7 @@ def clean_html(html: str) -> str:
     images kept unless MARKDOWN_ALLOW_REMOTE_IMAGES)."""
     from django.utils.safestring import mark_safe
 
-    from runs.rendering.markdown import allowed_tags
-
-    return mark_safe(
-        nh3.clean(
-            html or "",
-            tags=allowed_tags(),
-            link_rel="noopener noreferrer nofollow",
-            url_schemes={"http", "https", "mailto"},
-        )
-    )
+    return mark_safe(sanitize(html or ""))
 
 
 @register.filter
