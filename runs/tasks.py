@@ -27,16 +27,23 @@ def render_batch(*, artifact_ids: list[int]) -> int:
     return len(renditions.renditions_prepare(artifact_ids=[int(i) for i in artifact_ids]))
 
 
-@shared_task(
-    bind=True,
-    name=renditions.RENDER_ARTIFACT_TASK,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    max_retries=settings.RENDER_MAX_RETRIES,
-    soft_time_limit=settings.RENDER_SOFT_TIME_LIMIT_S,
-    time_limit=settings.RENDER_HARD_TIME_LIMIT_S,
-)
+# Render work: redelivered if the worker dies, retried on outages, bounded in time.
+_RENDER_WORK = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": True,
+    "max_retries": settings.RENDER_MAX_RETRIES,
+    "soft_time_limit": settings.RENDER_SOFT_TIME_LIMIT_S,
+    "time_limit": settings.RENDER_HARD_TIME_LIMIT_S,
+}
+
+
+def _backoff(task) -> float:
+    return settings.RENDER_RETRY_BACKOFF_S * 2**task.request.retries
+
+
+@shared_task(name=renditions.RENDER_ARTIFACT_TASK, **_RENDER_WORK)
 def render_artifact(self, artifact_id: int, etag: str) -> str:
     """Render one artifact version (idempotent)."""
     try:
@@ -55,20 +62,10 @@ def render_artifact(self, artifact_id: int, etag: str) -> str:
                     "render_fail_unstored artifact=%s", artifact_id
                 )
             return "failed"
-        backoff = settings.RENDER_RETRY_BACKOFF_S * 2**self.request.retries
-        raise self.retry(exc=exc, countdown=backoff) from exc
+        raise self.retry(exc=exc, countdown=_backoff(self)) from exc
 
 
-@shared_task(
-    bind=True,
-    name=table_sort_service.TABLE_SORT_TASK,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    max_retries=settings.RENDER_MAX_RETRIES,
-    soft_time_limit=settings.RENDER_SOFT_TIME_LIMIT_S,
-    time_limit=settings.RENDER_HARD_TIME_LIMIT_S,
-)
+@shared_task(name=table_sort_service.TABLE_SORT_TASK, **_RENDER_WORK)
 def table_sort(self, *, rendition_id: int, column: int) -> str:
     """Build a table's sorted copy by one column (asked for by a page; runs/services/table_sort.py)."""
     try:
@@ -76,5 +73,4 @@ def table_sort(self, *, rendition_id: int, column: int) -> str:
     except StorageUnavailable as exc:
         if self.request.retries >= self.max_retries:
             return "failed"
-        backoff = settings.RENDER_RETRY_BACKOFF_S * 2**self.request.retries
-        raise self.retry(exc=exc, countdown=backoff) from exc
+        raise self.retry(exc=exc, countdown=_backoff(self)) from exc

@@ -83,9 +83,10 @@ def test_sorting_runs_in_the_worker_and_the_portal_reads_one_page(
 
 
 def test_a_sort_the_broker_cannot_take_is_a_reason_and_is_asked_again(db, monkeypatch):
+    from types import SimpleNamespace
+
     from runs.rendering.base import RenderError
     from runs.services import table_sort
-    from runs.tasks import table_sort as task
 
     bucket = BucketFactory()
     ingest(bucket, "r/s/t.csv")
@@ -94,17 +95,19 @@ def test_a_sort_the_broker_cannot_take_is_a_reason_and_is_asked_again(db, monkey
         artifact=artifact, etag=artifact.etag, viewer="table", status="ready", payload={"sortable": True}
     )
 
-    def down(**kwargs):
+    def down(*args, **kwargs):
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(task, "apply_async", down)
+    monkeypatch.setattr(table_sort, "current_app", SimpleNamespace(send_task=down))
     with pytest.raises(RenderError, match="could not be queued"):
         table_sort.request_sort(rendition=rendition, column=0)
     queued = []
-    monkeypatch.setattr(task, "apply_async", lambda **kwargs: queued.append(kwargs))
+    monkeypatch.setattr(
+        table_sort, "current_app", SimpleNamespace(send_task=lambda name, **kw: queued.append((name, kw)))
+    )
     assert table_sort.request_sort(rendition=rendition, column=0)  # not swallowed by the 30 s memo
     assert not table_sort.request_sort(rendition=rendition, column=0)
-    assert len(queued) == 1
+    assert len(queued) == 1 and queued[0][0] == table_sort.TABLE_SORT_TASK
 
 
 def test_heavy_reads_beyond_the_limit_answer_busy_at_once(db, django_user_model, settings):

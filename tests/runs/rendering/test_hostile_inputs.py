@@ -13,7 +13,6 @@ import json
 import lzma
 import math
 import tarfile
-import time
 import tracemalloc
 
 import pytest
@@ -32,7 +31,7 @@ from runs.rendering import (
     table,
     tensorboard,
 )
-from runs.rendering.base import BytesSource, Context, RenderError
+from runs.rendering.base import BytesSource, Context, RenderError, human_bytes
 from runs.rendering.registry import render_artifact
 from tests.runs.rendering import files
 
@@ -94,7 +93,7 @@ def test_extended_header_bombs_are_refused_before_their_payload_is_read(kind, la
     bomb = files.tar_extended_bomb(128 * MiB, kind=kind)  # ~130 KB of gzip
     assert len(bomb) < 200_000
     out, peak = peak_of(lambda: only_output(bomb))
-    assert out.failed and f"{label} header" in out.error and "128.0 MiB" in out.error, out.error
+    assert out.failed and f"{label} header" in out.error and human_bytes(128 * MiB) in out.error, out.error
     assert peak < 8 * MiB, f"{peak / MiB:.1f} MiB"
 
 
@@ -103,13 +102,13 @@ def test_unpacking_stops_at_the_byte_budget(settings):
     settings.ARCHIVE_MAX_MEMBER_BYTES = 10 * MiB
     data = files.tgz({f"part-{i}.csv": b"x" * (600 * 1024) for i in range(3)})
     out = only_output(data)
-    assert out.failed and "unpacks to more than 1.0 MiB" in out.error, out.error
+    assert out.failed and f"unpacks to more than {human_bytes(MiB)}" in out.error, out.error
 
 
 def test_the_budget_reader_never_holds_more_than_its_budget():
     reader = archive.BoundedGzipReader(gzip.compress(b"\0" * (64 * MiB)), budget=2 * MiB)
     result, peak = peak_of(lambda: reader.read(1024**3))  # a tar header asking for 1 GiB
-    assert isinstance(result, RenderError) and "more than 2.0 MiB" in str(result)
+    assert isinstance(result, RenderError) and f"more than {human_bytes(2 * MiB)}" in str(result)
     assert peak < 6 * MiB
 
 
@@ -139,19 +138,20 @@ def endless_line(total: int, step: int = 64 * 1024):
         yield chunk
 
 
+@pytest.mark.timeout(60)  # a hang guard: the quadratic copy this replaced took minutes here
 def test_index_refuses_a_line_longer_than_the_budget_in_linear_time(settings):
     settings.TABLE_MAX_LINE_BYTES = 4 * MiB
-    start = time.monotonic()
     result, peak = peak_of(lambda: table.build_index(endless_line(64 * MiB), 512 * 1024))
-    assert isinstance(result, RenderError) and "line" in str(result) and "4.0 MiB" in str(result), result
-    assert time.monotonic() - start < 3
+    assert (
+        isinstance(result, RenderError) and "line" in str(result) and human_bytes(4 * MiB) in str(result)
+    ), result
     assert peak < 12 * MiB, f"{peak / MiB:.1f} MiB"
 
 
 def test_lines_refuse_a_line_longer_than_the_budget(settings):
     settings.TABLE_MAX_LINE_BYTES = 1 * MiB
     result, peak = peak_of(lambda: list(table.iter_lines(endless_line(32 * MiB))))
-    assert isinstance(result, RenderError) and "1.0 MiB" in str(result)
+    assert isinstance(result, RenderError) and human_bytes(MiB) in str(result)
     assert peak < 6 * MiB
     assert list(table.iter_lines([b"a,b\n1,", b"2\n3,4"])) == ["a,b\n", "1,2\n", "3,4"]
 
@@ -179,7 +179,7 @@ def test_json_files_have_their_own_size_budget(settings):
     doc = json.dumps(
         {"version": 1, "outputs": [{"type": "markdown", "storage": "inline", "source": "x" * 2000}]}
     ).encode()
-    with pytest.raises(RenderError, match="1.0 KiB"):
+    with pytest.raises(RenderError, match=human_bytes(1024)):
         kfp_metadata.render(BytesSource("mlpipeline-ui-metadata.json", doc), ctx())
 
 
@@ -188,7 +188,7 @@ def test_json_files_have_their_own_size_budget(settings):
 
 def test_markdown_has_its_own_size_budget(settings):
     settings.MARKDOWN_MAX_BYTES = 64 * 1024
-    with pytest.raises(RenderError, match="64.0 KiB"):
+    with pytest.raises(RenderError, match=human_bytes(64 * 1024)):
         markdown.render(BytesSource("notes.md", b"![" * 40_000), ctx())
 
 
