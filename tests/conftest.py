@@ -9,6 +9,8 @@ import uuid
 import pytest
 from django.conf import settings
 
+from tests.helpers import database_url, wait_for  # noqa: F401 - wait_for: fixtures below
+
 # --- tiers: `make test-fast` runs what needs no service (pytest -m "not integration and not e2e")
 
 # Fixtures that reach a real service; a test using one (or the database) is an
@@ -47,18 +49,6 @@ def _tcp_check(name: str, hostport: str) -> None:
         pytest.fail(
             f"{name} is not reachable at {hostport} ({exc}); run `make services` first", pytrace=False
         )
-
-
-def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
-    """Poll ``predicate`` until it returns a truthy value; fail with ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(autouse=True)
@@ -186,17 +176,6 @@ def running_consumer(live_bucket, unique_name):
 # --- Celery render worker (runs/tasks.py; docs/viewers.md) ---------------------------
 
 
-def test_database_url(port: int | None = None) -> str:
-    """The URL of the pytest database, for subprocesses (consumer, worker, web-app server)."""
-    from django.db import connection
-
-    s = connection.settings_dict
-    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{port or s['PORT']}/{s['NAME']}"
-
-
-test_database_url.__test__ = False  # a helper, not a test
-
-
 def wait_db_sessions_gone(app_name: str, timeout: float = 10.0) -> None:
     """Wait until PostgreSQL has noticed a stopped subprocess's sessions end, so the
     test database can be dropped at the end of the session."""
@@ -301,7 +280,7 @@ def celery_worker_process(transactional_db, settings, minio, unique_name, tmp_pa
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
-        "DATABASE_URL": test_database_url() + "?application_name=pipelens-test-worker",
+        "DATABASE_URL": database_url(application_name="pipelens-test-worker"),
         "RENDER_QUEUE": queue,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "RENDER_RETRY_BACKOFF_S": "0.5",
@@ -336,7 +315,7 @@ class WebAppServer:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
-            "DATABASE_URL": test_database_url() + "?application_name=pipelens-test-webapp",
+            "DATABASE_URL": database_url(application_name="pipelens-test-webapp"),
             **self.env,
         }
         daphne = os.path.join(os.path.dirname(sys.executable), "daphne")

@@ -1,21 +1,15 @@
 """The live portal in a real browser (issue 3 acceptance): log in, watch a run, upload
 files with the MinIO client, see them appear without reload; survive a daphne restart."""
 
-import io
-
 import pytest
 from django.contrib.auth.models import Group
 
 from runs.models import Run
 from runs.services.access import bucket_grant_create
-from tests.conftest import wait_for
 from tests.e2e.conftest import log_in, screenshot
+from tests.helpers import put, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def put(minio, bucket: str, key: str, data: bytes = b"hello"):
-    minio.put_object(bucket, key, io.BytesIO(data), len(data), content_type="text/plain")
 
 
 def artifact_row(page, name: str):

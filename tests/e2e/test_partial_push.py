@@ -8,8 +8,8 @@ from django.contrib.auth.models import Group
 
 from runs.models import Run
 from runs.services.access import bucket_grant_create
-from tests.conftest import wait_for
 from tests.e2e.conftest import log_in, screenshot
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 

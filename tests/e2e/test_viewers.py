@@ -7,7 +7,6 @@ web-app frame's script (which does run, sandboxed on the other origin)
 must find the portal's cookies and DOM out of reach.
 """
 
-import io
 import json
 
 import pytest
@@ -15,8 +14,8 @@ from django.contrib.auth.models import Group
 
 from runs.models import Artifact, Rendition
 from runs.services.access import bucket_grant_create
-from tests.conftest import wait_for
 from tests.e2e.conftest import APP_NAME, RESULTS, Daphne, free_port, log_in, screenshot
+from tests.helpers import put, wait_for
 from tests.runs.rendering import files
 
 pytestmark = pytest.mark.e2e
@@ -49,23 +48,17 @@ document.addEventListener("DOMContentLoaded", function () { document.body.datase
 """
 
 
-def put(minio, bucket, key, data: bytes, content_type="application/octet-stream"):
-    minio.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
-
-
 @pytest.fixture
 def portal(transactional_db, webapp_origin, celery_worker_process):
     """The portal (daphne) pointing its web-app iframes at a web-app origin on another host name,
     queueing its tasks (table sorts) to this test's worker."""
     from django.conf import settings
 
-    from tests.conftest import test_database_url
+    from tests.helpers import database_url
 
     app = webapp_origin()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    server = Daphne(
-        test_database_url() + f"?application_name={APP_NAME}", free_port(), RESULTS / "daphne-viewers.log"
-    )
+    server = Daphne(database_url(application_name=APP_NAME), free_port(), RESULTS / "daphne-viewers.log")
     # "localhost" vs the portal's 127.0.0.1: another site, so no portal cookie ever goes there.
     server.env["WEBAPP_ORIGIN"] = f"http://localhost:{app.port}"
     server.env["RENDER_QUEUE"] = settings.RENDER_QUEUE

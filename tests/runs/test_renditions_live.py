@@ -4,22 +4,17 @@ Fixture files are generated here (tests/runs/rendering/files.py) and written
 with the official MinIO client; assertions are on what the preview shows.
 """
 
-import io
 import json
 
 from PIL import Image
 
 from runs.models import Artifact, Rendition
 from runs.storage import preview_prefix
-from tests.conftest import wait_for
+from tests.helpers import put, wait_for
 from tests.runs.rendering import files
 
 RUN = "artifacts/flowers-pipeline-x7k2p"
 DAY = "2026/11/29"
-
-
-def put(minio, bucket, key, data: bytes, content_type="application/octet-stream"):
-    return minio.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
 
 
 def v1_key(pod: str, output: str) -> str:

@@ -5,7 +5,6 @@ run, as for a run that does not exist. The web-app origin runs as its own
 daphne process and is checked over HTTP.
 """
 
-import io
 import urllib.error
 import urllib.request
 from unittest import mock
@@ -15,13 +14,9 @@ from django.test import Client
 from django.urls import reverse
 
 from runs.models import Artifact, Rendition
-from tests.conftest import wait_for
+from tests.helpers import put, wait_for
 from tests.runs.portal_helpers import user_with_grant
 from tests.runs.rendering import files
-
-
-def put(minio, bucket, key, data: bytes, content_type="application/octet-stream"):
-    minio.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
 
 
 def ready(bucket, key, count=1):

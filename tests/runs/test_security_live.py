@@ -7,7 +7,6 @@ task. Peak resident memory of the worker's pool processes is read from
 /proc (VmHWM) and printed.
 """
 
-import io
 import struct
 import threading
 import zlib
@@ -15,14 +14,11 @@ import zlib
 from django.db import connection
 
 from runs.models import Artifact, Rendition
-from tests.conftest import WorkerProcess, wait_for
+from tests.conftest import WorkerProcess
+from tests.helpers import put, wait_for
 from tests.runs.rendering import files, fuzz
 
 MiB = 1024 * 1024
-
-
-def put(minio, bucket, key, data: bytes, content_type="application/octet-stream"):
-    minio.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
 
 
 def final(bucket, key, *, count=None):

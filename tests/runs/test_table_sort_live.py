@@ -16,8 +16,8 @@ from django.urls import reverse
 
 from runs.models import Artifact, Rendition
 from runs.storage import ObjectSource
-from tests.conftest import wait_for
 from tests.factories import BucketFactory
+from tests.helpers import wait_for
 from tests.runs.portal_helpers import ingest, user_with_grant
 
 MiB = 1024 * 1024

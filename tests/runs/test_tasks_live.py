@@ -8,12 +8,12 @@
   with a reason when the retries run out.
 """
 
-import io
 import os
 import signal
 
 from runs.models import Artifact, Rendition
-from tests.conftest import WorkerProcess, wait_for
+from tests.conftest import WorkerProcess
+from tests.helpers import put, wait_for
 from tests.tcp_proxy import TCPProxy
 
 # A dead worker's message is looked for every second (kombu's default period is
@@ -22,10 +22,6 @@ FAST_RESTORE = {"CELERY_UNACKED_RESTORE_INTERVAL_S": "1", "CELERY_UNACKED_RESTOR
 
 # The proxy's ``delay`` slows every read from MinIO down, to catch a task mid-way.
 SlowProxy = TCPProxy
-
-
-def put(minio, bucket, key, data: bytes):
-    minio.put_object(bucket, key, io.BytesIO(data), len(data), content_type="text/csv")
 
 
 def big_csv(mb: int) -> bytes:

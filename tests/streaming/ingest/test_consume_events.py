@@ -21,16 +21,13 @@ from django.db import connection
 
 from runs.models import Artifact, IngestError, KafkaTopic, Run
 from streaming.ingest.kafka_config import consumer_config, producer_config
-from tests.conftest import skip_to_end, wait_for
+from tests.conftest import skip_to_end
+from tests.helpers import database_url, put, wait_for
 from tests.streaming.ingest.test_s3_events import minio_message
 from tests.tcp_proxy import TCPProxy
 
 ROOT = Path(__file__).resolve().parents[3]
 TOPIC = settings.MINIO_KAFKA_TOPIC
-
-
-def put(minio, bucket, key, data: bytes = b"hello", content_type="text/plain"):
-    return minio.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
 
 
 def errors_about(bucket) -> list[str]:
@@ -248,16 +245,11 @@ def test_consumer_follows_a_new_topic_without_restart(live_bucket, running_consu
 # --- the command as a process: kill, signals, lost database -----------------------
 
 
-def _database_url(port: int | None = None) -> str:
-    s = connection.settings_dict
-    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{port or s['PORT']}/{s['NAME']}"
-
-
 def start_command(group: str, log_path: Path, *, db_port: int | None = None) -> subprocess.Popen:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
-        "DATABASE_URL": _database_url(db_port),
+        "DATABASE_URL": database_url(db_port),
         "KAFKA_TOPIC_REFRESH_S": "0.2",
         "KAFKA_BATCH_SIZE": "50",
     }
