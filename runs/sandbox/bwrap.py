@@ -45,7 +45,6 @@ def bwrap_command(*, bwrap: str, venv_fd: int, input_fd: int, tmp_bytes: int, re
         "--setenv", "HOME", TMP_IN_SANDBOX,
         "--setenv", "PATH", f"{VENV_IN_SANDBOX}/bin:/usr/bin",
         "--setenv", "MPLBACKEND", "Agg",
-        "--setenv", "MPLCONFIGDIR", f"{VENV_IN_SANDBOX}/mplconfig",
         "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
         "--ro-bind", "/usr", "/usr",
         "--symlink", "usr/lib", "/lib",

@@ -123,11 +123,28 @@ def _left_behind(input_dir):
     return found
 
 
+def _matplotlib_cache():
+    """matplotlib wants a writable config dir: copy the font cache built with the venv
+    (read-only in the sandbox) into the private /tmp, so it is not rebuilt on each run."""
+    import shutil
+    import tempfile
+
+    target = os.path.join(tempfile.gettempdir(), "mplconfig")
+    built = os.path.join(sys.prefix, "mplconfig")
+    try:
+        if os.path.isdir(built) and not os.path.exists(target):
+            shutil.copytree(built, target)
+        os.environ["MPLCONFIGDIR"] = target
+    except OSError:
+        pass
+
+
 def main():
     main_pid = os.getpid()
     fd, limit = int(sys.argv[1]), int(sys.argv[2])
     input_dir = sys.argv[3] if len(sys.argv) > 3 else "/input"
     out = os.fdopen(fd, "w", encoding="utf-8")
+    _matplotlib_cache()
     try:
         with open(os.path.join(input_dir, "meta.json"), encoding="utf-8") as f:
             meta = json.load(f)

@@ -1,4 +1,4 @@
-"""Vega-Lite histogram of the first numeric column of a CSV (or meta["column"]).
+"""Vega-Lite histogram of a numeric column of a CSV (meta["column"], else the most varied one).
 
 Starter recipe (docs/recipes.md). Kinds: table.
 """
@@ -13,7 +13,10 @@ def render(path: str, meta: dict):
     numeric = df.select_dtypes("number")
     if numeric.empty:
         raise ValueError("The CSV has no numeric column.")
-    column = meta.get("column") if meta.get("column") in numeric.columns else numeric.columns[0]
+    # The asked-for column, else the numeric column with the most distinct values.
+    column = meta.get("column")
+    if column not in numeric.columns:
+        column = max(numeric.columns, key=lambda c: numeric[c].nunique())
     values = numeric[column].dropna().to_numpy()
     counts, edges = np.histogram(values, bins=20)
     data = [
