@@ -419,7 +419,7 @@ def recipe_applies_to(*, recipe: Recipe, artifact: Artifact) -> bool:
 STARTERS = {
     # file in runs/starter_recipes/: (name, kinds, name patterns)
     "calibration_curve.py": ("Calibration curve", [], ["*predictions*.csv", "*calibration*.csv"]),
-    "per_class_metrics.py": ("Per-class precision/recall", ["confusion_matrix"], []),
+    "per_class_metrics.py": ("Per-class precision/recall", ["confusion_matrix"], ["*confusion*.csv"]),
     "column_histogram.py": ("Histogram of a numeric column", ["table"], []),
 }
 
