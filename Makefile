@@ -8,7 +8,9 @@ WITH_ENV := bash deploy/local/with-env.sh
 B ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv services services-down migrate test test-fast lint format run bench check-first-run
+SANDBOX_VENV := .local/sandbox-venv
+
+.PHONY: help venv sandbox services services-down migrate test test-fast lint format run bench check-first-run
 
 help:
 	@echo "make run    - start the portal with its real services and a demo login"
@@ -29,6 +31,13 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
+# The recipe sandbox (docs/recipes.md): bubblewrap and its own pinned virtualenv,
+# built when missing or when requirements-sandbox.txt changes, reused otherwise.
+$(SANDBOX_VENV)/.installed: requirements-sandbox.txt
+	bash deploy/local/sandbox.sh
+
+sandbox: $(SANDBOX_VENV)/.installed
+
 services: venv
 	bash deploy/local/services.sh up
 
@@ -38,7 +47,7 @@ services-down:
 migrate: services
 	$(WITH_ENV) $(PY) manage.py migrate --noinput -v 0
 
-test: services
+test: services sandbox
 	bash deploy/local/install-browser.sh
 	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
@@ -54,7 +63,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-run: migrate
+run: migrate sandbox
 	$(WITH_ENV) bash deploy/local/run.sh
 
 bench: migrate

@@ -8,10 +8,13 @@ class RunsConfig(AppConfig):
     def ready(self) -> None:
         from runs.services.access import connect_access_signals
         from runs.services.changes import changes_subscribe
+        from runs.services.recipes import on_changes as recipe_changes
         from runs.services.renditions import on_changes as render_changes
 
         # Render the object versions each committed ingest batch stored (docs/viewers.md).
         changes_subscribe(render_changes)
+        # Run the recipes set to run on new artifacts of their buckets (docs/recipes.md).
+        changes_subscribe(recipe_changes)
         # Edits of users, groups and grants made through Django's admin and auth
         # views announce access changes too (docs/security.md).
         connect_access_signals()

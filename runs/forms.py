@@ -52,3 +52,27 @@ class StateQueryForm(forms.Form):
     """``?since=<seq>`` of the run-state API."""
 
     since = forms.IntegerField(required=False, min_value=0, max_value=2**62)
+
+
+class RecipeForm(forms.Form):
+    """A recipe's editable fields (docs/recipes.md); saved by runs.services.recipes.recipe_save."""
+
+    name = forms.CharField(max_length=200)
+    source = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 24, "cols": 100, "spellcheck": "false", "class": "code"}),
+        max_length=200_000,
+    )
+    kinds = forms.CharField(required=False, max_length=2000, help_text="Artifact kinds, comma-separated.")
+    name_patterns = forms.CharField(
+        required=False, max_length=2000, help_text="Name patterns (fnmatch), comma-separated, e.g. *.csv"
+    )
+    groups = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+    auto_buckets = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Run automatically on new artifacts of"
+    )
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    def __init__(self, *args, group_choices=(), bucket_choices=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["groups"].choices = list(group_choices)
+        self.fields["auto_buckets"].choices = list(bucket_choices)

@@ -25,9 +25,25 @@ class Viewer:
     METRICS = "metrics"
     TENSORBOARD = "tensorboard"
     OTHER = "other"
+    # The output of a user's recipe (docs/recipes.md): written by runs/services/recipes.py,
+    # never by the built-in render path, which leaves these rows alone.
+    RECIPE = "recipe"
 
     ALL = frozenset(
-        {IMAGE, TABLE, CONFUSION_MATRIX, ROC, MARKDOWN, WEB_APP, TEXT, PROGRESS, METRICS, TENSORBOARD, OTHER}
+        {
+            IMAGE,
+            TABLE,
+            CONFUSION_MATRIX,
+            ROC,
+            MARKDOWN,
+            WEB_APP,
+            TEXT,
+            PROGRESS,
+            METRICS,
+            TENSORBOARD,
+            OTHER,
+            RECIPE,
+        }
     )
 
 

@@ -313,3 +313,73 @@ class Rendition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.artifact_id}#{self.position} {self.viewer} {self.status}"
+
+
+class Recipe(models.Model):
+    """A user-supplied Python function that renders one artifact (docs/recipes.md).
+
+    ``render(path, meta)`` runs only in the sandbox (runs/sandbox/). It applies
+    to artifacts whose kind is in ``kinds`` or whose name matches one of
+    ``name_patterns`` (fnmatch); members of ``groups`` (and the owner) may run
+    it; ``auto_buckets`` run it on every new matching artifact of those buckets.
+    ``version`` goes up with each change of the source: outputs are cached per
+    (recipe version, artifact etag).
+    """
+
+    name = models.CharField(max_length=200)
+    owner = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="recipes")
+    source = models.TextField()
+    kinds = models.JSONField(default=list, blank=True)
+    name_patterns = models.JSONField(default=list, blank=True)
+    groups = models.ManyToManyField("auth.Group", blank=True, related_name="recipes")
+    auto_buckets = models.ManyToManyField(Bucket, blank=True, related_name="auto_recipes")
+    enabled = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        permissions = [("author_recipe", "Can create and edit recipes")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RecipeRun(models.Model):
+    """One run of a recipe on one artifact version: its outcome, logs and exit reason.
+
+    The output itself is a ``Rendition`` (viewer ``recipe``) of the artifact;
+    this row holds what only the recipe's author sees (stdout, stderr, traceback).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        OK = "ok", "OK"
+        FAILED = "failed", "Failed"
+
+    recipe = models.ForeignKey(Recipe, on_delete=models.CASCADE, related_name="runs")
+    recipe_version = models.PositiveIntegerField()
+    artifact = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="recipe_runs")
+    etag = models.CharField(max_length=100, blank=True)
+    requested_by = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    reason = models.CharField(max_length=40, blank=True)
+    message = models.TextField(blank=True)
+    stdout = models.TextField(blank=True)
+    stderr = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    sandbox_mode = models.CharField(max_length=20, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["recipe", "-created_at"], name="reciperun_recipe_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.recipe_id}@{self.artifact_id} {self.status} {self.reason}"

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
 from runs.rendering.base import StorageUnavailable
+from runs.services import recipes as recipes_service
 from runs.services import renditions
 from runs.services import table_sort as table_sort_service
 
@@ -74,3 +75,17 @@ def table_sort(self, *, rendition_id: int, column: int) -> str:
         if self.request.retries >= self.max_retries:
             return "failed"
         raise self.retry(exc=exc, countdown=_backoff(self)) from exc
+
+
+@shared_task(
+    name=recipes_service.RECIPE_RUN_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    # The sandbox has its own wall clock (SANDBOX_WALL_S); these only catch a stuck worker.
+    soft_time_limit=int(settings.SANDBOX_WALL_S) + 60,
+    time_limit=int(settings.SANDBOX_WALL_S) + 90,
+)
+def recipe_run(run_id: int) -> str:
+    """Run one recipe on one artifact version in the sandbox (served by the sandbox worker)."""
+    return recipes_service.recipe_run_execute(run_id=int(run_id))

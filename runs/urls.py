@@ -6,7 +6,7 @@ Every view asks runs.selectors for access.
 
 from django.urls import path
 
-from runs.views import api, pages, viewers
+from runs.views import api, pages, recipes, viewers
 
 _artifact = "runs/<int:run_id>/artifacts/<int:artifact_id>/"
 _rendition = _artifact + "renditions/<int:rendition_id>/"
@@ -18,6 +18,14 @@ portal_urlpatterns = [
     path(_artifact + "download", pages.artifact_download, name="artifact_download"),
     path(_artifact + "preview", pages.artifact_preview, name="artifact_preview"),
     path("api/runs/<int:run_id>/state", api.api_run_state, name="api_run_state"),
+    # Recipes (docs/recipes.md)
+    path("recipes/", recipes.recipe_list, name="recipe_list"),
+    path("recipes/new", recipes.recipe_new, name="recipe_new"),
+    path("recipes/<int:recipe_id>/", recipes.recipe_edit, name="recipe_edit"),
+    path(_artifact + "recipes/<int:recipe_id>/run", recipes.recipe_run, name="recipe_run"),
+    path("api/recipes", recipes.api_recipe_create, name="api_recipe_create"),
+    path("api/recipes/<int:recipe_id>", recipes.api_recipe_update, name="api_recipe_update"),
+    path("api/recipes/<int:recipe_id>/run", recipes.api_recipe_run, name="api_recipe_run"),
 ]
 
 viewer_urlpatterns = [

@@ -25,6 +25,7 @@ _SERVICE_FIXTURES = frozenset(
         "kafka_bootstrap",
         "running_consumer",
         "celery_worker_process",
+        "sandbox_worker_process",
         "live_server",
         "client_with_db",
     }
@@ -286,6 +287,36 @@ def celery_worker_process(transactional_db, settings, minio, unique_name, tmp_pa
         "RENDER_RETRY_BACKOFF_S": "0.5",
     }
     worker = WorkerProcess(queue, tmp_path / "worker.log", env).start()
+    yield worker
+    worker.stop()
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(queue, f"_kombu.binding.{queue}")
+
+
+@pytest.fixture
+def sandbox_worker_process(transactional_db, settings, minio, unique_name, tmp_path):
+    """The recipe sandbox worker (its own process, real Redis broker) on a queue only this
+    test uses, with short limits; ``DJANGO_SECRET_KEY`` is a canary recipes must not see."""
+    import os
+
+    import redis
+
+    _tcp_check("Redis", settings.CELERY_BROKER_URL.split("//", 1)[1].split("/", 1)[0])
+    queue = unique_name("sandbox-test")
+    settings.SANDBOX_QUEUE = queue
+    settings.RECIPES_ENABLED = True
+    canary = unique_name("canary-secret")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
+        "DATABASE_URL": test_database_url() + "?application_name=pipelens-test-worker",
+        "SANDBOX_QUEUE": queue,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "DJANGO_SECRET_KEY": canary,
+        "SANDBOX_WALL_S": "8",
+        "SANDBOX_CPU_S": "3",
+    }
+    worker = WorkerProcess(queue, tmp_path / "sandbox-worker.log", env).start()
+    worker.canary = canary
     yield worker
     worker.stop()
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(queue, f"_kombu.binding.{queue}")

@@ -128,7 +128,8 @@ def text_before(*, rendition: Rendition, before: int) -> dict:
 
 def preview_object(*, rendition: Rendition) -> tuple[bytes, str]:
     """A rendition's stored preview (thumbnail) and its content type."""
-    if rendition.viewer != Viewer.IMAGE or not rendition.preview_key:
+    recipe_png = rendition.viewer == Viewer.RECIPE and (rendition.payload or {}).get("type") == "png"
+    if (rendition.viewer != Viewer.IMAGE and not recipe_png) or not rendition.preview_key:
         raise RenderError("This preview has no image.")
     data = preview_read(rendition.preview_key, 16 * 1024 * 1024)
     return data, rendition.payload.get("thumb_content_type", "image/jpeg")
@@ -155,7 +156,9 @@ def webapp_document(*, token: str) -> bytes | None:
     except signing.BadSignature:
         return None
     rendition = (
-        Rendition.objects.filter(pk=claim.get("r"), viewer=Viewer.WEB_APP, preview_key=claim.get("k"))
+        Rendition.objects.filter(
+            pk=claim.get("r"), viewer__in=(Viewer.WEB_APP, Viewer.RECIPE), preview_key=claim.get("k")
+        )
         .exclude(preview_key="")
         .first()
     )

@@ -30,6 +30,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 
+from runs.kinds import Viewer
 from runs.layouts import UnresolvableKey, resolve_key
 from runs.models import Artifact, Bucket, BucketGrant, Rendition
 from runs.rendering.base import Context, Output, RenderError, Source, StorageUnavailable, failed
@@ -42,6 +43,14 @@ from vizsite.logs import log_event
 logger = logging.getLogger("pipelens.render")
 
 FINAL = (Rendition.Status.READY, Rendition.Status.FAILED)
+
+
+def _builtin(queryset):
+    """Renditions of the built-in viewers: recipe outputs (runs/services/recipes.py) are
+    written and replaced by that service only."""
+    return queryset.exclude(viewer=Viewer.RECIPE)
+
+
 # Task names (runs/tasks.py registers them): queued by name, so this service
 # does not import the tasks that import it.
 RENDER_BATCH_TASK = "runs.render_batch"
@@ -108,7 +117,9 @@ def renditions_prepare(*, artifact_ids: Sequence[int]) -> list[tuple[int, str]]:
         )
     )
     have = set(
-        Rendition.objects.filter(artifact_id__in=[a["id"] for a in arts]).values_list("artifact_id", "etag")
+        _builtin(Rendition.objects)
+        .filter(artifact_id__in=[a["id"] for a in arts])
+        .values_list("artifact_id", "etag")
     )
     new = [a for a in arts if (a["id"], a["etag"]) not in have]
     if not new:
@@ -150,7 +161,7 @@ def _claim(*, artifact_id: int, etag: str) -> tuple[Artifact | None, int]:
     )
     if artifact is None or artifact.deleted or artifact.etag != etag:
         return None, 0
-    rows = list(Rendition.objects.select_for_update().filter(artifact=artifact, etag=etag))
+    rows = list(_builtin(Rendition.objects.select_for_update()).filter(artifact=artifact, etag=etag))
     if rows and all(r.status in FINAL for r in rows):
         return None, 0  # already rendered: a redelivered message is a no-op
     attempts = max((r.attempts for r in rows), default=0) + 1
@@ -218,7 +229,7 @@ def _store(*, artifact_id: int, etag: str, outputs: list[Output], final: bool, a
     artifact = Artifact.objects.select_for_update().filter(pk=artifact_id).first()
     if artifact is None or artifact.deleted or artifact.etag != etag:
         return False
-    Rendition.objects.filter(artifact_id=artifact_id, etag=etag).delete()
+    _builtin(Rendition.objects.filter(artifact_id=artifact_id, etag=etag)).delete()
     if final:  # older versions' renditions are superseded
         Rendition.objects.filter(artifact_id=artifact_id).exclude(etag=etag).delete()
     done = Rendition.Status.READY if final else Rendition.Status.RENDERING
@@ -365,7 +376,7 @@ def _store_or_fail(
 
 @transaction.atomic
 def _requeue(*, artifact_id: int, etag: str) -> None:
-    rows = Rendition.objects.filter(artifact_id=artifact_id, etag=etag).exclude(status__in=FINAL)
+    rows = _builtin(Rendition.objects.filter(artifact_id=artifact_id, etag=etag)).exclude(status__in=FINAL)
     if rows.update(status=Rendition.Status.PENDING):
         artifact = Artifact.objects.filter(pk=artifact_id).values("id", "run_id").first()
         if artifact:
@@ -375,7 +386,7 @@ def _requeue(*, artifact_id: int, etag: str) -> None:
 @transaction.atomic
 def rendition_fail(*, artifact_id: int, etag: str, reason: str) -> None:
     """Mark an artifact version's unfinished renditions failed with ``reason`` (retries exhausted)."""
-    rows = Rendition.objects.filter(artifact_id=artifact_id, etag=etag).exclude(status__in=FINAL)
+    rows = _builtin(Rendition.objects.filter(artifact_id=artifact_id, etag=etag)).exclude(status__in=FINAL)
     if rows.update(status=Rendition.Status.FAILED, error=reason[:5000]):
         artifact = Artifact.objects.filter(pk=artifact_id).values("id", "run_id").first()
         if artifact:

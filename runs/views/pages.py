@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET
 from runs.forms import RunFilterForm
 from runs.rendering.base import human_bytes
 from runs.selectors.access import artifact_get_visible, run_get_visible, runs_visible_to
+from runs.selectors.recipes import recipes_for_artifact
 from runs.selectors.run_page import artifact_get_for_preview, run_page_steps
 from runs.selectors.runs_list import metric_names, run_filter_choices, run_progress_and_metrics, runs_list
 from runs.storage import ObjectGone, object_stream
@@ -185,7 +186,10 @@ def _visible_artifact(request, run_id: int, artifact_id: int, *, renditions: boo
 @login_required
 def artifact_detail(request, run_id: int, artifact_id: int):
     artifact = _visible_artifact(request, run_id, artifact_id, renditions=True)
-    return render(request, "runs/artifact_detail.html", {"artifact": artifact, "run": artifact.run})
+    recipes = recipes_for_artifact(user=request.user, artifact=artifact)
+    return render(
+        request, "runs/artifact_detail.html", {"artifact": artifact, "run": artifact.run, "recipes": recipes}
+    )
 
 
 @require_GET

@@ -125,6 +125,10 @@ def full_image(request, run_id: int, artifact_id: int, rendition_id: int):
 def webapp_link(request, run_id: int, artifact_id: int, rendition_id: int):
     """JSON {"url": …}: a fresh signed URL on the web-app origin (the iframe reloads with it)."""
     rendition = _rendition(request, run_id, artifact_id, rendition_id)
-    if rendition.viewer != Viewer.WEB_APP or not rendition.preview_key:
+    is_recipe_document = rendition.viewer == Viewer.RECIPE and rendition.payload.get("type") in (
+        "html",
+        "vega_lite",
+    )
+    if (rendition.viewer != Viewer.WEB_APP and not is_recipe_document) or not rendition.preview_key:
         raise Http404("Not a web app.")
     return JsonResponse({"url": webapp_url(rendition=rendition)})

@@ -374,3 +374,34 @@ WEBAPP_CSP = env(
 # pages) at once per process; more answer 503 "busy, retry" at once instead of
 # queueing behind each other (docs/viewers.md).
 VIEWER_MAX_CONCURRENT_READS = env.int("VIEWER_MAX_CONCURRENT_READS", default=4)
+
+# --- Recipes: user-supplied Python run in a sandbox (docs/recipes.md) -------------
+# Off unless asked for: running code written by users is a decision per deployment
+# (production settings keep it off; `make run` and the tests turn it on).
+RECIPES_ENABLED = env.bool("RECIPES_ENABLED", default=False)
+# Recipe runs have their own queue and worker process (`celery -A vizsite worker -Q
+# sandbox`), so a slow or hostile recipe never delays the built-in previews.
+SANDBOX_QUEUE = env("SANDBOX_QUEUE", default="sandbox")
+# The sandbox's own virtualenv (pinned numpy, pandas, matplotlib; requirements-sandbox.txt),
+# built by deploy/local/sandbox.sh; the child sees it read-only and nothing of the project.
+SANDBOX_VENV = env("SANDBOX_VENV", default=str(BASE_DIR / ".local" / "sandbox-venv"))
+# Without user/PID/network namespaces (bwrap cannot start) recipes are refused, unless
+# this allows the weaker mode (rlimits, empty environment, unprivileged user, but the
+# host's file system and network): the recipe pages then say so.
+SANDBOX_ALLOW_WEAK = env.bool("SANDBOX_ALLOW_WEAK", default=False)
+# The unprivileged user the sandbox runs as when the worker is root (root ignores
+# RLIMIT_NPROC, so a fork bomb would not be stopped).
+SANDBOX_UID = env.int("SANDBOX_UID", default=65534)
+# Limits of one run (each defends against something: docs/recipes.md#limits).
+SANDBOX_WALL_S = env.float("SANDBOX_WALL_S", default=30.0)
+SANDBOX_CPU_S = env.int("SANDBOX_CPU_S", default=20)
+SANDBOX_MEMORY_MB = env.int("SANDBOX_MEMORY_MB", default=1024)
+SANDBOX_FILE_MB = env.int("SANDBOX_FILE_MB", default=64)
+SANDBOX_TMP_MB = env.int("SANDBOX_TMP_MB", default=64)
+SANDBOX_OPEN_FILES = env.int("SANDBOX_OPEN_FILES", default=64)
+SANDBOX_PROCESSES = env.int("SANDBOX_PROCESSES", default=32)
+SANDBOX_LOG_BYTES = env.int("SANDBOX_LOG_BYTES", default=32 * 1024)
+SANDBOX_FLOOD_BYTES = env.int("SANDBOX_FLOOD_BYTES", default=4 * 1024 * 1024)
+SANDBOX_RESULT_BYTES = env.int("SANDBOX_RESULT_BYTES", default=8 * 1024 * 1024)
+# Largest artifact a recipe is given (the bytes are copied into the sandbox's directory).
+SANDBOX_INPUT_MAX_BYTES = env.int("SANDBOX_INPUT_MAX_BYTES", default=256 * 1024 * 1024)

@@ -21,6 +21,9 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "pipelens-test"  # noqa: F405
 # Render tasks queued by tests go to their own queue, never to a `make run` worker's.
 RENDER_QUEUE = env("RENDER_QUEUE", default="render-test")  # noqa: F405
+# Recipes are on in the test suite, on a queue of their own (a fixture overrides it per test).
+RECIPES_ENABLED = env.bool("RECIPES_ENABLED", default=True)  # noqa: F405
+SANDBOX_QUEUE = env("SANDBOX_QUEUE", default="sandbox-test")  # noqa: F405
 # Login counters: one private cache per test process (tests/conftest.py clears it per test).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Buckets made by tests publish through MinIO's test target to a topic of

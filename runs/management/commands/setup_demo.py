@@ -2,11 +2,13 @@
 
 import os
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from runs.models import Bucket
 from runs.services.buckets import bucket_register
+from runs.services.recipes import recipes_install_starters
 
 
 class Command(BaseCommand):
@@ -28,4 +30,7 @@ class Command(BaseCommand):
             self.stderr.write(
                 f"bucket {bucket}: notification not configured: {registered.notification_error}"
             )
+        if settings.RECIPES_ENABLED:
+            starters = recipes_install_starters(owner=user)
+            self.stdout.write(f"starter recipes: {', '.join(r.name for r in starters)}")
         self.stdout.write(f"demo login: {username} / {password}; bucket {bucket} -> topic {registered.topic}")

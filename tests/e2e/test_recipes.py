@@ -1,0 +1,87 @@
+"""In Chromium: each starter recipe, one click on the artifact page, its output shows there
+(screenshots in test-results/). Real MinIO, consumer, sandbox worker, portal and web-app origin."""
+
+import pytest
+
+from runs.models import Artifact
+from tests.conftest import wait_for
+from tests.e2e.conftest import APP_NAME, RESULTS, Daphne, free_port, log_in, screenshot
+from tests.runs.test_recipes_live import CONFUSION, author, predictions_csv, put
+
+
+@pytest.fixture
+def recipes_portal(transactional_db, webapp_origin, sandbox_worker_process):
+    from django.conf import settings
+
+    from tests.conftest import test_database_url
+
+    app = webapp_origin()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    server = Daphne(
+        test_database_url() + f"?application_name={APP_NAME}", free_port(), RESULTS / "daphne-recipes.log"
+    )
+    server.env["WEBAPP_ORIGIN"] = f"http://localhost:{app.port}"
+    server.env["SANDBOX_QUEUE"] = settings.SANDBOX_QUEUE
+    server.env["RECIPES_ENABLED"] = "true"
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_starter_recipes_run_with_one_click_and_show_on_the_artifact_page(
+    minio, live_bucket, running_consumer, recipes_portal, browser_page, django_user_model
+):
+    from django.db import connections
+
+    from runs.services.recipes import recipes_install_starters
+
+    try:
+        user, _ = author(django_user_model, "e2e-author", bucket=live_bucket)
+        user.set_password("pw-e2e")
+        user.save()
+        starters = {r.name: r for r in recipes_install_starters(owner=user)}
+        put(minio, live_bucket.name, "e2e/eval/predictions.csv", predictions_csv())
+        put(minio, live_bucket.name, "e2e/eval/confusion.csv", CONFUSION)
+        arts = {
+            key: wait_for(
+                lambda key=key: Artifact.objects.filter(bucket=live_bucket, key=key).exclude(etag="").first(),
+                timeout=30,
+                what=key,
+            )
+            for key in ("e2e/eval/predictions.csv", "e2e/eval/confusion.csv")
+        }
+        page = browser_page
+        log_in(page, recipes_portal.url, "e2e-author", "pw-e2e")
+        cases = [
+            ("e2e/eval/predictions.csv", "Calibration curve", "img.recipe-png", "recipes-calibration"),
+            (
+                "e2e/eval/confusion.csv",
+                "Per-class precision/recall",
+                "table.recipe-table",
+                "recipes-per-class",
+            ),
+            (
+                "e2e/eval/predictions.csv",
+                "Histogram of a numeric column",
+                "iframe.webapp",
+                "recipes-histogram",
+            ),
+        ]
+        for key, name, selector, shot in cases:
+            artifact = arts[key]
+            page.goto(f"{recipes_portal.url}/runs/{artifact.run_id}/artifacts/{artifact.pk}/")
+            page.click(f'button[data-recipe="{starters[name].pk}"]')
+            output = page.locator(f'.recipe-output[data-recipe-id="{starters[name].pk}"] {selector}')
+            output.wait_for(timeout=60_000)
+            if selector.startswith("iframe"):
+                frame = output.content_frame
+                frame.locator("#chart svg rect").first.wait_for(timeout=20_000)
+            if selector.startswith("img"):
+                page.wait_for_function(
+                    "el => el.complete && el.naturalWidth > 100", arg=output.element_handle(), timeout=20_000
+                )
+            if selector.startswith("table"):
+                assert "precision" in output.inner_text()
+            screenshot(page, shot)
+    finally:
+        connections.close_all()
