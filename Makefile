@@ -8,7 +8,7 @@ WITH_ENV := bash deploy/local/with-env.sh
 B ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv services services-down migrate test test-fast lint format run bench check-first-run
+.PHONY: help venv proto services services-down migrate test test-fast lint format run bench check-first-run
 
 help:
 	@echo "make run    - start the portal with its real services and a demo login"
@@ -29,7 +29,18 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
-services: venv
+# SeaweedFS's filer notifications are protobuf: the Python code is generated
+# from the vendored filer.proto by the pinned grpcio-tools, never committed
+# (streaming/ingest/proto/README.md). Importing it checks that the pinned
+# protobuf runtime accepts the generated code's version.
+FILER_PB2 := streaming/ingest/filer_pb2.py
+$(FILER_PB2): streaming/ingest/proto/filer.proto $(VENV)/.installed
+	$(PY) -m grpc_tools.protoc -I streaming/ingest/proto --python_out=streaming/ingest streaming/ingest/proto/filer.proto
+	$(PY) -c "import sys; sys.path.insert(0, 'streaming/ingest'); import filer_pb2" || { rm -f $@; exit 1; }
+
+proto: $(FILER_PB2)
+
+services: venv proto
 	bash deploy/local/services.sh up
 
 services-down:
@@ -43,7 +54,7 @@ test: services
 	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 # The tier that needs no service: parsers, layouts, renderers, import rules, settings.
-test-fast: venv
+test-fast: venv proto
 	PIPELENS_DEVELOPMENT=1 $(PY) -m pytest -m "not integration and not e2e"
 
 lint: venv
