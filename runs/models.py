@@ -82,6 +82,8 @@ class Bucket(models.Model):
         UNKNOWN = "unknown", "Not configured yet"
         CONFIGURED = "configured", "Configured"
         FAILED = "failed", "Failed"
+        # SeaweedFS: its filer publishes every change; nothing to set per bucket.
+        IN_FILER_CONFIG = "in_filer_config", "Configured in the filer's notification.toml"
 
     name = models.CharField(max_length=63, unique=True)
     store = models.CharField(

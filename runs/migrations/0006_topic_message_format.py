@@ -8,6 +8,20 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AlterField(
+            model_name="bucket",
+            name="notification_status",
+            field=models.CharField(
+                choices=[
+                    ("unknown", "Not configured yet"),
+                    ("configured", "Configured"),
+                    ("failed", "Failed"),
+                    ("in_filer_config", "Configured in the filer's notification.toml"),
+                ],
+                default="unknown",
+                max_length=20,
+            ),
+        ),
         migrations.AddField(
             model_name="kafkatopic",
             name="message_format",
