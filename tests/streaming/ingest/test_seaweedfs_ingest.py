@@ -231,3 +231,20 @@ def test_one_consumer_follows_minio_and_seaweedfs_topics(
     wait_for(lambda: stored(seaweed_bucket.name, "run/step/from-seaweedfs.txt"), what="the SeaweedFS object")
     wait_for(lambda: stored(live_bucket.name, "run/step/from-minio.txt"), what="the MinIO object")
     assert errors_about(seaweed_bucket.name) == [] and errors_about(live_bucket.name) == []
+
+
+def test_setup_demo_puts_the_demo_bucket_on_seaweedfs_and_back(seaweedfs, transactional_db, unique_name):
+    """`PIPELENS_STORE=seaweedfs make run` registers the demo bucket on the filer's topic."""
+    from django.core.management import call_command
+
+    from runs.models import Bucket
+
+    name = unique_name("demo")
+    try:
+        call_command("setup_demo", bucket=name, store="seaweedfs", stdout=io.StringIO())
+        bucket = Bucket.objects.select_related("topic").get(name=name)
+        assert (bucket.store, bucket.topic.name) == ("seaweedfs", TOPIC)
+        assert bucket.notification_status == Bucket.NotificationStatus.IN_FILER_CONFIG
+        assert seaweedfs.bucket_exists(name)
+    finally:
+        seaweedfs.remove_bucket(name)
