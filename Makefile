@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 SANDBOX_VENV := .local/sandbox-venv
 
-.PHONY: help venv sandbox services services-down migrate test test-fast lint format run bench check-first-run
+.PHONY: help venv proto sandbox services services-down migrate test test-fast lint format run bench check-first-run
 
 help:
 	@echo "make run    - start the portal with its real services and a demo login"
@@ -38,7 +38,18 @@ $(SANDBOX_VENV)/.installed: requirements-sandbox.txt
 
 sandbox: $(SANDBOX_VENV)/.installed
 
-services: venv
+# SeaweedFS's filer notifications are protobuf: the Python code is generated
+# from the vendored filer.proto by the pinned grpcio-tools, never committed
+# (streaming/ingest/proto/README.md). Importing it checks that the pinned
+# protobuf runtime accepts the generated code's version.
+FILER_PB2 := streaming/ingest/filer_pb2.py
+$(FILER_PB2): streaming/ingest/proto/filer.proto $(VENV)/.installed
+	$(PY) -m grpc_tools.protoc -I streaming/ingest/proto --python_out=streaming/ingest streaming/ingest/proto/filer.proto
+	$(PY) -c "import sys; sys.path.insert(0, 'streaming/ingest'); import filer_pb2" || { rm -f $@; exit 1; }
+
+proto: $(FILER_PB2)
+
+services: venv proto
 	bash deploy/local/services.sh up
 
 services-down:
@@ -52,7 +63,7 @@ test: services sandbox
 	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 # The tier that needs no service: parsers, layouts, renderers, import rules, settings.
-test-fast: venv
+test-fast: venv proto
 	PIPELENS_DEVELOPMENT=1 $(PY) -m pytest -m "not integration and not e2e"
 
 lint: venv

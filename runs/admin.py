@@ -9,8 +9,8 @@ from runs.storage import store_aliases
 
 @admin.register(KafkaTopic)
 class KafkaTopicAdmin(admin.ModelAdmin):
-    list_display = ["name", "enabled", "partitions", "bootstrap_servers", "updated_at"]
-    list_filter = ["enabled"]
+    list_display = ["name", "message_format", "enabled", "partitions", "bootstrap_servers", "updated_at"]
+    list_filter = ["enabled", "message_format"]
     search_fields = ["name"]
 
 

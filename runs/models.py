@@ -24,13 +24,25 @@ def _validate_layouts(value) -> None:
 
 
 class KafkaTopic(models.Model):
-    """A Kafka topic that MinIO publishes bucket events to.
+    """A Kafka topic that an object store publishes its events to.
 
     ``consume_events`` subscribes to every enabled topic and follows changes
-    to this table without a restart.
+    to this table without a restart; ``message_format`` says which parser
+    reads the topic's messages (docs/stores.md).
     """
 
+    class MessageFormat(models.TextChoices):
+        S3 = "s3", "S3 event JSON (MinIO, Versity, AWS)"
+        SEAWEEDFS_FILER = "seaweedfs_filer", "SeaweedFS filer notification (protobuf)"
+
     name = models.CharField(max_length=249, unique=True)
+    message_format = models.CharField(
+        max_length=20,
+        choices=MessageFormat.choices,
+        default=MessageFormat.S3,
+        help_text="How the messages on this topic are written. SeaweedFS publishes from its filer, "
+        "configured in the filer's notification.toml, not through the S3 API (docs/stores.md).",
+    )
     bootstrap_servers = models.CharField(
         max_length=500,
         blank=True,
@@ -70,6 +82,8 @@ class Bucket(models.Model):
         UNKNOWN = "unknown", "Not configured yet"
         CONFIGURED = "configured", "Configured"
         FAILED = "failed", "Failed"
+        # SeaweedFS: its filer publishes every change; nothing to set per bucket.
+        IN_FILER_CONFIG = "in_filer_config", "Configured in the filer's notification.toml"
 
     name = models.CharField(max_length=63, unique=True)
     store = models.CharField(

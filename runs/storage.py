@@ -36,6 +36,14 @@ def store_aliases() -> list[str]:
     return sorted(settings.OBJECT_STORES)
 
 
+def store_kind(store: str = DEFAULT_STORE) -> str:
+    """``minio`` or ``seaweedfs``: how the store's events reach Kafka (docs/stores.md)."""
+    config = settings.OBJECT_STORES.get(store or DEFAULT_STORE)
+    if config is None:
+        raise UnknownStore(f"object store {store!r} is not configured (OBJECT_STORES: {store_aliases()})")
+    return config.get("kind", "minio")
+
+
 @lru_cache(maxsize=8)
 def minio_client(store: str = DEFAULT_STORE) -> Minio:
     """A client for the object store configured under ``store`` (OBJECT_STORES). Thread-safe,

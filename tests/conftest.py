@@ -22,6 +22,9 @@ _SERVICE_FIXTURES = frozenset(
         "django_db_setup",
         "live_bucket",
         "minio",
+        "seaweedfs",
+        "seaweed_bucket",
+        "seaweed_consumer",
         "kafka_bootstrap",
         "running_consumer",
         "celery_worker_process",
@@ -169,6 +172,72 @@ def running_consumer(live_bucket, unique_name):
     """The ingest consumer, in a thread, reading only what this test produces."""
     group = unique_name("test-group")
     skip_to_end(group_id=group, topic=settings.MINIO_KAFKA_TOPIC)
+    worker = ConsumerThread(group).start()
+    yield worker
+    worker.stop()
+
+
+# --- SeaweedFS (deploy/local/seaweedfs.sh; docs/stores.md) --------------------------
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(kafka_bootstrap):
+    """The real SeaweedFS S3 gateway (store alias "seaweedfs"), through the official
+    client, with the topic its filer publishes to. Missing is a failure, never a skip."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from runs.storage import minio_client
+
+    if "seaweedfs" not in settings.OBJECT_STORES:
+        pytest.fail(
+            "no SeaweedFS store: SEAWEEDFS_ENDPOINT is not set; run the tests through "
+            "deploy/local/with-env.sh (make test does)",
+            pytrace=False,
+        )
+    endpoint = settings.OBJECT_STORES["seaweedfs"]["endpoint"]
+    try:
+        with socket.create_connection(tuple(endpoint.rsplit(":", 1)), timeout=2):
+            pass
+    except OSError as exc:
+        pytest.fail(
+            f"SeaweedFS is not reachable at {endpoint} ({exc}); `make services` builds .local/bin/weed "
+            "and starts it (bash deploy/local/services.sh up seaweedfs)",
+            pytrace=False,
+        )
+    # The filer creates its topic on its first message; the consumer follows only
+    # topics that exist, so make sure it does before the first test.
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    topic = settings.SEAWEEDFS_KAFKA_TOPIC
+    if topic not in admin.list_topics(timeout=10).topics:
+        for future in admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)]).values():
+            try:
+                future.result()
+            except Exception as exc:  # created meanwhile by the filer or another session
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise
+    return minio_client("seaweedfs")
+
+
+@pytest.fixture
+def seaweed_bucket(transactional_db, seaweedfs, unique_name):
+    """A fresh SeaweedFS bucket registered in Pipelens on the filer's topic."""
+    from runs.models import Bucket
+    from runs.services.buckets import bucket_register
+
+    bucket = bucket_register(name=unique_name("sw"), store="seaweedfs")
+    assert bucket.notification_status == Bucket.NotificationStatus.IN_FILER_CONFIG, bucket.notification_error
+    yield bucket
+    for obj in seaweedfs.list_objects(bucket.name, recursive=True):
+        seaweedfs.remove_object(bucket.name, obj.object_name)
+    seaweedfs.remove_bucket(bucket.name)
+
+
+@pytest.fixture
+def seaweed_consumer(seaweed_bucket, unique_name):
+    """The ingest consumer, in a thread, reading only what this test makes the filer publish."""
+    group = unique_name("test-group")
+    skip_to_end(group_id=group, topic=settings.SEAWEEDFS_KAFKA_TOPIC)
+    skip_to_end(group_id=group, topic=settings.MINIO_KAFKA_TOPIC)  # for a test that also has a MinIO bucket
     worker = ConsumerThread(group).start()
     yield worker
     worker.stop()

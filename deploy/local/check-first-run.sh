@@ -52,13 +52,13 @@ fail() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# pick_ports: the first block of 8 free ports from 25400 up. Below the
+# pick_ports: the first block of 16 free ports from 25400 up. Below the
 # ephemeral range, so no client socket of the machine holds one of them.
 pick_ports() {
     local base p free
-    for ((base = 25400; base < 27400; base += 10)); do
+    for ((base = 25400; base < 27400; base += 20)); do
         free=1
-        for ((p = base; p < base + 8; p++)); do
+        for ((p = base; p < base + 16; p++)); do
             if port_open "$p"; then free=0; break; fi
         done
         ((free)) && { say "$base"; return 0; }
@@ -73,20 +73,22 @@ clean_env() {
     local v unset_args=()
     for v in $(compgen -e); do
         case "$v" in
-            PIPELENS_* | MINIO_* | DATABASE_URL | REDIS_URL | KAFKA_* | DJANGO_* | RENDER_QUEUE | CELERY_* | \
+            PIPELENS_* | MINIO_* | SEAWEEDFS_* | DATABASE_URL | REDIS_URL | KAFKA_* | DJANGO_* | RENDER_QUEUE | CELERY_* | \
                 CHANNEL_LAYER* | WEBAPP_ORIGIN | PYTEST_* | VIRTUAL_ENV | MAKEFLAGS | MAKELEVEL | MFLAGS | B)
                 unset_args+=(-u "$v") ;;
         esac
     done
     local base
-    base="$(pick_ports)" || fail "no 8 free ports between 25400 and 27400"
+    base="$(pick_ports)" || fail "no 16 free ports between 25400 and 27400"
     ENV=(env "${unset_args[@]}"
         "PIPELENS_PG_PORT=$base" "PIPELENS_REDIS_PORT=$((base + 1))"
         "PIPELENS_KAFKA_PORT=$((base + 2))" "PIPELENS_KAFKA_CONTROLLER_PORT=$((base + 3))"
         "PIPELENS_MINIO_PORT=$((base + 4))" "PIPELENS_MINIO_CONSOLE_PORT=$((base + 5))"
-        "PIPELENS_WEB_PORT=$((base + 6))" "PIPELENS_WEBAPP_PORT=$((base + 7))")
+        "PIPELENS_WEB_PORT=$((base + 6))" "PIPELENS_WEBAPP_PORT=$((base + 7))"
+        "PIPELENS_SEAWEEDFS_S3_PORT=$((base + 8))" "PIPELENS_SEAWEEDFS_MASTER_PORT=$((base + 10))"
+        "PIPELENS_SEAWEEDFS_VOLUME_PORT=$((base + 12))" "PIPELENS_SEAWEEDFS_FILER_PORT=$((base + 14))")
     WEB_PORT=$((base + 6))
-    say "   ports $base-$((base + 7)) (web $WEB_PORT)"
+    say "   ports $base-$((base + 15)) (web $WEB_PORT)"
 }
 
 # remaining LIMIT: LIMIT, or less when the whole check's deadline is nearer
@@ -120,6 +122,11 @@ seed_downloads() {
         mkdir -p "$CLONE/.local/bin"
         cp -al "$from/bin/minio" "$CLONE/.local/bin/minio" 2>/dev/null || cp -a "$from/bin/minio" "$CLONE/.local/bin/minio"
         say "   MinIO binary copied from $from"
+    fi
+    if [[ -x "$from/bin/weed" ]]; then
+        mkdir -p "$CLONE/.local/bin"
+        cp -al "$from/bin/weed" "$CLONE/.local/bin/weed" 2>/dev/null || cp -a "$from/bin/weed" "$CLONE/.local/bin/weed"
+        say "   SeaweedFS binary copied from $from"
     fi
 }
 

@@ -12,12 +12,17 @@ export WEBAPP_ORIGIN="${WEBAPP_ORIGIN:-http://localhost:${PIPELENS_WEBAPP_PORT}}
 # Recipes (user Python in the bubblewrap sandbox, docs/recipes.md) are on for local work;
 # the Procfile's `sandbox:` worker serves them.
 export RECIPES_ENABLED="${RECIPES_ENABLED:-true}"
-python manage.py setup_demo
+python manage.py setup_demo --store "${PIPELENS_STORE:-default}"
 url="http://127.0.0.1:${PIPELENS_WEB_PORT}/"
+# PIPELENS_STORE=seaweedfs: the demo bucket lives in SeaweedFS (docs/stores.md).
+case "${PIPELENS_STORE:-minio}" in
+    seaweedfs) store_name=SeaweedFS store_url="http://${SEAWEEDFS_ENDPOINT}/" store_key="${SEAWEEDFS_ACCESS_KEY}" ;;
+    *) store_name=MinIO store_url="http://${MINIO_ENDPOINT}/" store_key="${MINIO_ACCESS_KEY}" ;;
+esac
 cat <<MSG
 
   Pipelens is starting: open ${url}  (admin: ${url}admin/)
-  Upload into the MinIO bucket 'mlpipeline' at http://${MINIO_ENDPOINT}/ (access key ${MINIO_ACCESS_KEY})
+  Upload into the ${store_name} bucket 'mlpipeline' at ${store_url} (access key ${store_key})
   and watch runs and artifacts appear. Ctrl-C stops the portal; 'make services-down' stops the services.
 
 MSG

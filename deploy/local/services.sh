@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local real services for Pipelens on 127.0.0.1 (see docs/local-services.md).
 #
-#   deploy/local/services.sh install|up|down|purge|status|env [postgres redis kafka minio]
+#   deploy/local/services.sh install|up|down|purge|status|env [postgres redis kafka minio seaweedfs]
 #
 # install  fetch/build/initialise what is missing (idempotent)
 # up       install if needed, start what is not running, wait for health checks
@@ -18,8 +18,9 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$HERE/redis.sh"
 . "$HERE/kafka.sh"
 . "$HERE/minio.sh"
+. "$HERE/seaweedfs.sh"
 
-ALL=(postgres redis kafka minio)   # start order; MinIO needs Kafka for events
+ALL=(postgres redis kafka minio seaweedfs)   # start order; MinIO and SeaweedFS need Kafka for events
 
 usage() {
     warn "usage: $0 install|up|down|purge|status|env [${ALL[*]}]"
@@ -43,6 +44,11 @@ MINIO_TEST_KAFKA_TOPIC=$MINIO_TEST_KAFKA_TOPIC
 MINIO_TEST_NOTIFY_ARN=$(minio_arn "$MINIO_TEST_NOTIFY_ID")
 MINIO_BENCH_KAFKA_TOPIC=$MINIO_BENCH_KAFKA_TOPIC
 MINIO_BENCH_NOTIFY_ARN=$(minio_arn "$MINIO_BENCH_NOTIFY_ID")
+SEAWEEDFS_ENDPOINT=127.0.0.1:$SEAWEEDFS_S3_PORT
+SEAWEEDFS_FILER_ENDPOINT=127.0.0.1:$SEAWEEDFS_FILER_PORT
+SEAWEEDFS_ACCESS_KEY=$SEAWEEDFS_ACCESS_KEY
+SEAWEEDFS_SECRET_KEY=$SEAWEEDFS_SECRET_KEY
+SEAWEEDFS_KAFKA_TOPIC=$SEAWEEDFS_KAFKA_TOPIC
 EOF
 }
 

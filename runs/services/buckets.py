@@ -1,4 +1,11 @@
-"""Buckets and topics: registration and MinIO event notification set-up."""
+"""Buckets and topics: registration and event notification set-up.
+
+A store's ``kind`` (OBJECT_STORES setting) decides how its events reach
+Kafka: a MinIO bucket gets a notification through the S3 API; SeaweedFS has
+none, its filer publishes every change to one topic named in its own
+``notification.toml`` (docs/stores.md), so a SeaweedFS bucket is registered
+on that topic (message format ``seaweedfs_filer``) with nothing to set.
+"""
 
 from collections.abc import Sequence
 
@@ -7,41 +14,70 @@ from minio.error import MinioException
 from minio.notificationconfig import NotificationConfig, PrefixFilterRule, QueueConfig, SuffixFilterRule
 
 from runs.models import Bucket, KafkaTopic
-from runs.storage import minio_client
+from runs.storage import minio_client, store_kind
 
 # What MinIO should publish when a bucket names no event filter: content
 # changes only (accessed events are noise; docs/inputs.md).
 DEFAULT_NOTIFY_EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
 
 
-def topic_ensure(*, name: str, partitions: int = 4) -> KafkaTopic:
-    """The enabled KafkaTopic row called ``name``, created if missing."""
-    topic, _ = KafkaTopic.objects.get_or_create(name=name, defaults={"partitions": partitions})
+SEAWEEDFS = "seaweedfs"
+
+
+def topic_ensure(
+    *, name: str, partitions: int = 4, message_format: str = KafkaTopic.MessageFormat.S3
+) -> KafkaTopic:
+    """The enabled KafkaTopic row called ``name``, created if missing. A topic carries
+    one message format: asking for another one than the row has is an error."""
+    topic, _ = KafkaTopic.objects.get_or_create(
+        name=name, defaults={"partitions": partitions, "message_format": message_format}
+    )
+    if topic.message_format != message_format:
+        raise ValueError(
+            f"topic {name!r} carries {topic.get_message_format_display()} messages, not {message_format!r}"
+        )
     return topic
 
 
 def bucket_register(
-    *, name: str, topic_name: str | None = None, layouts: Sequence[str] | None = None
+    *,
+    name: str,
+    topic_name: str | None = None,
+    layouts: Sequence[str] | None = None,
+    store: str = "default",
 ) -> Bucket:
-    """Register a bucket: its row, the MinIO bucket if missing, and its event notification.
+    """Register a bucket of object store ``store``: its row, the bucket if missing, and
+    its event notification (MinIO) or the filer's topic (SeaweedFS).
 
     The notification status and any error are recorded on the row, so the
     admin shows why a bucket publishes nothing; the row is saved either way.
+    A registered bucket named again with another store moves to that store
+    (and its topic), e.g. ``make run`` switched between MinIO and SeaweedFS.
     """
-    topic = topic_ensure(name=topic_name or settings.MINIO_KAFKA_TOPIC)
+    if store_kind(store) == SEAWEEDFS:
+        topic = topic_ensure(
+            name=topic_name or settings.SEAWEEDFS_KAFKA_TOPIC,
+            message_format=KafkaTopic.MessageFormat.SEAWEEDFS_FILER,
+        )
+    else:
+        topic = topic_ensure(name=topic_name or settings.MINIO_KAFKA_TOPIC)
     bucket, created = Bucket.objects.get_or_create(
-        name=name, defaults={"topic": topic, **({"layouts": list(layouts)} if layouts else {})}
+        name=name,
+        defaults={"topic": topic, "store": store, **({"layouts": list(layouts)} if layouts else {})},
     )
-    if not created and bucket.topic_id is None:
-        bucket.topic = topic
-        bucket.save(update_fields=["topic"])
+    if not created and (bucket.topic_id is None or bucket.store != store):
+        bucket.topic, bucket.store = topic, store
+        bucket.save(update_fields=["topic", "store"])
     bucket_notification_configure(bucket=bucket)
     return bucket
 
 
 def bucket_notification_configure(*, bucket: Bucket) -> Bucket:
-    """Point the MinIO bucket's notifications at Pipelens' Kafka target (ARN setting)."""
+    """Point the MinIO bucket's notifications at Pipelens' Kafka target (ARN setting).
+    A SeaweedFS bucket is only created if missing: its filer publishes every change."""
     client = minio_client(bucket.store)
+    if store_kind(bucket.store) == SEAWEEDFS:
+        return _seaweedfs_bucket_ensure(bucket, client)
     try:
         if not client.bucket_exists(bucket.name):
             client.make_bucket(bucket.name)
@@ -60,6 +96,20 @@ def bucket_notification_configure(*, bucket: Bucket) -> Bucket:
         bucket.notification_error = str(exc)[:2000]
     else:
         bucket.notification_status = Bucket.NotificationStatus.CONFIGURED
+        bucket.notification_error = ""
+    bucket.save(update_fields=["notification_status", "notification_error"])
+    return bucket
+
+
+def _seaweedfs_bucket_ensure(bucket: Bucket, client) -> Bucket:
+    try:
+        if not client.bucket_exists(bucket.name):
+            client.make_bucket(bucket.name)
+    except (MinioException, OSError, ValueError) as exc:
+        bucket.notification_status = Bucket.NotificationStatus.FAILED
+        bucket.notification_error = str(exc)[:2000]
+    else:
+        bucket.notification_status = Bucket.NotificationStatus.IN_FILER_CONFIG
         bucket.notification_error = ""
     bucket.save(update_fields=["notification_status", "notification_error"])
     return bucket

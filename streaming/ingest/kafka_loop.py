@@ -1,7 +1,10 @@
 """The ingest loop: Kafka batches in, one database transaction per batch, offsets out.
 
 The only module that touches Kafka offsets (docs/architecture.md). Parsing
-lives in ``streaming/ingest/s3_events.py``; storing in ``runs.services.ingest.ingest_events``.
+lives in ``streaming/ingest/s3_events.py`` (S3/MinIO JSON) and
+``streaming/ingest/filer_events.py`` (SeaweedFS filer protobuf), chosen per
+message by its topic's ``KafkaTopic.message_format``; storing in
+``runs.services.ingest.ingest_events``.
 
 Guarantees:
 - offsets are committed only after the batch's transaction has committed;
@@ -19,6 +22,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -27,8 +31,10 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
 from runs.events import EventAction, ObjectEvent, RejectedMessage
-from runs.selectors.topics import enabled_topic_names
+from runs.models import KafkaTopic
+from runs.selectors.topics import enabled_topic_formats
 from runs.services.ingest import IngestResult, ingest_errors_prune, ingest_events
+from streaming.ingest.filer_events import parse_filer_message
 from streaming.ingest.kafka_config import consumer_config
 from streaming.ingest.s3_events import EventParseError, parse_message
 from vizsite.logs import log_event
@@ -52,8 +58,30 @@ class ParsedBatch:
     size: int = 0  # messages in the batch, errors included
 
 
-def parse_batch(messages) -> ParsedBatch:
-    """Parse Kafka messages; nothing here can raise for bad message content."""
+_SEAWEEDFS = KafkaTopic.MessageFormat.SEAWEEDFS_FILER.value
+
+
+def parse_one(msg, message_format: str) -> list[ObjectEvent]:
+    """One Kafka message through the parser of its topic's format; raises EventParseError."""
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    if message_format == _SEAWEEDFS:
+        kind, timestamp_ms = msg.timestamp()
+        return parse_filer_message(
+            msg.value(),
+            key=msg.key(),
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            timestamp_ms=timestamp_ms if kind != 0 else None,  # 0: TIMESTAMP_NOT_AVAILABLE
+        )
+    return parse_message(msg.value(), key=msg.key(), topic=topic, partition=partition, offset=offset)
+
+
+def parse_batch(messages, formats: Mapping[str, str] | None = None) -> ParsedBatch:
+    """Parse Kafka messages, each with the parser of its topic's format (``formats``:
+    topic -> ``KafkaTopic.message_format``; S3 JSON when missing). Nothing here can
+    raise for bad message content."""
+    formats = formats or {}
     batch = ParsedBatch([], [], {}, {}, Counter(), len(messages))
     for msg in messages:
         err = msg.error()
@@ -70,7 +98,7 @@ def parse_batch(messages) -> ParsedBatch:
         key, value = msg.key(), msg.value()
         batch.raw[(topic, partition, offset)] = (key, value)
         try:
-            events = parse_message(value, key=key, topic=topic, partition=partition, offset=offset)
+            events = parse_one(msg, formats.get(topic, ""))
         except EventParseError as exc:
             batch.rejected.append(RejectedMessage(topic, partition, offset, key, value, str(exc)))
             batch.counts["rejected"] += 1
@@ -102,6 +130,7 @@ class IngestConsumer:
         self._pruned_at = float("-inf")
         self._stop = threading.Event()
         self._topics: list[str] = []
+        self._formats: dict[str, str] = {}
         self._topics_checked_at = 0.0
 
     def stop(self) -> None:
@@ -128,7 +157,7 @@ class IngestConsumer:
                         self._stop.wait(min(self.topic_refresh_s, 1.0))
                         continue
                     messages = consumer.consume(num_messages=self.batch_size, timeout=self.batch_timeout_s)
-                    parsed = parse_batch(messages) if messages else None
+                    parsed = parse_batch(messages, self._formats) if messages else None
                     if storing is not None:
                         self._finish(consumer, storing)
                         storing = None
@@ -149,14 +178,15 @@ class IngestConsumer:
             return
         try:
             close_old_connections()
-            topics = enabled_topic_names(bootstrap_servers=self.bootstrap_servers)
+            formats = enabled_topic_formats(bootstrap_servers=self.bootstrap_servers)
         except (OperationalError, InterfaceError) as exc:
             log_event(logger, "topics_unavailable", level=logging.WARNING, error=str(exc).strip())
             connection.close()
             self._topics_checked_at = now
             return
         self._topics_checked_at = now
-        topics = self._existing(consumer, topics)
+        self._formats = formats
+        topics = self._existing(consumer, list(formats))
         if topics == self._topics:
             return
         if topics:

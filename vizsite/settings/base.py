@@ -233,12 +233,16 @@ MINIO_SECURE = env.bool("MINIO_SECURE", default=False)
 # so nobody editing a bucket in the admin can point Pipelens' credentials at a
 # host of their choosing (docs/security.md). "default" is the MINIO_* store;
 # PIPELENS_STORES=a,b adds PIPELENS_STORE_A_ENDPOINT, _ACCESS_KEY, _SECRET_KEY, _SECURE.
+# Each store has a ``kind``: "minio" (S3 API with MinIO's bucket notifications,
+# the default) or "seaweedfs" (its filer publishes to Kafka, configured in the
+# filer's notification.toml; docs/stores.md). _KIND sets it for the aliases.
 OBJECT_STORES = {
     "default": {
         "endpoint": MINIO_ENDPOINT,
         "access_key": MINIO_ACCESS_KEY,
         "secret_key": MINIO_SECRET_KEY,
         "secure": MINIO_SECURE,
+        "kind": env("MINIO_STORE_KIND", default="minio"),
     },
 }
 for _alias in env.list("PIPELENS_STORES", default=[]):
@@ -248,7 +252,27 @@ for _alias in env.list("PIPELENS_STORES", default=[]):
         "access_key": env(_prefix + "ACCESS_KEY"),
         "secret_key": env(_prefix + "SECRET_KEY"),
         "secure": env.bool(_prefix + "SECURE", default=False),
+        "kind": env(_prefix + "KIND", default="minio"),
     }
+# SeaweedFS (Kubeflow Pipelines' default store since 2.15): SEAWEEDFS_ENDPOINT
+# (its S3 gateway) adds the "seaweedfs" store; deploy/local sets it.
+SEAWEEDFS_ENDPOINT = env("SEAWEEDFS_ENDPOINT", default="")
+if SEAWEEDFS_ENDPOINT and "seaweedfs" not in OBJECT_STORES:
+    OBJECT_STORES["seaweedfs"] = {
+        "endpoint": SEAWEEDFS_ENDPOINT,
+        "access_key": _development_default("SEAWEEDFS_ACCESS_KEY", "pipelens"),
+        "secret_key": _development_default("SEAWEEDFS_SECRET_KEY", "pipelens-secret"),
+        "secure": env.bool("SEAWEEDFS_SECURE", default=False),
+        "kind": "seaweedfs",
+    }
+for _alias, _store in OBJECT_STORES.items():
+    if _store["kind"] not in ("minio", "seaweedfs"):
+        raise ImproperlyConfigured(
+            f"object store {_alias!r}: kind {_store['kind']!r} is not minio or seaweedfs"
+        )
+# The topic the SeaweedFS filer publishes to (its notification.toml names it):
+# buckets of a "seaweedfs" store are registered on it.
+SEAWEEDFS_KAFKA_TOPIC = env("SEAWEEDFS_KAFKA_TOPIC", default="seaweedfs-events")
 MINIO_KAFKA_TOPIC = env("MINIO_KAFKA_TOPIC", default="minio-events")
 # The notification target MinIO was started with (MINIO_NOTIFY_KAFKA_*_PIPELENS).
 MINIO_NOTIFY_ARN = env("MINIO_NOTIFY_ARN", default="arn:minio:sqs::PIPELENS:kafka")
