@@ -377,7 +377,7 @@ def sandbox_worker_process(transactional_db, settings, minio, unique_name, tmp_p
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
-        "DATABASE_URL": test_database_url() + "?application_name=pipelens-test-worker",
+        "DATABASE_URL": database_url(application_name="pipelens-test-sandbox-worker"),
         "SANDBOX_QUEUE": queue,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "DJANGO_SECRET_KEY": canary,

@@ -4,8 +4,8 @@
 import pytest
 
 from runs.models import Artifact
-from tests.conftest import wait_for
 from tests.e2e.conftest import APP_NAME, RESULTS, Daphne, free_port, log_in, screenshot
+from tests.helpers import wait_for
 from tests.runs.test_recipes_live import CONFUSION, author, predictions_csv, put
 
 
@@ -13,13 +13,11 @@ from tests.runs.test_recipes_live import CONFUSION, author, predictions_csv, put
 def recipes_portal(transactional_db, webapp_origin, sandbox_worker_process):
     from django.conf import settings
 
-    from tests.conftest import test_database_url
+    from tests.helpers import database_url
 
     app = webapp_origin()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    server = Daphne(
-        test_database_url() + f"?application_name={APP_NAME}", free_port(), RESULTS / "daphne-recipes.log"
-    )
+    server = Daphne(database_url(application_name=APP_NAME), free_port(), RESULTS / "daphne-recipes.log")
     server.env["WEBAPP_ORIGIN"] = f"http://localhost:{app.port}"
     server.env["SANDBOX_QUEUE"] = settings.SANDBOX_QUEUE
     server.env["RECIPES_ENABLED"] = "true"

@@ -5,7 +5,6 @@ artifact page; hostile recipes end with a reason on the recipe page while the
 same worker goes on serving; permissions over pages and API.
 """
 
-import io
 import json
 import random
 
@@ -15,11 +14,7 @@ from django.contrib.auth.models import Group, Permission
 from runs.models import Artifact, Recipe, RecipeRun, Rendition
 from runs.services.access import bucket_grant_create
 from runs.services.recipes import recipe_save, recipes_install_starters
-from tests.conftest import wait_for
-
-
-def put(minio, bucket, key, data: bytes, content_type="text/csv"):
-    minio.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+from tests.helpers import put, wait_for
 
 
 def artifact_of(bucket, key):

@@ -19,7 +19,7 @@ from django.conf import settings
 from runs.layouts import resolve_key
 from runs.models import Artifact, IngestError, KafkaTopic, Run
 from streaming.ingest.kafka_config import consumer_config, producer_config
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 TOPIC = settings.SEAWEEDFS_KAFKA_TOPIC
 # The filer's HTTP API (deploy/local/services.sh env).
