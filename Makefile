@@ -8,8 +8,6 @@ WITH_ENV := bash deploy/local/with-env.sh
 B ?=
 PYTEST_ARGS ?=
 
-SANDBOX_VENV := .local/sandbox-venv
-
 .PHONY: help venv proto sandbox services services-down migrate test test-fast lint format run bench check-first-run
 
 help:
@@ -31,12 +29,11 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
-# The recipe sandbox (docs/recipes.md): bubblewrap and its own pinned virtualenv,
-# built when missing or when requirements-sandbox.txt changes, reused otherwise.
-$(SANDBOX_VENV)/.installed: requirements-sandbox.txt
+# The recipe sandbox (docs/recipes.md): bubblewrap and its own pinned virtualenv
+# (outside the checkout, see the script), built when missing or when
+# requirements-sandbox.txt changes, reused otherwise (the script checks in a moment).
+sandbox:
 	bash deploy/local/sandbox.sh
-
-sandbox: $(SANDBOX_VENV)/.installed
 
 # SeaweedFS's filer notifications are protobuf: the Python code is generated
 # from the vendored filer.proto by the pinned grpcio-tools, never committed

@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
 # The recipe sandbox (docs/recipes.md): bubblewrap (Debian's `bwrap`) and the
-# sandbox's own virtualenv (.local/sandbox-venv, pins in requirements-sandbox.txt).
+# sandbox's own virtualenv (pins in requirements-sandbox.txt).
 # Called by `make sandbox` (a prerequisite of `make test` and `make run`);
 # idempotent: a venv whose pins match is reused.
+#
+# The venv lives outside the checkout, in /opt/pipelens/sandbox-<hash of the pins>,
+# root-owned and world-readable: recipes run as an unprivileged user, who must
+# reach it whatever the checkout's path (a clone in a mode-700 home directory
+# is the usual case). Its path is written to .local/sandbox-venv.path, which
+# deploy/local/with-env.sh exports as SANDBOX_VENV.
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-SANDBOX_VENV="$LOCAL/sandbox-venv"
 REQ="$ROOT/requirements-sandbox.txt"
+SANDBOX_HOME="${PIPELENS_SANDBOX_HOME:-/opt/pipelens}"
+SANDBOX_VENV="$SANDBOX_HOME/sandbox-$(sha256sum "$REQ" | cut -c1-12)"
 STAMP="$SANDBOX_VENV/.installed"
+mkdir -p "$SANDBOX_HOME"
+chmod 755 "$SANDBOX_HOME"
+printf '%s\n' "$SANDBOX_VENV" >"$LOCAL/sandbox-venv.path"
 
 command -v bwrap >/dev/null || { say "installing bubblewrap (Debian package)"; apt_install bubblewrap; }
 
-# One builder at a time (worktrees share .local/).
-exec 9>"$LOCAL/sandbox-venv.lock"
+# One builder at a time (checkouts with the same pins share the venv).
+exec 9>"$SANDBOX_HOME/sandbox.lock"
 flock 9
 if [[ -f "$STAMP" ]] && cmp -s "$REQ" "$STAMP"; then
     exit 0
@@ -34,6 +44,7 @@ rm -rf "$tmp"
 MPLCONFIGDIR="$tmp/mplconfig" "$tmp/bin/python" -c "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot" >>"$log" 2>&1 ||
     { tail_log "$log"; die "sandbox: importing matplotlib failed"; }
 cp "$REQ" "$tmp/.installed"
+chmod -R a+rX "$tmp"
 rm -rf "$SANDBOX_VENV"
 mv "$tmp" "$SANDBOX_VENV"
 say "recipe sandbox ready: $(bwrap --version)"

@@ -407,8 +407,16 @@ RECIPES_ENABLED = env.bool("RECIPES_ENABLED", default=False)
 # sandbox`), so a slow or hostile recipe never delays the built-in previews.
 SANDBOX_QUEUE = env("SANDBOX_QUEUE", default="sandbox")
 # The sandbox's own virtualenv (pinned numpy, pandas, matplotlib; requirements-sandbox.txt),
-# built by deploy/local/sandbox.sh; the child sees it read-only and nothing of the project.
-SANDBOX_VENV = env("SANDBOX_VENV", default=str(BASE_DIR / ".local" / "sandbox-venv"))
+# built by deploy/local/sandbox.sh outside the checkout (the sandbox user must reach it),
+# which records its path in .local/sandbox-venv.path; the child sees it read-only and
+# nothing of the project. Set SANDBOX_VENV in deployments.
+_SANDBOX_VENV_PATH = BASE_DIR / ".local" / "sandbox-venv.path"
+SANDBOX_VENV = env(
+    "SANDBOX_VENV",
+    default=_SANDBOX_VENV_PATH.read_text().strip()
+    if _SANDBOX_VENV_PATH.exists()
+    else "/opt/pipelens/sandbox",
+)
 # Without user/PID/network namespaces (bwrap cannot start) recipes are refused, unless
 # this allows the weaker mode (rlimits, empty environment, unprivileged user, but the
 # host's file system and network): the recipe pages then say so.
