@@ -73,7 +73,7 @@ def test_starter_recipes_run_with_one_click_and_show_on_the_artifact_page(
             output.wait_for(timeout=60_000)
             if selector.startswith("iframe"):
                 frame = output.content_frame
-                frame.locator("#chart svg rect").first.wait_for(timeout=20_000)
+                frame.locator("#chart svg g.mark-rect path").first.wait_for(timeout=20_000)  # drawn by vega
             if selector.startswith("img"):
                 page.wait_for_function(
                     "el => el.complete && el.naturalWidth > 100", arg=output.element_handle(), timeout=20_000
@@ -159,7 +159,9 @@ def test_any_vega_lite_spec_renders_with_the_vendored_libraries_and_no_network(
                 assert frames[name].locator("#chart svg g.mark-arc path").count() == 3
                 screenshot(page, "recipes-vega-pie")
             elif name == "layered":
-                frames[name].locator("#chart svg g.mark-rule line").first.wait_for(timeout=20_000)
+                frames[name].locator("#chart svg g.mark-rule line").first.wait_for(
+                    state="attached", timeout=20_000
+                )
                 assert frames[name].locator("#chart svg g.mark-rect path").count() == 3
                 screenshot(page, "recipes-vega-layered")
             else:
@@ -167,7 +169,7 @@ def test_any_vega_lite_spec_renders_with_the_vendored_libraries_and_no_network(
                 error.wait_for(timeout=20_000)
                 assert "could not be drawn" in error.inner_text()
                 assert frames[name].locator("#chart svg").count() == 0
-                assert "no-such-mark" in frames[name].locator("details pre").inner_text()
+                assert "no-such-mark" in frames[name].locator("details pre").text_content()
         violations = [m for m in console if "Content Security Policy" in m or "Refused to" in m]
         assert not violations, violations
     finally:
