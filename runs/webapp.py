@@ -6,7 +6,10 @@ valid signed token names, under ``Content-Security-Policy: sandbox
 allow-scripts`` (scripts run, but in an opaque origin: no cookies, no
 storage, no same-origin access to anything) plus WEBAPP_CSP, which by
 default lets the document load nothing from and send nothing to the network
-(no beacons, no tracking pixels, no fetch). Run it on its own origin —
+(no beacons, no tracking pixels, no fetch). Besides documents it serves
+exactly the vendored Vega files of ``VENDOR`` (``/vendor/vega/*.min.js``,
+read-only, long cache) so that Vega-Lite recipe outputs can load them under
+``script-src 'self'``; any other path answers 404. Run it on its own origin —
 another host name, not just another port of the portal's host, so that
 browsers do not even send the portal's cookies here (docs/viewers.md).
 """
@@ -14,6 +17,7 @@ browsers do not even send the portal's cookies here (docs/viewers.md).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from asgiref.sync import sync_to_async
 
@@ -24,6 +28,28 @@ HEADERS = [
     (b"cross-origin-resource-policy", b"cross-origin"),
 ]
 _PATH = re.compile(r"^/app/([A-Za-z0-9_\-:.]+)/?$")
+
+# The only files of the file system this origin serves: request path -> file (runs/static/VENDORED.md).
+_VENDOR_DIR = Path(__file__).resolve().parent / "static" / "runs" / "vendor" / "vega"
+VENDOR = {
+    f"/vendor/vega/{name}": _VENDOR_DIR / name
+    for name in ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js")
+}
+VENDOR_HEADERS = [
+    (b"content-type", b"text/javascript; charset=utf-8"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"public, max-age=31536000, immutable"),
+    # Asked for by sandboxed (opaque-origin) documents, so cross-origin by definition.
+    (b"cross-origin-resource-policy", b"cross-origin"),
+]
+_vendor_cache: dict[str, bytes] = {}
+
+
+def _vendor_file(path: str) -> bytes:
+    if path not in _vendor_cache:
+        _vendor_cache[path] = VENDOR[path].read_bytes()
+    return _vendor_cache[path]
 
 
 def _document(token: str):
@@ -70,7 +96,19 @@ async def application(scope, receive, send) -> None:
                 return
     if scope["type"] != "http":
         return
-    match = _PATH.match(scope.get("path", ""))
+    path = scope.get("path", "")
+    if scope.get("method") in ("GET", "HEAD") and path in VENDOR:
+        body = _vendor_file(path)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode()), *VENDOR_HEADERS],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return
+    match = _PATH.match(path)
     if scope.get("method") not in ("GET", "HEAD") or not match:
         await _respond(send, 404, b"Not found.", b"text/plain; charset=utf-8")
         return

@@ -28,15 +28,20 @@ def directives(policy: str) -> dict[str, list[str]]:
 
 
 @async_to_sync
-async def webapp_get(path: str) -> tuple[int, dict]:
+async def webapp_request(path: str, method: str = "GET") -> tuple[int, dict, bytes]:
     """One request to the web-app origin's ASGI app, in this process."""
     comm = ApplicationCommunicator(
-        webapp.application, {"type": "http", "method": "GET", "path": path, "headers": []}
+        webapp.application, {"type": "http", "method": method, "path": path, "headers": []}
     )
     await comm.send_input({"type": "http.request", "body": b""})
     start = await comm.receive_output(5)
-    await comm.receive_output(5)
-    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}
+    body = await comm.receive_output(5)
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body["body"]
+
+
+def webapp_get(path: str) -> tuple[int, dict]:
+    status, headers, _body = webapp_request(path)
+    return status, headers
 
 
 @pytest.mark.django_db
@@ -48,6 +53,46 @@ def test_webapp_documents_may_not_reach_the_network(settings):
     assert policy["default-src"] == ["'none'"] and policy["connect-src"] == ["'none'"]
     assert policy["img-src"] == ["data:", "blob:"] and policy["form-action"] == ["'none'"]
     assert "'unsafe-inline'" in policy["script-src"]  # self-contained apps still run, sandboxed
+    # Scripts from the web-app origin itself (the vendored Vega files) and from nowhere else.
+    assert "'self'" in policy["script-src"]
+    sources = [word for words in policy.values() for word in words]
+    assert not [w for w in sources if "://" in w or w.endswith(":") and w not in ("data:", "blob:")]
+    assert not [w for w in sources if "*" in w or w in ("http:", "https:", "ws:", "wss:")]
+
+
+@pytest.mark.django_db
+def test_webapp_origin_serves_the_vendored_vega_files_and_nothing_else():
+    for name in ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js"):
+        status, headers, body = webapp_request(f"/vendor/vega/{name}")
+        assert status == 200, name
+        assert headers["content-type"] == "text/javascript; charset=utf-8"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert "max-age=31536000" in headers["cache-control"] and "public" in headers["cache-control"]
+        assert headers["cross-origin-resource-policy"] == "cross-origin"  # asked for by opaque origins
+        assert body == (webapp._VENDOR_DIR / name).read_bytes() and body.startswith(b"!function(")
+        assert int(headers["content-length"]) == len(body)
+    assert webapp_request("/vendor/vega/vega.min.js", method="HEAD")[0] == 200
+    assert webapp_request("/vendor/vega/vega.min.js", method="POST")[0] == 404
+    for path in (
+        "/vendor/../settings",
+        "/vendor/vega/../../settings/base.py",
+        "/vendor/vega/%2e%2e/vega.LICENSE",
+        "/vendor/vega/vega.LICENSE",
+        "/vendor/vega/vega.min.js.map",
+        "/vendor/vega/",
+        "/vendor/vega",
+        "/vendor/vega//vega.min.js",
+        "/vendor/vega/vega-core.min.js",
+        "/vendor/uPlot.iife.min.js",
+        "/static/runs/vendor/vega/vega.min.js",
+        "/runs/static/runs/vendor/vega/vega.min.js",
+        "/vendor/vega/VEGA.MIN.JS",
+        "/etc/passwd",
+        "/",
+    ):
+        status, headers, body = webapp_request(path)
+        assert status == 404 and body == b"Not found.", path
+        assert headers["cache-control"] == "private, no-store", path
 
 
 @pytest.mark.django_db

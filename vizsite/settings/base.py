@@ -384,12 +384,14 @@ WEBAPP_URL_MAX_AGE_S = env.int("WEBAPP_URL_MAX_AGE_S", default=300)
 # Content-Security-Policy of web-app documents (runs/webapp.py), besides the
 # "sandbox allow-scripts" always sent. The default lets a self-contained document
 # run its inline scripts and styles but load nothing from, and send nothing to, the
-# network (no beacons, no exfiltration, no tracking pixels). Relax it (e.g. add a
-# CDN to script-src) only for pipelines you trust.
+# network (no beacons, no exfiltration, no tracking pixels). script-src 'self' lets it
+# load the vendored Vega files the web-app origin itself serves (runs/webapp.py VENDOR;
+# every other path there is a 404 or an HTML document, which nosniff refuses as a
+# script). Relax it (e.g. add a CDN to script-src) only for pipelines you trust.
 WEBAPP_CSP = env(
     "WEBAPP_CSP",
     default=(
-        "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval' data: blob:; "
+        "default-src 'none'; script-src 'self' 'unsafe-inline' 'unsafe-eval' data: blob:; "
         "style-src 'unsafe-inline' data: blob:; img-src data: blob:; font-src data:; media-src data: blob:; "
         "connect-src 'none'; form-action 'none'; base-uri 'none'"
     ),
