@@ -67,12 +67,21 @@ class Layout:
     # KFP v1 workflow names are "<pipeline>-<5 random chars>" (Argo's
     # generateName); the pipeline is the name without that suffix.
     pipeline_strips_argo_suffix: bool = False
+    # The fixed folder every key of this layout starts with ("" for generic). A
+    # key under a chosen layout's fixed folder never falls through to the generic
+    # layout: that would make a run named "artifacts" or "v2" (docs/inputs.md).
+    fixed_prefix: str = ""
 
 
 _SEG = r"[^/]+"
 _DATE = r"(?P<year>[0-9]{4})/(?P<month>[0-9]{2})/(?P<day>[0-9]{2})"
-# KFP v1 stores each output as "<name>.tgz"; Argo archives the log as main.log.
-_V1_FILE = r"(?P<file>[^/]+\.tgz|main\.log)"
+# KFP v1 stores each output as "<name>.tgz" and Argo archives the log as main.log,
+# but a step may write any file into its pod folder (a roc.csv that its
+# mlpipeline-ui-metadata points at): every file below the pod folder belongs to
+# that run and step. The undated (<= 1.6) layout has no date folders to anchor
+# on, so there the file is one segment, or a date-looking key would match it.
+_V1_FILE = r"(?P<file>.+)"
+_V1_UNDATED_FILE = r"(?P<file>[^/]+)"
 # KFP >= 2.4 inserts the execution's UUID between task and output; earlier
 # versions do not, so the UUID folder is optional and must look like a UUID
 # (otherwise an output folder would be mistaken for it).
@@ -101,6 +110,7 @@ LAYOUTS: tuple[Layout, ...] = (
         rf"private-artifacts/(?P<namespace>{_SEG})/(?P<workflow>{_SEG})/{_DATE}/(?P<pod>{_SEG})/{_V1_FILE}",
         run_key="private-artifacts/{namespace}/{workflow}",
         namespace="namespace",
+        fixed_prefix="private-artifacts/",
         **_V1,
     ),
     _layout(
@@ -108,21 +118,24 @@ LAYOUTS: tuple[Layout, ...] = (
         rf"private-artifacts/(?P<namespace>{_SEG})/{_V2_TAIL}",
         run_key="private-artifacts/{namespace}/v2/artifacts/{pipeline}/{run}",
         namespace="namespace",
+        fixed_prefix="private-artifacts/",
         **_V2,
     ),
     _layout(
         "kfp_v1_dated",
         rf"artifacts/(?P<workflow>{_SEG})/{_DATE}/(?P<pod>{_SEG})/{_V1_FILE}",
         run_key="artifacts/{workflow}",
+        fixed_prefix="artifacts/",
         **_V1,
     ),
     _layout(
         "kfp_v1",
-        rf"artifacts/(?P<workflow>{_SEG})/(?P<pod>{_SEG})/{_V1_FILE}",
+        rf"artifacts/(?P<workflow>{_SEG})/(?P<pod>{_SEG})/{_V1_UNDATED_FILE}",
         run_key="artifacts/{workflow}",
+        fixed_prefix="artifacts/",
         **_V1,
     ),
-    _layout("kfp_v2", _V2_TAIL, run_key="v2/artifacts/{pipeline}/{run}", **_V2),
+    _layout("kfp_v2", _V2_TAIL, run_key="v2/artifacts/{pipeline}/{run}", fixed_prefix="v2/", **_V2),
     _layout(
         "generic",
         rf"(?P<run>{_SEG})/(?P<step>{_SEG})/(?P<file>.+)",
@@ -169,8 +182,22 @@ def resolve_key(key: str, layouts: Sequence[str] = DEFAULT_LAYOUTS) -> ResolvedK
     chosen = _chosen(tuple(layouts))
     _check_key(key)
     reasons = []
+    reserved = next(
+        (
+            layout.fixed_prefix
+            for layout in chosen
+            if layout.fixed_prefix and key.startswith(layout.fixed_prefix)
+        ),
+        "",
+    )
     for layout in chosen:
         name = layout.name
+        if reserved and not layout.fixed_prefix:
+            reasons.append(
+                f"{name}: the key is under {reserved!r}, a Kubeflow folder, "
+                f"but fits none of the Kubeflow layouts"
+            )
+            continue
         match = layout.pattern.fullmatch(key)
         if match is None:
             continue

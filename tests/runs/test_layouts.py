@@ -222,24 +222,55 @@ def test_impossible_dates_do_not_match_the_dated_layouts(day):
     assert f"kfp_v1_dated: {day} is not a date" in str(excinfo.value)
     with pytest.raises(UnresolvableKey, match="is not a date"):
         resolve_key(f"private-artifacts/{NS}/{WF}/{day}/{POD}/out.tgz", ["kfp_v1_private"])
-    # With the default layouts the key falls through to the generic layout.
-    assert resolve_key(key).layout == "generic"
+    # With the default layouts it does not fall through to the generic layout either:
+    # that would make a run named "artifacts".
+    with pytest.raises(UnresolvableKey, match="a Kubeflow folder"):
+        resolve_key(key)
 
 
 def test_leap_day_is_a_date():
     assert resolve_key(f"artifacts/{WF}/2028/02/29/{POD}/out.tgz").layout == "kfp_v1_dated"
 
 
-def test_v1_layouts_only_take_tgz_outputs_and_main_log():
-    with pytest.raises(UnresolvableKey):
-        resolve_key(f"artifacts/{WF}/{POD}/notes.txt", ["kfp_v1"])
-    with pytest.raises(UnresolvableKey):
-        resolve_key(f"artifacts/{WF}/2026/11/29/{POD}/sub/out.tgz", ["kfp_v1_dated", "kfp_v1"])
+@pytest.mark.parametrize(
+    ("key", "layout", "step", "artifact"),
+    [
+        (f"artifacts/{WF}/2026/11/29/{POD}/roc.csv", "kfp_v1_dated", POD, "roc.csv"),
+        (f"artifacts/{WF}/2026/11/29/{POD}/plots/confusion.png", "kfp_v1_dated", POD, "plots/confusion.png"),
+        (f"private-artifacts/{NS}/{WF}/2026/11/29/{POD}/report.html", "kfp_v1_private", POD, "report.html"),
+        (f"artifacts/{WF}/{POD}/notes.txt", "kfp_v1", POD, "notes.txt"),
+    ],
+)
+def test_any_file_in_a_kfp_v1_step_folder_belongs_to_that_run_and_step(key, layout, step, artifact):
+    """A KFP v1 step writes a roc.csv beside its .tgz outputs (its metadata points at it):
+    it belongs to the workflow's run, never to a generic run named "artifacts"."""
+    resolved = resolve_key(key)
+    assert (resolved.layout, resolved.step_name, resolved.artifact_name) == (layout, step, artifact)
+    assert resolved.run_name == WF and resolved.run_key.endswith(WF)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "artifacts/lonely.txt",
+        "artifacts/wf/x.csv",
+        "v2/artifacts/pipe/only-run",
+        "v2/notes/a/b.txt",
+        "private-artifacts/ns/file.txt",
+    ],
+)
+def test_keys_under_a_kubeflow_folder_never_become_a_generic_run(key):
+    with pytest.raises(UnresolvableKey, match="a Kubeflow folder"):
+        resolve_key(key)
+    # A bucket that uses only the generic layout keeps its own meaning of the folders.
+    assert resolve_key("artifacts/wf/x.csv", ["generic"]).run_key == "artifacts"
 
 
 def test_first_matching_layout_in_the_given_order_wins():
     key = f"artifacts/{WF}/{POD}/out.tgz"
-    assert resolve_key(key, ["generic", "kfp_v1"]) == ResolvedKey(
+    # Kubeflow's folders are reserved for its layouts whenever one is chosen, in any order.
+    assert resolve_key(key, ["generic", "kfp_v1"]).layout == "kfp_v1"
+    assert resolve_key(key, ["generic"]) == ResolvedKey(
         "generic", "artifacts", "artifacts", WF, f"{POD}/out.tgz"
     )
     assert resolve_key(key, ["kfp_v1", "generic"]).layout == "kfp_v1"
