@@ -151,6 +151,7 @@ def _run(
     uid: int = 65534,
 ) -> SandboxResult:
     start = time.monotonic()
+    baseline = _processes_of(uid)
     # outer: mode 711 (no listing), ``workdir`` inside it has a random name: the sandbox user
     # can reach it by path (bwrap resolves binds by path as that user), other host users
     # cannot find it.
@@ -210,6 +211,7 @@ def _run(
         os.close(write_end)
         opened.remove(write_end)
         result = _collect(proc, read_end, limits)
+        _wait_reaped(uid, baseline)
     finally:
         for fd in opened:
             try:
@@ -306,6 +308,28 @@ def _collect(proc: subprocess.Popen, result_fd: int, limits: Limits) -> SandboxR
         result.reason, result.message = stopped
         return result
     return _interpret(result, bytes(kept["result"]), code, limits)
+
+
+def _processes_of(uid: int) -> int:
+    """How many processes ``uid`` has now (from /proc)."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                count += os.stat(f"/proc/{entry}").st_uid == uid
+            except OSError:
+                pass  # exited meanwhile
+    return count
+
+
+def _wait_reaped(uid: int, baseline: int, timeout_s: float = 10.0) -> None:
+    """Wait (bounded) until the run's processes are gone. RLIMIT_NPROC counts every process
+    of the sandbox user, and after a fork bomb some of its processes outlive bwrap for a
+    second or two (measured here: 2 for ~2 s, up to the whole limit on a loaded machine, where
+    the next run then could not start at all): the next run must not start inside that count."""
+    deadline = time.monotonic() + timeout_s
+    while _processes_of(uid) > baseline and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
