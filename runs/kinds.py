@@ -48,16 +48,17 @@ class Viewer:
 
 
 # Artifact kinds (``Artifact.kind``). Most are shown by the viewer of the same
-# name; the KFP files are unpacked or read and shown by other viewers.
-IMAGE = "image"
-TABLE = "table"
-CONFUSION_MATRIX = "confusion_matrix"
-ROC = "roc"
-MARKDOWN = "markdown"
-WEB_APP = "web_app"
-TEXT = "text"
-PROGRESS = "progress"
-METRICS = "metrics"
+# name, so they are that name; the KFP files are unpacked or read and shown by
+# other viewers.
+IMAGE = Viewer.IMAGE
+TABLE = Viewer.TABLE
+CONFUSION_MATRIX = Viewer.CONFUSION_MATRIX
+ROC = Viewer.ROC
+MARKDOWN = Viewer.MARKDOWN
+WEB_APP = Viewer.WEB_APP
+TEXT = Viewer.TEXT
+PROGRESS = Viewer.PROGRESS
+METRICS = Viewer.METRICS
 KFP_UI_METADATA = "kfp_ui_metadata"
 KFP_ARCHIVE = "kfp_archive"
 OTHER = "other"

@@ -92,13 +92,8 @@ def bucket_notification_configure(*, bucket: Bucket) -> Bucket:
         )
         client.set_bucket_notification(bucket.name, NotificationConfig(queue_config_list=[queue]))
     except (MinioException, OSError, ValueError) as exc:
-        bucket.notification_status = Bucket.NotificationStatus.FAILED
-        bucket.notification_error = str(exc)[:2000]
-    else:
-        bucket.notification_status = Bucket.NotificationStatus.CONFIGURED
-        bucket.notification_error = ""
-    bucket.save(update_fields=["notification_status", "notification_error"])
-    return bucket
+        return _notification_record(bucket, error=exc)
+    return _notification_record(bucket, status=Bucket.NotificationStatus.CONFIGURED)
 
 
 def _seaweedfs_bucket_ensure(bucket: Bucket, client) -> Bucket:
@@ -106,10 +101,14 @@ def _seaweedfs_bucket_ensure(bucket: Bucket, client) -> Bucket:
         if not client.bucket_exists(bucket.name):
             client.make_bucket(bucket.name)
     except (MinioException, OSError, ValueError) as exc:
-        bucket.notification_status = Bucket.NotificationStatus.FAILED
-        bucket.notification_error = str(exc)[:2000]
-    else:
-        bucket.notification_status = Bucket.NotificationStatus.IN_FILER_CONFIG
-        bucket.notification_error = ""
+        return _notification_record(bucket, error=exc)
+    return _notification_record(bucket, status=Bucket.NotificationStatus.IN_FILER_CONFIG)
+
+
+def _notification_record(bucket: Bucket, *, status: str = "", error: Exception | None = None) -> Bucket:
+    """Store the outcome of wiring ``bucket``'s events where the admin shows it: ``status``,
+    or failed with ``error``'s text."""
+    bucket.notification_status = Bucket.NotificationStatus.FAILED if error else status
+    bucket.notification_error = str(error)[:2000] if error else ""
     bucket.save(update_fields=["notification_status", "notification_error"])
     return bucket
