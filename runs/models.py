@@ -190,7 +190,11 @@ class Artifact(models.Model):
     bucket = models.ForeignKey(
         Bucket, on_delete=models.CASCADE, related_name="artifacts", db_constraint=False, db_index=False
     )
-    key = models.CharField(max_length=1024)
+    # Byte order ("C"), the order S3 lists keys in: the reconciler compares a
+    # listing page with the key range it covers (runs/services/reconcile.py),
+    # and prefix and range lookups use the (bucket, key) index whatever the
+    # database's default collation.
+    key = models.CharField(max_length=1024, db_collation="C")
     name = models.CharField(max_length=1024)
     kind = models.CharField(max_length=30, default="other")
     size = models.BigIntegerField(null=True, blank=True)
@@ -213,6 +217,66 @@ class Artifact(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class BucketSweep(models.Model):
+    """One reconciliation of a bucket (or a prefix of it) with its listing (docs/reconcile.md).
+
+    The row is the sweep's persisted cursor: a sweep killed half-way resumes
+    after ``cursor`` with its original ``started_at``, which is what decides
+    whether a key missing from the listing was deleted (only keys whose last
+    event is older than the listing's start are). At most one unfinished
+    sweep per (bucket, prefix).
+    """
+
+    class Reason(models.TextChoices):
+        START = "start", "Consumer start"
+        GAP = "gap", "Gap in the event stream"
+        RECENT = "recent", "Recently active run"
+        FULL = "full", "Periodic full sweep"
+        MANUAL = "manual", "Requested by staff"
+        BACKFILL = "backfill", "History backfill"
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    bucket = models.ForeignKey(Bucket, on_delete=models.CASCADE, related_name="sweeps")
+    prefix = models.CharField(max_length=1024, blank=True, db_collation="C")
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.REQUESTED)
+    # Objects found only by this sweep render on first view, not at once
+    # (a backfill of a million objects must not starve live renders).
+    lazy_render = models.BooleanField(default=False)
+    # Backfill --since: only objects modified since then are imported, and
+    # nothing is marked deleted (the listing is deliberately partial).
+    since = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    cursor = models.CharField(max_length=1024, blank=True, db_collation="C")
+    listed = models.BigIntegerField(default=0)
+    stored = models.BigIntegerField(default=0)
+    deleted = models.BigIntegerField(default=0)
+    rejected = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "prefix"],
+                condition=models.Q(status__in=["requested", "running"]),
+                name="bucketsweep_one_open_per_prefix",
+            )
+        ]
+        indexes = [models.Index(fields=["bucket", "reason", "-finished_at"], name="bucketsweep_last_idx")]
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.bucket_id}:{self.prefix or '*'} {self.reason} {self.status}"
 
 
 class IngestError(models.Model):

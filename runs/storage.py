@@ -15,7 +15,9 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 import urllib3
 from django.conf import settings
@@ -185,6 +187,51 @@ def object_stream(
             raise ObjectGone(key) from exc
         raise
     return ObjectStream(response, chunk_size)
+
+
+# --- listing: what a bucket holds (the reconciler's source of truth) -----------------
+
+
+class ListedObject(NamedTuple):
+    key: str
+    size: int | None
+    etag: str  # without quotes
+    last_modified: datetime  # timezone-aware; ms precision on MinIO, s on SeaweedFS
+
+
+class ListingOutOfOrder(RuntimeError):
+    """The store listed a key not after the previous one: the reconciler cannot trust it."""
+
+
+def objects_list(
+    *, bucket: str, store: str = DEFAULT_STORE, prefix: str = "", start_after: str = ""
+) -> Iterator[ListedObject]:
+    """Every object under ``prefix``, in key (UTF-8 byte) order, after ``start_after``.
+
+    Streams ListObjectsV2 pages (1,000 keys each), so memory stays flat
+    whatever the bucket holds. S3 promises byte order and the reconciler's
+    page compare depends on it, so a key out of order raises
+    ``ListingOutOfOrder`` instead of being trusted. Folder markers (keys
+    ending in "/") are not objects. Network failures raise ``StorageUnavailable``.
+    """
+    previous = start_after.encode()
+    try:
+        listing = minio_client(store).list_objects(
+            bucket, prefix=prefix or None, recursive=True, start_after=start_after or None
+        )
+        for obj in listing:
+            key = obj.object_name
+            if obj.is_dir or key.endswith("/"):
+                continue
+            encoded = key.encode()
+            if encoded <= previous:
+                raise ListingOutOfOrder(f"the store listed {key!r} after {previous.decode()!r}")
+            previous = encoded
+            yield ListedObject(key, obj.size, (obj.etag or "").strip('"'), obj.last_modified)
+    except S3Error as exc:
+        raise StorageUnavailable(f"listing bucket {bucket!r} failed: {exc.code} {exc.message}") from exc
+    except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise StorageUnavailable(f"object storage unreachable while listing {bucket!r}: {exc}") from exc
 
 
 # --- preview objects: what renderers store in the portal's own bucket -------------

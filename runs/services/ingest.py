@@ -266,6 +266,7 @@ def ingest_events(
     events: Sequence[ObjectEvent],
     rejected: Sequence[RejectedMessage] = (),
     raw_messages: Mapping[tuple[str, int, int], tuple[bytes | None, bytes | None]] | None = None,
+    render: bool = True,
 ) -> IngestResult:
     """Store one consumer batch: events become runs/steps/artifacts, rejects become IngestErrors.
 
@@ -274,6 +275,8 @@ def ingest_events(
     Accessed and metadata-only events are skipped (the caller counts them).
     ``raw_messages`` maps (topic, partition, offset) to the message's (key,
     value) so that an event whose key resolves to no run is kept verbatim.
+    ``render=False`` (backfill, full sweeps) stores without queueing renders:
+    those artifacts render when first viewed (``renditions_prepare_missing``).
     """
     raw_messages = raw_messages or {}
     result = IngestResult()
@@ -328,7 +331,7 @@ def ingest_events(
     result.stale = (len(stored_events) - len(newest)) + (len(resolved) - result.stored)
 
     # Renders and pushes follow the commit (runs.services.changes).
-    changes_on_commit(run_ids=result.run_seqs, artifact_ids=result.changed_artifact_ids, ingested=True)
+    changes_on_commit(run_ids=result.run_seqs, artifact_ids=result.changed_artifact_ids, ingested=render)
     return result
 
 

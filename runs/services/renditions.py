@@ -29,6 +29,7 @@ from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db.models import Exists, OuterRef
 
 from runs.kinds import Viewer
 from runs.layouts import UnresolvableKey, resolve_key
@@ -145,6 +146,22 @@ def renditions_prepare(*, artifact_ids: Sequence[int]) -> list[tuple[int, str]]:
         ]
     )
     return jobs
+
+
+def renditions_prepare_missing(*, run_id: int, limit: int = 5000) -> int:
+    """Render on first view: queue the live artifacts of a run whose current version has
+    no rendition yet. Backfills and full sweeps store artifacts without rendering them
+    (``ingest_events(render=False)``), so a million imported objects never compete
+    with live renders; opening the run renders what it shows. Cheap when nothing is
+    missing (one indexed anti-join); returns how many were queued."""
+    missing = list(
+        Artifact.objects.filter(run_id=run_id, deleted=False)
+        .exclude(Exists(Rendition.objects.filter(artifact_id=OuterRef("pk"), etag=OuterRef("etag"))))
+        .values_list("id", flat=True)[:limit]
+    )
+    if missing:
+        renditions_enqueue(artifact_ids=missing)
+    return len(missing)
 
 
 # --- rendering --------------------------------------------------------------------

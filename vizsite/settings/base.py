@@ -224,6 +224,20 @@ KAFKA_TOPIC_REFRESH_S = env.float("KAFKA_TOPIC_REFRESH_S", default=5.0)
 INGEST_ERROR_RETENTION_DAYS = env.int("INGEST_ERROR_RETENTION_DAYS", default=30)
 INGEST_ERROR_PRUNE_INTERVAL_S = env.float("INGEST_ERROR_PRUNE_INTERVAL_S", default=3600.0)
 
+# --- Reconciliation (runs/services/reconcile.py, docs/reconcile.md) -------------------
+# The bucket is the source of truth, events the fast path: the consumer lists
+# the prefixes of runs active within RECONCILE_RECENT_WINDOW_S every
+# RECONCILE_RECENT_INTERVAL_S, every followed bucket whole every
+# RECONCILE_FULL_INTERVAL_S, and whole after any gap it can see in the stream.
+RECONCILE_ENABLED = env.bool("RECONCILE_ENABLED", default=True)
+RECONCILE_RECENT_INTERVAL_S = env.float("RECONCILE_RECENT_INTERVAL_S", default=60.0)
+RECONCILE_RECENT_WINDOW_S = env.float("RECONCILE_RECENT_WINDOW_S", default=3600.0)
+RECONCILE_FULL_INTERVAL_S = env.float("RECONCILE_FULL_INTERVAL_S", default=86400.0)
+# Keys compared with the database per transaction; memory grows with it, not with the bucket.
+RECONCILE_PAGE_SIZE = env.int("RECONCILE_PAGE_SIZE", default=1000)
+# Finished sweeps kept per bucket for the record (older rows are pruned).
+RECONCILE_HISTORY = env.int("RECONCILE_HISTORY", default=50)
+
 # --- MinIO / S3 ------------------------------------------------------------
 MINIO_ENDPOINT = env("MINIO_ENDPOINT", default="127.0.0.1:19000")
 MINIO_ACCESS_KEY = _development_default("MINIO_ACCESS_KEY", "pipelens")

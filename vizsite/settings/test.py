@@ -31,3 +31,7 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # the session creates it and deletes it afterwards (tests/conftest.py).
 MINIO_KAFKA_TOPIC = env("MINIO_TEST_KAFKA_TOPIC", default="pipelens-test-events")  # noqa: F405
 MINIO_NOTIFY_ARN = env("MINIO_TEST_NOTIFY_ARN", default="arn:minio:sqs::PIPELENSTEST:kafka")  # noqa: F405
+# Reconciliation sweeps run only in the tests about them (tests/runs/test_reconcile.py,
+# tests/streaming/ingest/test_reconcile_faults.py): elsewhere a sweep would add
+# artifacts and IngestErrors that tests of the event path alone do not expect.
+RECONCILE_ENABLED = env.bool("RECONCILE_ENABLED", default=False)  # noqa: F405
