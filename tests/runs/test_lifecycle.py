@@ -313,3 +313,23 @@ def test_apply_kfp_state_on_a_vanished_run_is_a_no_op():
     assert (
         run_apply_kfp_state(run_id=10**9, state=KfpRunState(run_id=RECORDED_RUN_ID, status="failed")) is False
     )
+
+
+def test_the_command_runs_one_round_of_everything(settings):
+    import io
+
+    from django.core.management import call_command
+
+    bucket = BucketFactory(name="mlpipeline")
+    put(bucket, V1.format(pod="111", file="main.log"), -10_000)
+    run = kfp_run(bucket, "preprocess", "train-model")
+    out = io.StringIO()
+    settings.KFP_POLL_MAX_AGE_S = 10 * 365 * 86400  # now is the real clock, BASE_TIME is fixed
+    with serving("run_failed.json") as kfp:
+        settings.KFP_API_URL = kfp.url
+        call_command("run_lifecycle", stdout=out)
+    # Now is long after BASE_TIME: the v1 run's step ended before its run idled.
+    v1 = Run.objects.get(layout="kfp_v1_dated")
+    assert statuses(v1) == ("idle", {"iris-pipeline-7xk2p-111": "done"})
+    assert statuses(run)[0] == "failed"
+    assert out.getvalue() == "steps ended: 1, runs changed: 2, runs changed by KFP: 1\n"
