@@ -281,6 +281,7 @@ def test_an_unreachable_api_ends_the_round_after_one_timeout(caplog):
         assert runs_poll_kfp(now=at(10), base_url=kfp.url, timeout_s=0.5) == 0
     assert len(kfp.requests) == 1
     assert set(Run.objects.values_list("status", flat=True)) == {"active"}
+    assert "event=kfp_poll_failed" in caplog.text and "did not answer" in caplog.text
 
 
 def test_poll_is_off_without_a_url():
