@@ -116,13 +116,38 @@ class Bucket(models.Model):
         return self.name
 
 
+# Statuses no event changes any more (KFP's final states, and a v1 step's end).
+FINAL_STATUSES = ("succeeded", "failed", "skipped", "canceled", "done")
+# Kubeflow's states of a run still in progress: an event keeps them (KFP knows better).
+KFP_PROGRESS_STATUSES = ("pending", "running", "canceling", "paused")
+# Runs still moving: active, or in progress according to Kubeflow.
+LIVE_STATUSES = ("active", *KFP_PROGRESS_STATUSES)
+
+
 class Run(models.Model):
-    """One pipeline run: every artifact whose key resolves to the same run key."""
+    """One pipeline run: every artifact whose key resolves to the same run key.
+
+    ``status`` (docs/portal.md#run-status): ``active`` while events arrive,
+    ``idle`` after RUN_IDLE_AFTER_S without one, or the run's state in
+    Kubeflow Pipelines when its API is configured (runs/services/lifecycle.py).
+    """
 
     class Status(models.TextChoices):
+        # From the event stream (runs/services/ingest.py, runs/services/lifecycle.py).
+        ACTIVE = "active", "Active"
+        IDLE = "idle", "Idle"
+        # A KFP v1 step whose main.log arrived: it ended, outcome unknown
+        # (Argo archives the log of a failed pod too). Steps only.
+        DONE = "done", "Done"
+        # Kubeflow Pipelines' V2beta1RuntimeState, lower-cased (runs/kfp_api.py).
+        PENDING = "pending", "Pending"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+        CANCELING = "canceling", "Canceling"
+        CANCELED = "canceled", "Canceled"
+        PAUSED = "paused", "Paused"
 
     bucket = models.ForeignKey(Bucket, on_delete=models.CASCADE, related_name="runs")
     run_key = models.CharField(max_length=1024)
@@ -130,7 +155,7 @@ class Run(models.Model):
     pipeline = models.CharField(max_length=512, blank=True)
     namespace = models.CharField(max_length=253, blank=True)
     layout = models.CharField(max_length=50)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     first_event_at = models.DateTimeField()
     last_event_at = models.DateTimeField()
     artifact_count = models.PositiveIntegerField(default=0)
@@ -142,7 +167,13 @@ class Run(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["bucket", "run_key"], name="run_unique_key_per_bucket")
         ]
-        indexes = [models.Index(fields=["-last_event_at"], name="run_last_event_idx")]
+        indexes = [
+            models.Index(fields=["-last_event_at"], name="run_last_event_idx"),
+            # The few runs still moving: what runs_mark_idle and steps_mark_ended scan.
+            models.Index(
+                fields=["last_event_at"], name="run_live_idx", condition=models.Q(status__in=LIVE_STATUSES)
+            ),
+        ]
         ordering = ["-last_event_at"]
 
     def __str__(self) -> str:
@@ -154,7 +185,7 @@ class Step(models.Model):
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
     name = models.CharField(max_length=512)
-    status = models.CharField(max_length=20, choices=Run.Status.choices, default=Run.Status.RUNNING)
+    status = models.CharField(max_length=20, choices=Run.Status.choices, default=Run.Status.ACTIVE)
     first_event_at = models.DateTimeField()
     last_event_at = models.DateTimeField()
     artifact_count = models.PositiveIntegerField(default=0)

@@ -1,4 +1,4 @@
-"""The consumer's background thread: reconciliation sweeps and other periodic jobs.
+"""The consumer's background thread: reconciliation sweeps and periodic jobs (run lifecycle).
 
 Events are the fast path; this thread makes the database complete anyway
 (docs/reconcile.md). It runs beside the consume loop in ``consume_events``,
@@ -33,6 +33,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from runs.models import Bucket, BucketSweep
+from runs.services.lifecycle import lifecycle_upkeep, runs_poll_kfp
 from runs.services.reconcile import (
     SweepBusy,
     bucket_reconcile,
@@ -54,7 +55,7 @@ class PeriodicJob:
     name: str
     period_s: Callable[[], float]
     run: Callable[[], object]
-    last: float = field(default=float("-inf"))
+    last: float = field(default_factory=time.monotonic)  # first run one period after start
 
 
 class Maintenance:
@@ -69,7 +70,11 @@ class Maintenance:
         self._gaps_not_before = 0.0  # after a failed gap sweep (store down), wait a little
         self._recent_at = float("-inf")
         self._started = False
-        self.jobs: list[PeriodicJob] = []
+        # Run lifecycle (docs/portal.md#run-status): idle runs, ended steps, Kubeflow's states.
+        self.jobs: list[PeriodicJob] = [
+            PeriodicJob("lifecycle", lambda: settings.RUN_LIFECYCLE_TICK_S, lifecycle_upkeep),
+            PeriodicJob("kfp_poll", lambda: settings.KFP_POLL_S, runs_poll_kfp),
+        ]
         self._thread: threading.Thread | None = None
 
     # --- called from the consume loop's thread ---
@@ -120,7 +125,14 @@ class Maintenance:
             now = time.monotonic()
             if now - job.last >= job.period_s():
                 job.last = now
-                job.run()
+                try:
+                    job.run()
+                except DatabaseError:
+                    raise
+                except Exception as exc:  # one failing job must not starve the others
+                    log_event(
+                        logger, "job_failed", level=logging.WARNING, job=job.name, error=repr(exc)[:200]
+                    )
         if not settings.RECONCILE_ENABLED:
             return
         self._sweep_gaps()

@@ -238,6 +238,22 @@ RECONCILE_PAGE_SIZE = env.int("RECONCILE_PAGE_SIZE", default=1000)
 # Finished sweeps kept per bucket for the record (older rows are pruned).
 RECONCILE_HISTORY = env.int("RECONCILE_HISTORY", default=50)
 
+# --- Run lifecycle (runs/services/lifecycle.py, docs/portal.md#run-status) ----
+# A run (and a step) with no event for this long turns from active to idle.
+RUN_IDLE_AFTER_S = env.float("RUN_IDLE_AFTER_S", default=300.0)
+# How often the lifecycle upkeep runs (idle runs, ended KFP v1 steps).
+RUN_LIFECYCLE_TICK_S = env.float("RUN_LIFECYCLE_TICK_S", default=15.0)
+# A Kubeflow Pipelines API (e.g. http://ml-pipeline.kubeflow:8888); empty: no polling.
+KFP_API_URL = env("KFP_API_URL", default="")
+# Bearer token for that API (a service account token); never logged.
+KFP_API_TOKEN = env("KFP_API_TOKEN", default="")
+# How often unfinished KFP v2 runs are polled, the per-request timeout, how far
+# back a run's last event may be to still be polled, and most runs per poll.
+KFP_POLL_S = env.float("KFP_POLL_S", default=30.0)
+KFP_TIMEOUT_S = env.float("KFP_TIMEOUT_S", default=5.0)
+KFP_POLL_MAX_AGE_S = env.float("KFP_POLL_MAX_AGE_S", default=86400.0)
+KFP_POLL_MAX_RUNS = env.int("KFP_POLL_MAX_RUNS", default=200)
+
 # --- MinIO / S3 ------------------------------------------------------------
 MINIO_ENDPOINT = env("MINIO_ENDPOINT", default="127.0.0.1:19000")
 MINIO_ACCESS_KEY = _development_default("MINIO_ACCESS_KEY", "pipelens")
