@@ -71,6 +71,9 @@ def test_allowed_networks_follow_the_setting_and_the_trusted_proxies(client, set
     assert client.get("/metrics", **inside).status_code == 200
     spoofed = {"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "10.9.9.9, 203.0.113.9"}
     assert client.get("/metrics", **spoofed).status_code == 403
+    # Straight to the pod from outside, claiming an inside address: the peer is not allowed.
+    direct = {"REMOTE_ADDR": "203.0.113.50", "HTTP_X_FORWARDED_FOR": "10.9.9.9"}
+    assert client.get("/metrics", **direct).status_code == 403
     settings.METRICS_ALLOWED_NETWORKS = []
     assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 403
 
@@ -179,7 +182,23 @@ def test_metrics_of_the_consumer_the_worker_and_daphne_add_up_in_one_answer(
 
             wait_for(rendered, timeout=60, what="both artifacts rendered by the worker")
             assert '"runs.changed"' in socket_.recv(timeout=10)
-            open_figures = samples(_get(base + "/metrics"))
+
+            # The consumer counts a batch once its offsets are committed and the worker a
+            # render once it is stored, both just after what the test saw: wait for them.
+            created = (
+                "pipelens_events_consumed_total",
+                (("action", "created"), ("bucket", live_bucket.name)),
+            )
+            renders = [
+                ("pipelens_render_duration_seconds_count", (("viewer", v),)) for v in ("text", "image")
+            ]
+
+            def counted():
+                figures = samples(_get(base + "/metrics"))
+                done = figures.get(created) == 2 and all(k in figures for k in renders)
+                return figures if done else None
+
+            open_figures = wait_for(counted, what="the consumer's and the worker's metrics")
         closed = wait_for(
             lambda: (
                 (
@@ -220,6 +239,9 @@ def test_metrics_of_the_consumer_the_worker_and_daphne_add_up_in_one_answer(
     assert open_figures[("pipelens_websocket_pushes_total", (("socket", "runs_list"),))] >= 1
     assert open_figures[("pipelens_broadcast_messages_total", (("outcome", "sent"),))] >= 1
     assert closed[("pipelens_events_consumed_total", (("action", "created"), ("bucket", bucket)))] == 2
+    # Daphne took its live gauge with it at exit; the counters' files stay, to be summed.
+    assert list(multiproc.glob("gauge_livesum_*.db")) == []
+    assert list(multiproc.glob("counter_*.db"))
 
 
 def test_bucket_labels_stop_growing_past_the_cap(monkeypatch):

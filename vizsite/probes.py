@@ -75,14 +75,22 @@ def _networks(networks: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddr
     return tuple(ipaddress.ip_network(n, strict=False) for n in networks)
 
 
-def _from_allowed_network(request) -> bool:
+def _allowed(text: str) -> bool:
     try:
-        address = ipaddress.ip_address(client_ip(request))
+        address = ipaddress.ip_address(text)
     except ValueError:
         return False  # no address (a unix socket), or not one: not allowed
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped  # a dual-stack socket reports ::ffff:127.0.0.1
     return any(address in network for network in _networks(tuple(settings.METRICS_ALLOWED_NETWORKS)))
+
+
+def _from_allowed_network(request) -> bool:
+    """Both the socket peer and the client (as logins see it, through TRUSTED_PROXY_COUNT
+    proxies) are in METRICS_ALLOWED_NETWORKS. The peer too: a request sent straight to
+    the pod with a made-up X-Forwarded-For would otherwise pass as whatever it claims;
+    and a request through the reverse proxy passes only if its client is allowed."""
+    return _allowed(request.META.get("REMOTE_ADDR", "")) and _allowed(client_ip(request))
 
 
 def _bearer(request) -> str:
