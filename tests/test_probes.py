@@ -12,6 +12,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -213,3 +215,74 @@ def test_check_ready_names_the_database_when_its_link_is_cut(db, minio, kafka_bo
     assert report["failed"] == ["database"]
     assert "not ready: database" in down.stderr
     assert s["PASSWORD"] not in down.stdout
+
+
+# --- the real server under production settings ----------------------------------------------
+
+
+def test_daphne_under_production_settings_answers_probes_by_ip_over_plain_http(
+    db, minio, kafka_bootstrap, tmp_path
+):
+    """What a kubelet sees: production settings (HTTPS redirect, HSTS, a real host name in
+    ALLOWED_HOSTS), the pod addressed by IP over HTTP. The probes answer; pages do not."""
+    from tests.test_production_settings import SECRETS, _clean_environment
+
+    store = settings.OBJECT_STORES["default"]
+    env = {
+        **_clean_environment(),
+        **SECRETS,
+        "DJANGO_SETTINGS_MODULE": "vizsite.settings.production",
+        "DATABASE_URL": database_url(application_name="pipelens-test-probes-daphne"),
+        "REDIS_URL": settings.REDIS_URL,
+        "MINIO_ENDPOINT": store["endpoint"],
+        "MINIO_ACCESS_KEY": store["access_key"],
+        "MINIO_SECRET_KEY": store["secret_key"],
+    }
+    port = free_port()
+    daphne = str(Path(sys.executable).with_name("daphne"))
+    log = tmp_path / "daphne.log"
+    proc = subprocess.Popen(
+        [daphne, "-b", "127.0.0.1", "-p", str(port), "vizsite.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+    def get(path: str) -> tuple[int, bytes, dict]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": "10.42.0.17"})
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            with opener.open(request, timeout=10) as response:
+                return response.status, response.read(), dict(response.headers)
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read(), dict(exc.headers)
+
+    def up():
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            return get("/healthz")
+        except OSError:
+            return None
+
+    try:
+        status, body, _ = wait_for(up, timeout=30, what="daphne")
+        assert (status, json.loads(body)) == (200, {"ok": True})
+        status, body, _ = get("/readyz")
+        assert status == 200, body
+        assert json.loads(body)["ok"] is True
+        # A page at the same address is refused (unknown host); the probes were exempt, not the site.
+        assert get("/accounts/login/")[0] == 400
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        from tests.conftest import wait_db_sessions_gone
+
+        wait_db_sessions_gone("pipelens-test-probes-daphne")
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects come back as answers (HTTPError 30x) instead of being followed."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
