@@ -23,7 +23,7 @@ import urllib3
 from django.conf import settings
 from django.db import connection
 from minio import Minio
-from minio.error import MinioException, S3Error
+from minio.error import MinioException, S3Error, ServerError
 
 from runs.rendering.base import RenderError, StorageUnavailable, too_large
 
@@ -59,6 +59,47 @@ def minio_client(store: str = DEFAULT_STORE) -> Minio:
         secret_key=config["secret_key"],
         secure=config["secure"],
     )
+
+
+# --- readiness (vizsite/readiness.py, /readyz) ---------------------------------------
+
+
+class StoreNotReady(Exception):
+    """The store did not answer, or refused the credentials; the message names no address or secret."""
+
+
+# Codes of S3 answers that refuse the credentials themselves. Any other S3 error
+# (AccessDenied to list buckets, for a key limited to its buckets) comes from a
+# store that is up and knows the key.
+_CREDENTIALS_REFUSED = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
+
+
+def store_ping(*, store: str, timeout_s: float) -> None:
+    """Raise ``StoreNotReady`` unless ``store`` answers a signed request (ListBuckets)
+    within ``timeout_s``. A client of its own: no retries (the shared client's urllib3
+    retries would turn a dead store into half a minute of waiting)."""
+    config = settings.OBJECT_STORES.get(store)
+    if config is None:
+        raise UnknownStore(f"object store {store!r} is not configured")
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=timeout_s, read=timeout_s), retries=False)
+    client = Minio(
+        config["endpoint"],
+        access_key=config["access_key"],
+        secret_key=config["secret_key"],
+        secure=config["secure"],
+        http_client=http,
+    )
+    try:
+        client.list_buckets()
+    except S3Error as exc:
+        if exc.code in _CREDENTIALS_REFUSED:
+            raise StoreNotReady(f"credentials refused ({exc.code})") from exc
+    except ServerError as exc:
+        raise StoreNotReady(f"server error (HTTP {exc.status_code})") from exc
+    except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise StoreNotReady(f"unreachable ({type(exc).__name__})") from exc
+    finally:
+        http.clear()
 
 
 # --- reading one object version (renderers, table pages, full images) -------------

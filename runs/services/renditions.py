@@ -23,6 +23,8 @@ import json
 import logging
 import posixpath
 import re
+import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from celery import current_app
@@ -39,6 +41,7 @@ from runs.rendering.registry import render_artifact, viewer_of
 from runs.selectors.access import grant_allows
 from runs.services.changes import Changes, changes_on_commit, runs_touch
 from runs.storage import ObjectSource, minio_client, preview_prefix, preview_put
+from vizsite import metrics
 from vizsite.logs import log_event
 
 logger = logging.getLogger("pipelens.render")
@@ -293,6 +296,7 @@ def rendition_render(*, artifact_id: int, etag: str) -> str:
     )
     fetched: list[ObjectSource] = []
     ctx = _context(artifact=artifact, attempts=attempts, fetched=fetched)
+    started = time.monotonic()
     try:
         outputs = render_artifact(source, artifact.kind, ctx)
     except StorageUnavailable:
@@ -338,6 +342,11 @@ def rendition_render(*, artifact_id: int, etag: str) -> str:
             output.payload = {**output.payload, "cross_run_sources": foreign}
     outputs, stored = _store_or_fail(artifact=artifact, etag=etag, outputs=outputs, attempts=attempts)
     status = "stale" if not stored else ("failed" if all(o.failed for o in outputs) else "ready")
+    metrics.record_render(
+        viewer=viewer_of(artifact.kind),
+        duration_s=time.monotonic() - started,
+        failures=Counter(o.viewer for o in outputs if o.failed) if stored else Counter(),
+    )
     log_event(
         logger,
         "rendered",

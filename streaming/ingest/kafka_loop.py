@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from django.conf import settings
@@ -38,6 +38,7 @@ from streaming.ingest.filer_events import parse_filer_message
 from streaming.ingest.kafka_config import consumer_config
 from streaming.ingest.maintenance import Maintenance
 from streaming.ingest.s3_events import EventParseError, parse_message
+from vizsite import metrics
 from vizsite.logs import log_event
 
 logger = logging.getLogger("pipelens.consumer")
@@ -57,6 +58,7 @@ class ParsedBatch:
     offsets: dict[tuple[str, int], int]  # (topic, partition) -> next offset to commit
     counts: Counter
     size: int = 0  # messages in the batch, errors included
+    by_bucket: Counter = field(default_factory=Counter)  # (action, bucket) -> events, for metrics
 
 
 _SEAWEEDFS = KafkaTopic.MessageFormat.SEAWEEDFS_FILER.value
@@ -106,6 +108,7 @@ def parse_batch(messages, formats: Mapping[str, str] | None = None) -> ParsedBat
             continue
         for event in events:
             batch.counts[event.action.value] += 1
+            batch.by_bucket[(event.action.value, event.bucket)] += 1
             if event.action in (EventAction.CREATED, EventAction.REMOVED):
                 batch.events.append(event)
     return batch
@@ -307,6 +310,7 @@ class IngestConsumer:
                 # Lost the partitions (rebalance, long outage): the batch is
                 # stored, and its redelivery to the next owner is idempotent.
                 log_event(logger, "commit_failed", level=logging.WARNING, error=str(exc))
+        metrics.record_batch(events=batch.by_bucket, duration_s=duration, errors=result.rejected)
         log_event(
             logger,
             "batch_stored",
@@ -377,13 +381,15 @@ class IngestConsumer:
 
     @staticmethod
     def _lag(consumer: Consumer) -> int:
-        """Messages behind the head over the assigned partitions (from cached watermarks)."""
+        """Messages behind the head over the assigned partitions (from cached watermarks);
+        each partition's figure also goes to the lag metric."""
         try:
             lag = 0
             for tp in consumer.position(consumer.assignment()):
                 _, high = consumer.get_watermark_offsets(tp, cached=True)
                 if tp.offset >= 0 and high >= 0:
                     lag += max(high - tp.offset, 0)
+                    metrics.record_lag(topic=tp.topic, partition=tp.partition, lag=max(high - tp.offset, 0))
             return lag
         except KafkaException:
             return -1

@@ -9,6 +9,7 @@ serve local work against the services ``deploy/local/services.sh`` starts.
 Production (``production.py``) requires every secret and refuses the flag.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -63,6 +64,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz and /metrics are answered here, before the host check, the HTTPS
+    # redirect and the login machinery (vizsite/probes.py says why).
+    "vizsite.probes.probe_middleware",
     "django.middleware.security.SecurityMiddleware",
     # A strict Content-Security-Policy on every portal response (vizsite/csp.py); near the
     # top, so responses made by the middleware below (400, 403, redirects) carry it too.
@@ -430,6 +434,24 @@ WEBAPP_CSP = env(
 # pages) at once per process; more answer 503 "busy, retry" at once instead of
 # queueing behind each other (docs/viewers.md).
 VIEWER_MAX_CONCURRENT_READS = env.int("VIEWER_MAX_CONCURRENT_READS", default=4)
+
+# --- Probes and metrics (vizsite/probes.py; docs/operations.md#probes-and-metrics) ---
+# Each /readyz check (database, Redis, Kafka, object stores; run in parallel) gives up
+# after this many seconds, so the probe answers in about this long however many are down.
+READINESS_TIMEOUT_S = env.float("READINESS_TIMEOUT_S", default=2.0)
+# /metrics is served to these networks (CIDRs; the client address as for logins,
+# TRUSTED_PROXY_COUNT) and to requests carrying "Authorization: Bearer <METRICS_TOKEN>".
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network ({_exc})."
+        ) from None
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN is shorter than 16 characters; use a long random one.")
 
 # --- Recipes: user-supplied Python run in a sandbox (docs/recipes.md) -------------
 # Off unless asked for: running code written by users is a decision per deployment
