@@ -43,6 +43,10 @@ class TopicExists(BrokerError):
     """The topic is already on the broker."""
 
 
+class TopicMissing(BrokerError):
+    """The topic is not on the broker."""
+
+
 def topic_name_check(name: str) -> None:
     """Raise ``BrokerError`` unless ``name`` is a topic name Kafka accepts."""
     if not _TOPIC_NAME.match(name or "") or name in (".", ".."):
@@ -158,8 +162,8 @@ def broker_partition_count(*, name: str, bootstrap: str, admin: AdminClient | No
     admin = admin or _admin(bootstrap)
     meta = _reachable(admin, bootstrap)
     topic = meta.topics.get(name)
-    if topic is None or (topic.error is not None and not topic.partitions):
-        raise BrokerError(f"Topic {name!r} does not exist on Kafka at {bootstrap}.")
+    if topic is None or not topic.partitions:
+        raise TopicMissing(f"Topic {name!r} does not exist on Kafka at {bootstrap}.")
     return len(topic.partitions)
 
 
@@ -207,7 +211,7 @@ def broker_topic_state(*, name: str, bootstrap: str, group: str) -> TopicState:
     meta = _reachable(admin, bootstrap)
     topic = meta.topics.get(name)
     if topic is None or not topic.partitions:
-        raise BrokerError(f"Topic {name!r} does not exist on Kafka at {bootstrap}.")
+        raise TopicMissing(f"Topic {name!r} does not exist on Kafka at {bootstrap}.")
     numbers = sorted(topic.partitions)
     tps = [TopicPartition(name, p) for p in numbers]
     lows = _offsets(admin, tps, OffsetSpec.earliest(), bootstrap)

@@ -25,6 +25,12 @@ class BucketForm(ServiceForm):
 
     service_errors = (BucketError,)
     store = forms.ChoiceField(choices=[])
+    notify_arn = forms.ChoiceField(
+        label="Notification target",
+        required=False,
+        help_text="The MinIO Kafka target the bucket publishes through, and the topic it publishes to "
+        "(manage them under MinIO targets). Not used for SeaweedFS.",
+    )
 
     class Meta:
         model = Bucket
@@ -43,6 +49,7 @@ class BucketForm(ServiceForm):
         super().__init__(*args, **kwargs)
         if "store" in self.fields:
             self.fields["store"].choices = [(alias, alias) for alias in store_aliases()]
+        self.fields["notify_arn"].choices = _target_choices(current=self.instance.notify_arn)
 
     def _filter(self, field: str) -> str:
         value = self.cleaned_data[field]
@@ -76,6 +83,24 @@ class BucketForm(ServiceForm):
         if self.instance.pk is None:
             return bucket_create(name=data["name"], store=data["store"], **common)
         return bucket_update(bucket=self.instance, name=data.get("name"), **common)
+
+
+def _target_choices(*, current: str) -> list[tuple[str, str]]:
+    """Every loaded Kafka target of every MinIO store, labelled with the topic it publishes to."""
+    choices = [("", f"the MINIO_NOTIFY_ARN setting ({settings.MINIO_NOTIFY_ARN})")]
+    for alias in store_aliases():
+        if store_kind(alias) != "minio":
+            continue
+        targets, _ = store_kafka_targets(store=alias)
+        choices += [(t.arn, f"{t.arn} → topic {t.topic} (store {alias})") for t in targets]
+    if current and current not in {value for value, _ in choices}:
+        choices.append((current, f"{current} (not loaded by any store)"))
+    seen, unique = set(), []
+    for value, label in choices:  # one entry per ARN, even when stores share a target id
+        if value not in seen:
+            seen.add(value)
+            unique.append((value, label))
+    return unique
 
 
 @admin.register(Bucket)

@@ -17,6 +17,7 @@ from minio.notificationconfig import NotificationConfig, PrefixFilterRule, Queue
 from runs.models import Bucket, KafkaTopic
 from runs.selectors.buckets import PIPELENS_RULE_ID, bucket_expected_rule, filter_value_problem
 from runs.storage import (
+    KafkaTarget,
     StoreAdminError,
     bucket_notification_read,
     kafka_targets_read,
@@ -125,10 +126,10 @@ class BucketError(Exception):
     """A bucket change the store (or Pipelens) refused; nothing was left half-done."""
 
 
-def bucket_target_check(*, store: str, arn: str, topic: KafkaTopic | None) -> None:
-    """``BucketError`` unless MinIO store ``store`` has loaded the target ``arn`` and it
-    publishes to ``topic``: a bucket wired to another topic's target would feed a topic
-    Pipelens does not read for it."""
+def bucket_target_check(*, store: str, arn: str, topic: KafkaTopic | None) -> KafkaTarget:
+    """The target ``arn`` of MinIO store ``store``; ``BucketError`` unless the store has loaded
+    it and it publishes to ``topic``: a bucket wired to another topic's target would feed a
+    topic Pipelens does not read for it."""
     try:
         targets = {t.arn: t for t in kafka_targets_read(store=store)}
     except StoreAdminError as exc:
@@ -142,6 +143,39 @@ def bucket_target_check(*, store: str, arn: str, topic: KafkaTopic | None) -> No
         )
     if topic is not None and target.topic != topic.name:
         raise BucketError(f"Target {arn} publishes to topic {target.topic!r}, not to {topic.name!r}.")
+    return target
+
+
+def _topic_for(*, store: str, arn: str, topic: KafkaTopic | None) -> KafkaTopic:
+    """The topic a bucket of ``store`` publishes to: for SeaweedFS the filer's (one format only);
+    for MinIO the one given, checked against the target, or else the target's own topic."""
+    if store_kind(store) == SEAWEEDFS:
+        filer = settings.SEAWEEDFS_KAFKA_TOPIC
+        if topic is not None and (
+            topic.message_format != KafkaTopic.MessageFormat.SEAWEEDFS_FILER or topic.name != filer
+        ):
+            raise BucketError(
+                f"A SeaweedFS bucket's events come from the filer's topic {filer!r} "
+                "(SEAWEEDFS_KAFKA_TOPIC, format SeaweedFS filer notification); leave the topic empty."
+            )
+        return topic or _topic_row(name=filer, message_format=KafkaTopic.MessageFormat.SEAWEEDFS_FILER)
+    if topic is not None and topic.message_format != KafkaTopic.MessageFormat.S3:
+        raise BucketError(
+            f"Topic {topic.name!r} carries {topic.get_message_format_display()} messages, not MinIO's."
+        )
+    target = bucket_target_check(store=store, arn=arn, topic=topic)
+    return topic or _topic_row(name=target.topic, message_format=KafkaTopic.MessageFormat.S3)
+
+
+def _topic_row(*, name: str, message_format: str) -> KafkaTopic:
+    """The row of topic ``name``, or a new one left unsaved: it is saved with the bucket,
+    so a refused registration leaves no row behind."""
+    topic = KafkaTopic.objects.filter(name=name).first()
+    if topic is None:
+        return KafkaTopic(name=name, message_format=message_format)
+    if topic.message_format != message_format:
+        raise BucketError(f"Topic {name!r} carries {topic.get_message_format_display()} messages.")
+    return topic
 
 
 def bucket_create(
@@ -172,8 +206,7 @@ def bucket_create(
     )
     client = minio_client(store)
     kind = store_kind(store)
-    if kind != SEAWEEDFS:
-        bucket_target_check(store=store, arn=bucket_expected_rule(bucket=bucket).arn, topic=topic)
+    bucket.topic = _topic_for(store=store, arn=bucket_expected_rule(bucket=bucket).arn, topic=topic)
     made = False
     try:
         if not client.bucket_exists(name):
@@ -187,6 +220,9 @@ def bucket_create(
             else Bucket.NotificationStatus.CONFIGURED
         )
         with transaction.atomic():
+            if bucket.topic.pk is None:
+                bucket.topic.save()
+                bucket.topic = bucket.topic  # re-bind the saved row's id to the foreign key
             bucket.save()
     except (MinioException, OSError, ValueError, StoreAdminError, IntegrityError) as exc:
         if made:
@@ -228,8 +264,8 @@ def bucket_update(
     stored.topic, stored.layouts = topic, list(layouts)
     stored.prefix_filter, stored.suffix_filter = prefix_filter, suffix_filter
     stored.event_names, stored.notify_arn = list(event_names), notify_arn
+    stored.topic = _topic_for(store=stored.store, arn=bucket_expected_rule(bucket=stored).arn, topic=topic)
     if store_kind(stored.store) != SEAWEEDFS:
-        bucket_target_check(store=stored.store, arn=bucket_expected_rule(bucket=stored).arn, topic=topic)
         try:
             client = minio_client(stored.store)
             if not client.bucket_exists(stored.name):
@@ -243,7 +279,11 @@ def bucket_update(
             )
             raise BucketError(text) from exc
         stored.notification_status, stored.notification_error = Bucket.NotificationStatus.CONFIGURED, ""
-    stored.save()
+    with transaction.atomic():
+        if stored.topic.pk is None:
+            stored.topic.save()
+            stored.topic = stored.topic
+        stored.save()
     return stored
 
 

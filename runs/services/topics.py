@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from runs.brokers import (
     BrokerError,
     TopicExists,
+    TopicMissing,
     bootstrap_for,
     broker_partition_count,
     broker_topic_create,
@@ -91,11 +92,23 @@ def topic_update(
 ) -> KafkaTopic:
     """Change a topic: retention on the broker, then the partition count (only up: Kafka
     cannot remove partitions), then the row. If raising the partitions is refused, the
-    retention goes back to what it was."""
+    retention goes back to what it was. A topic missing on the broker is created."""
     before = KafkaTopic.objects.get(pk=topic.pk)
     bootstrap = bootstrap_for(before.bootstrap_servers)
     try:
-        have = broker_partition_count(name=before.name, bootstrap=bootstrap)
+        try:
+            have = broker_partition_count(name=before.name, bootstrap=bootstrap)
+        except TopicMissing:
+            # A row without its topic (registered before the console, or deleted on the
+            # broker behind Pipelens' back): saving it creates the topic as the row says.
+            broker_topic_create(
+                name=before.name,
+                partitions=partitions,
+                replication_factor=before.replication_factor,
+                retention_ms=retention_ms,
+                bootstrap=bootstrap,
+            )
+            have, before.retention_ms = partitions, retention_ms
         if partitions < have:
             raise TopicError(
                 f"Topic {before.name!r} has {have} partitions on the broker; Kafka cannot remove "

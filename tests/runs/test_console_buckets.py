@@ -208,3 +208,37 @@ def test_the_targets_page_shows_which_topic_each_target_publishes_to(admin_clien
     row = page.split(f'<tr data-target="{arn_id}">', 1)[1].split("</tr>", 1)[0]
     assert f'<td class="topic">{settings.MINIO_KAFKA_TOPIC}</td>' in row and "environment" in row
     assert settings.OBJECT_STORES["default"]["secret_key"] not in page
+
+
+def test_a_bucket_without_a_topic_takes_its_targets_topic(admin_client, minio, store_buckets, test_topic):
+    name = store_buckets()
+    data = _form(name, test_topic)
+    data["topic"] = ""
+    response = admin_client.post("/admin/runs/bucket/add/", data)
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    assert Bucket.objects.get(name=name).topic.name == settings.MINIO_KAFKA_TOPIC
+
+
+def test_a_seaweedfs_bucket_is_put_on_the_filers_topic_and_its_page_says_how_the_filer_is_wired(
+    admin_client, seaweedfs, unique_name, test_topic
+):
+    name = unique_name("sw")
+    try:
+        refused = admin_client.post("/admin/runs/bucket/add/", _form(name, test_topic, store="seaweedfs"))
+        assert "come from the filer&#x27;s topic" in refused.content.decode()
+        assert not seaweedfs.bucket_exists(name)
+        data = _form(name, test_topic, store="seaweedfs")
+        data["topic"] = ""
+        response = admin_client.post("/admin/runs/bucket/add/", data)
+        assert response.status_code == 302, response.content.decode()[-3000:]
+        bucket = Bucket.objects.get(name=name)
+        assert bucket.notification_status == Bucket.NotificationStatus.IN_FILER_CONFIG
+        assert (bucket.topic.name, bucket.topic.message_format) == (
+            settings.SEAWEEDFS_KAFKA_TOPIC,
+            "seaweedfs_filer",
+        )
+        page = admin_client.get(f"/admin/runs/bucket/{bucket.pk}/change/").content.decode()
+        assert "notification.toml" in page and "it exists on the broker" in page
+    finally:
+        if seaweedfs.bucket_exists(name):
+            seaweedfs.remove_bucket(name)

@@ -215,3 +215,13 @@ def test_a_topic_already_on_the_broker_is_adopted_as_it_is(broker_topics):
     assert adopted.partitions == 2 and _partitions_on_broker(name) == 2
     with pytest.raises(TopicError, match="already has a topic"):
         topic_create(name=name)
+
+
+def test_saving_a_row_whose_topic_is_missing_on_the_broker_creates_it(admin_client, broker_topics):
+    name = broker_topics()
+    row = KafkaTopic.objects.create(name=name, partitions=1)  # registered before the console existed
+    page = admin_client.get(f"/admin/runs/kafkatopic/{row.pk}/change/").content.decode()
+    assert "does not exist on Kafka" in page
+    response = admin_client.post(f"/admin/runs/kafkatopic/{row.pk}/change/", _form(partitions=2))
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    assert _partitions_on_broker(name) == 2
