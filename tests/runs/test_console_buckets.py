@@ -242,3 +242,12 @@ def test_a_seaweedfs_bucket_is_put_on_the_filers_topic_and_its_page_says_how_the
     finally:
         if seaweedfs.bucket_exists(name):
             seaweedfs.remove_bucket(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"), [("ab..cd", "invalid successive characters"), ("192.168.1.1", "IP address")]
+)
+def test_a_bucket_name_s3_forbids_is_refused_with_the_reason(admin_client, minio, test_topic, name, reason):
+    response = admin_client.post("/admin/runs/bucket/add/", _form(name, test_topic))
+    assert response.status_code == 200 and reason in response.content.decode()
+    assert not Bucket.objects.exists()
