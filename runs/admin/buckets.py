@@ -15,7 +15,13 @@ from runs.admin.base import ServiceAdminMixin, ServiceForm
 from runs.brokers import BrokerError, bootstrap_for, broker_topic_exists
 from runs.models import Bucket
 from runs.selectors.buckets import bucket_notification_check, filter_value_problem, store_kafka_targets
-from runs.services.buckets import BucketError, bucket_create, bucket_notification_configure, bucket_update
+from runs.services.buckets import (
+    BucketError,
+    bucket_create,
+    bucket_delete,
+    bucket_notification_configure,
+    bucket_update,
+)
 from runs.services.store_targets import TargetError, store_restart, store_target_remove, store_target_set
 from runs.storage import store_aliases, store_kind
 
@@ -143,8 +149,23 @@ class BucketAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 context["filer_topic_error"] = str(exc)
         return render_to_string("admin/runs/bucket/_in_the_store.html", context)
 
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except BucketError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:runs_bucket_change", args=[object_id]))
+
     def delete_model(self, request, obj):
-        super().delete_model(request, obj)  # the row only: the store keeps the bucket and its objects
+        # The row, and Pipelens' rule in the store; the store keeps the bucket and its objects.
+        bucket_delete(bucket=obj)
+
+    def delete_queryset(self, request, queryset):
+        for bucket in queryset:
+            try:
+                bucket_delete(bucket=bucket)
+            except BucketError as exc:
+                self.message_user(request, f"{bucket.name}: {exc}", messages.ERROR)
 
     # --- extra pages: re-apply, MinIO targets -------------------------------------
 

@@ -110,16 +110,32 @@ def _notification_apply(bucket: Bucket) -> None:
         prefix_filter_rule=PrefixFilterRule(rule.prefix) if rule.prefix else None,
         suffix_filter_rule=SuffixFilterRule(rule.suffix) if rule.suffix else None,
     )
-    current = bucket_notification_read(store=bucket.store, bucket=bucket.name)
-    others = [q for q in current.queue_config_list if q.config_id != PIPELENS_RULE_ID and q.queue != rule.arn]
-    minio_client(bucket.store).set_bucket_notification(
-        bucket.name,
+    _notification_write(store=bucket.store, name=bucket.name, ours=ours, arn=rule.arn)
+
+
+def _notification_write(*, store: str, name: str, ours: QueueConfig | None, arn: str = "") -> None:
+    """Replace Pipelens' rule in bucket ``name``'s notification by ``ours`` (None: remove it);
+    rules of other targets are written back as the store held them."""
+    current = bucket_notification_read(store=store, bucket=name)
+    others = [q for q in current.queue_config_list if q.config_id != PIPELENS_RULE_ID and q.queue != arn]
+    minio_client(store).set_bucket_notification(
+        name,
         NotificationConfig(
             cloud_func_config_list=current.cloud_func_config_list,
-            queue_config_list=[*others, ours],
+            queue_config_list=[*others, *([ours] if ours is not None else [])],
             topic_config_list=current.topic_config_list,
         ),
     )
+
+
+def _notification_withdraw(*, bucket: Bucket, name: str | None = None) -> None:
+    """Remove Pipelens' rule from the store's bucket (``name``, default ``bucket.name``),
+    keeping the bucket, its objects and other targets' rules. A bucket gone from the
+    store has nothing to withdraw."""
+    name = name or bucket.name
+    if store_kind(bucket.store) == SEAWEEDFS or not minio_client(bucket.store).bucket_exists(name):
+        return
+    _notification_write(store=bucket.store, name=name, ours=None, arn=bucket_expected_rule(bucket=bucket).arn)
 
 
 class BucketError(Exception):
@@ -257,10 +273,11 @@ def bucket_update(
     store refuses leaves the row and the store's configuration as they were. The name
     changes only while no events exist (runs and grants are keyed by it)."""
     stored = Bucket.objects.get(pk=bucket.pk)
+    renamed_from = ""
     if name is not None and name != stored.name:
         if stored.last_event_at is not None or stored.runs.exists():
             raise BucketError("The bucket's name is fixed once events exist.")
-        stored.name = name
+        renamed_from, stored.name = stored.name, name
     stored.topic, stored.layouts = topic, list(layouts)
     stored.prefix_filter, stored.suffix_filter = prefix_filter, suffix_filter
     stored.event_names, stored.notify_arn = list(event_names), notify_arn
@@ -284,7 +301,30 @@ def bucket_update(
             stored.topic.save()
             stored.topic = stored.topic
         stored.save()
+    if renamed_from:
+        # The old bucket stops publishing into Pipelens' topic (unknown-bucket errors otherwise).
+        old = Bucket.objects.get(pk=stored.pk)
+        old.name = renamed_from
+        try:
+            _notification_withdraw(bucket=old)
+        except (MinioException, OSError, ValueError, StoreAdminError):
+            pass  # the rename stands; the old bucket's page is gone, its events become ingest errors
     return stored
+
+
+def bucket_delete(*, bucket: Bucket) -> None:
+    """Forget a bucket: withdraw Pipelens' rule from its notification in the store (the bucket,
+    its objects and other targets' rules stay), then delete the row with its runs and grants.
+    If the store cannot be changed, the row stays too (``BucketError``)."""
+    try:
+        _notification_withdraw(bucket=bucket)
+    except (MinioException, OSError, ValueError, StoreAdminError) as exc:
+        text = (
+            str(exc) if isinstance(exc, ValueError | StoreAdminError) else store_error_text(bucket.store, exc)
+        )
+        raise BucketError(f"Not deleted: the store still publishes this bucket's events ({text}).") from exc
+    with transaction.atomic():
+        bucket.delete()
 
 
 def _seaweedfs_bucket_ensure(bucket: Bucket, client) -> Bucket:

@@ -2,6 +2,7 @@
 the real MinIO and applies its notification; drift is shown and re-applied (docs/operations.md)."""
 
 import json
+import os
 import uuid
 
 import pytest
@@ -16,6 +17,9 @@ from tests.conftest import skip_to_end
 from tests.helpers import put, wait_for
 
 pytestmark = pytest.mark.django_db
+
+# deploy/local/minio.sh's benchmark target (MINIO_BENCH_NOTIFY_ARN in services.sh env).
+BENCH_ARN = os.environ.get("MINIO_BENCH_NOTIFY_ARN", "arn:minio:sqs::PIPELENSBENCH:kafka")
 
 
 def _form(name, topic, **overrides):
@@ -251,3 +255,45 @@ def test_a_bucket_name_s3_forbids_is_refused_with_the_reason(admin_client, minio
     response = admin_client.post("/admin/runs/bucket/add/", _form(name, test_topic))
     assert response.status_code == 200 and reason in response.content.decode()
     assert not Bucket.objects.exists()
+
+
+def test_other_targets_rules_are_kept_and_deleting_the_row_withdraws_only_pipelens_rule(
+    admin_client, minio, store_buckets, test_topic
+):
+    name = store_buckets()
+    minio.make_bucket(name)
+    # Another system's rule, already on the bucket (the bench target; nothing is uploaded).
+    theirs = QueueConfig(
+        queue=BENCH_ARN,
+        events=["s3:ObjectCreated:Put"],
+        config_id="theirs",
+        prefix_filter_rule=PrefixFilterRule("other/"),
+    )
+    minio.set_bucket_notification(name, NotificationConfig(queue_config_list=[theirs]))
+    assert (
+        admin_client.post(
+            "/admin/runs/bucket/add/", _form(name, test_topic, prefix_filter="runs/")
+        ).status_code
+        == 302
+    )
+    held = {q.config_id: q for q in minio.get_bucket_notification(name).queue_config_list}
+    assert set(held) == {"theirs", "pipelens"} and held["theirs"].prefix_filter_rule.value == "other/"
+    bucket = Bucket.objects.get(name=name)
+    page = admin_client.get(f"/admin/runs/bucket/{bucket.pk}/delete/").content.decode()
+    assert "The bucket, its objects and other" in page
+    admin_client.post(f"/admin/runs/bucket/{bucket.pk}/delete/", {"post": "yes"})
+    assert not Bucket.objects.filter(name=name).exists() and minio.bucket_exists(name)
+    assert [q.config_id for q in minio.get_bucket_notification(name).queue_config_list] == ["theirs"]
+
+
+def test_renaming_a_quiet_bucket_moves_the_rule_to_the_new_name(
+    admin_client, minio, store_buckets, test_topic
+):
+    old, new = store_buckets(), store_buckets()
+    admin_client.post("/admin/runs/bucket/add/", _form(old, test_topic))
+    bucket = Bucket.objects.get(name=old)
+    response = admin_client.post(f"/admin/runs/bucket/{bucket.pk}/change/", _form(new, test_topic))
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    assert Bucket.objects.get(pk=bucket.pk).name == new
+    assert [q.config_id for q in minio.get_bucket_notification(new).queue_config_list] == ["pipelens"]
+    assert minio.get_bucket_notification(old).queue_config_list == []
