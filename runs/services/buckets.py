@@ -5,6 +5,13 @@ Kafka: a MinIO bucket gets a notification through the S3 API; SeaweedFS has
 none, its filer publishes every change to one topic named in its own
 ``notification.toml`` (docs/stores.md), so a SeaweedFS bucket is registered
 on that topic (message format ``seaweedfs_filer``) with nothing to set.
+
+``bucket_register`` (setup_demo, tests) records a failure on the row;
+the operations console's ``bucket_create`` / ``bucket_update`` /
+``bucket_delete`` are all or nothing: what the store refuses is raised as
+``BucketError`` and leaves the store and the row as they were
+(docs/operations.md). Pipelens' rule in a bucket's notification has the id
+``pipelens``; other targets' rules are always kept.
 """
 
 from collections.abc import Sequence
@@ -89,9 +96,7 @@ def bucket_notification_configure(*, bucket: Bucket) -> Bucket:
         if not client.bucket_exists(bucket.name):
             client.make_bucket(bucket.name)
         _notification_apply(bucket)
-    except (MinioException, OSError, ValueError) as exc:
-        return _notification_record(bucket, error=exc)
-    except StoreAdminError as exc:
+    except (MinioException, OSError, ValueError, StoreAdminError) as exc:
         return _notification_record(bucket, error=exc)
     return _notification_record(bucket, status=Bucket.NotificationStatus.CONFIGURED)
 
