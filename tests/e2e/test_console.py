@@ -52,17 +52,19 @@ def console_world(transactional_db, minio, kafka_bootstrap, django_user_model, u
     skip_to_end(group_id=group, topic=settings.MINIO_KAFKA_TOPIC)
     consumer = ConsumerThread(group).start()
     made = {"bucket": f"console-e2e-{uuid.uuid4().hex[:8]}", "topic": unique_name("console-e2e")}
-    yield made
-    consumer.stop()
-    _wait_other_sessions_gone()
-    if minio.bucket_exists(made["bucket"]):
-        minio.delete_bucket_notification(made["bucket"])
-        for obj in minio.list_objects(made["bucket"], recursive=True):
-            minio.remove_object(made["bucket"], obj.object_name)
-        minio.remove_bucket(made["bucket"])
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    if made["topic"] in admin.list_topics(timeout=10).topics:
-        admin.delete_topics([made["topic"]])[made["topic"]].result(20)
+    try:
+        yield made
+    finally:
+        consumer.stop()
+        if minio.bucket_exists(made["bucket"]):
+            minio.delete_bucket_notification(made["bucket"])
+            for obj in minio.list_objects(made["bucket"], recursive=True):
+                minio.remove_object(made["bucket"], obj.object_name)
+            minio.remove_bucket(made["bucket"])
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+        if made["topic"] in admin.list_topics(timeout=10).topics:
+            admin.delete_topics([made["topic"]])[made["topic"]].result(20)
+        _wait_other_sessions_gone()
 
 
 def _wait_other_sessions_gone() -> None:

@@ -93,12 +93,14 @@ def private_store(private_minio, settings):
 
 @pytest.fixture
 def second_topic(kafka_bootstrap, unique_name):
-    topic = topic_create(name=unique_name("console-second"), partitions=1)
-    yield topic
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})  # kept alive until the deletion answers
-    admin.delete_topics([topic.name])[topic.name].result(20)
+    topic = topic_create(name=unique_name("console-second"), partitions=1)
+    try:
+        yield topic
+    finally:
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})  # kept alive until the deletion answers
+        admin.delete_topics([topic.name])[topic.name].result(20)
 
 
 def test_a_new_target_for_a_second_topic_carries_events_to_that_topic(
