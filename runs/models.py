@@ -49,7 +49,18 @@ class KafkaTopic(models.Model):
         help_text="Leave empty to use the KAFKA_BOOTSTRAP_SERVERS setting.",
     )
     enabled = models.BooleanField(default=True)
+    # What the topic was created with on the broker (runs/services/topics.py);
+    # the console shows what the broker reports, these are what was asked for.
     partitions = models.PositiveIntegerField(default=4)
+    replication_factor = models.PositiveSmallIntegerField(
+        default=1, help_text="Copies of each partition; fixed once the topic exists on the broker."
+    )
+    retention_ms = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="How long the broker keeps messages (retention.ms); empty keeps the broker's default, "
+        "-1 keeps them forever.",
+    )
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -97,6 +108,12 @@ class Bucket(models.Model):
         KafkaTopic, on_delete=models.PROTECT, null=True, blank=True, related_name="buckets"
     )
     layouts = models.JSONField(default=default_layouts, validators=[_validate_layouts])
+    notify_arn = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="MinIO notification target ARN (arn:minio:sqs::<target id>:kafka); empty uses the "
+        "MINIO_NOTIFY_ARN setting. The target must publish to this bucket's topic.",
+    )
     prefix_filter = models.CharField(max_length=1024, blank=True)
     suffix_filter = models.CharField(max_length=1024, blank=True)
     event_names = models.JSONField(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import NamedTuple
@@ -22,8 +23,10 @@ from typing import NamedTuple
 import urllib3
 from django.conf import settings
 from django.db import connection
-from minio import Minio
-from minio.error import MinioException, S3Error, ServerError
+from minio import Minio, MinioAdmin
+from minio.credentials import StaticProvider
+from minio.error import MinioAdminException, MinioException, S3Error, ServerError
+from minio.notificationconfig import NotificationConfig
 
 from runs.rendering.base import RenderError, StorageUnavailable, too_large
 
@@ -329,3 +332,156 @@ def preview_get(key: str, cap: int) -> bytes | None:
     finally:
         response.close()
         response.release_conn()
+
+
+# --- administration: bucket notifications and MinIO's Kafka targets ---------------
+# Used by the operations console (runs/services/buckets.py, runs/services/store_targets.py,
+# runs/selectors/buckets.py; docs/operations.md). The admin API needs the store's
+# credentials to carry MinIO's admin:ConfigUpdate right (the root user's do).
+
+
+class StoreAdminError(Exception):
+    """The object store refused an administrative request, or could not be reached."""
+
+
+def store_error_text(store: str, exc: BaseException) -> str:
+    """What to tell the operator about ``exc`` from store ``store``: the store's own
+    code and message, never its address's credentials."""
+    if isinstance(exc, S3Error):
+        return f"object store {store!r} refused: {exc.code}: {exc.message}"
+    if isinstance(exc, MinioAdminException):
+        return f"object store {store!r} admin API refused: {_admin_message(exc)}"
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        return f"object store {store!r} is not reachable: {type(exc).__name__}"
+    return f"object store {store!r}: {exc}"
+
+
+def _admin_message(exc: MinioAdminException) -> str:
+    import json
+
+    body = getattr(exc, "_body", "") or ""
+    try:
+        parsed = json.loads(body)
+        return f"{parsed.get('Code', '')}: {parsed.get('Message', '')}".strip(": ")
+    except ValueError:
+        return f"HTTP {getattr(exc, '_code', '?')} {body[:300]}"
+
+
+@lru_cache(maxsize=8)
+def minio_admin(store: str = DEFAULT_STORE) -> MinioAdmin:
+    """MinIO's admin API client for store ``store`` (same settings as ``minio_client``)."""
+    config = settings.OBJECT_STORES.get(store or DEFAULT_STORE)
+    if config is None:
+        raise UnknownStore(f"object store {store!r} is not configured (OBJECT_STORES: {store_aliases()})")
+    return MinioAdmin(
+        endpoint=config["endpoint"],
+        credentials=StaticProvider(config["access_key"], config["secret_key"]),
+        secure=config["secure"],
+        # A store that is down answers within seconds, not urllib3's default retries.
+        http_client=urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=5, read=20), retries=urllib3.Retry(total=1, backoff_factor=0.2)
+        ),
+    )
+
+
+def bucket_notification_read(*, store: str, bucket: str) -> NotificationConfig:
+    """The notification configuration the store holds for ``bucket`` (``StoreAdminError``)."""
+    try:
+        return minio_client(store).get_bucket_notification(bucket)
+    except (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        raise StoreAdminError(store_error_text(store, exc)) from exc
+
+
+@dataclass(frozen=True)
+class KafkaTarget:
+    """One ``notify_kafka:<id>`` target of a MinIO server, as its admin API reports it."""
+
+    id: str
+    topic: str
+    brokers: str
+    from_env: bool  # defined by MINIO_NOTIFY_KAFKA_*_<id> variables: read-only through the API
+
+    @property
+    def arn(self) -> str:
+        return f"arn:minio:sqs::{self.id}:kafka"
+
+
+def _admin_call(store: str, call):
+    """``call(admin client)``, with every failure turned into ``StoreAdminError``."""
+    try:
+        return call(minio_admin(store))
+    except UnboundLocalError as exc:
+        # minio-py 7.2's config_get releases an unassigned response in its ``finally``
+        # when the request itself failed, hiding the admin error: report that one.
+        cause = exc.__context__
+        raise StoreAdminError(store_error_text(store, cause if cause is not None else exc)) from exc
+    except (MinioAdminException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        raise StoreAdminError(store_error_text(store, exc)) from exc
+
+
+def kafka_targets_read(*, store: str) -> list[KafkaTarget]:
+    """The Kafka notification targets store ``store`` has loaded (its running configuration:
+    a target set through the admin API appears here only after MinIO restarted)."""
+    text = _admin_call(store, lambda admin: admin.config_get("notify_kafka"))
+    return parse_kafka_targets(text)
+
+
+def parse_kafka_targets(text: str) -> list[KafkaTarget]:
+    """Targets from MinIO's ``get-config-kv notify_kafka`` text. Each target is a line
+    ``notify_kafka:<id> key=value …``; a target set by environment variables is preceded
+    by comment lines ``# MINIO_NOTIFY_KAFKA_<KEY>_<id>=value`` that override the stored
+    values (MinIO merges environment over config: internal/config/config.go)."""
+    import shlex
+
+    targets, env_lines = [], []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            env_lines.append(line.lstrip("# ").strip())
+            continue
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            words = line.split()
+        head, _, target_id = words[0].partition(":")
+        if head != "notify_kafka" or not target_id or target_id == "_":
+            env_lines = []
+            continue
+        values = dict(w.split("=", 1) for w in words[1:] if "=" in w)
+        suffix = f"_{target_id}"
+        for env in env_lines:
+            name, _, value = env.partition("=")
+            if name.startswith("MINIO_NOTIFY_KAFKA_") and name.endswith(suffix):
+                values[name[len("MINIO_NOTIFY_KAFKA_") : -len(suffix)].lower()] = value
+        targets.append(
+            KafkaTarget(
+                id=target_id,
+                topic=values.get("topic", ""),
+                brokers=values.get("brokers", ""),
+                from_env=bool(env_lines),
+            )
+        )
+        env_lines = []
+    return sorted(targets, key=lambda t: t.id)
+
+
+def kafka_target_write(*, store: str, target_id: str, topic: str, brokers: str) -> None:
+    """Store ``notify_kafka:<target_id>`` in MinIO's configuration. MinIO checks that the
+    brokers answer before it saves, and loads the target at its next start."""
+    _admin_call(
+        store,
+        lambda admin: admin.config_set(f"notify_kafka:{target_id}", {"brokers": brokers, "topic": topic}),
+    )
+
+
+def kafka_target_remove(*, store: str, target_id: str) -> None:
+    """Remove ``notify_kafka:<target_id>`` from MinIO's stored configuration."""
+    _admin_call(store, lambda admin: admin.config_reset("notify_kafka", target_id))
+
+
+def store_restart(*, store: str) -> None:
+    """Ask MinIO to restart (``service restart``): how it loads notification targets set
+    through the admin API (notify_* are not among its dynamic sub-systems)."""
+    _admin_call(store, lambda admin: admin.service_restart())
