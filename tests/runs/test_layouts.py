@@ -405,7 +405,12 @@ _ANY_EXTENSION = ("roc.csv", "model.parquet", "report.html", "notes", "weights.b
         (f"artifacts/{WF}/2026/11/29/{POD}/{{}}", "kfp_v1_dated", WF, POD),
         (f"private-artifacts/{NS}/{WF}/2026/11/29/{POD}/{{}}", "kfp_v1_private", WF, POD),
         (f"v2/artifacts/iris/{RUN_ID}/train/{EXEC}/{{}}", "kfp_v2", RUN_ID, "train"),
-        (f"private-artifacts/{NS}/v2/artifacts/iris/{RUN_ID}/train/{EXEC}/{{}}", "kfp_v2_private", RUN_ID, "train"),
+        (
+            f"private-artifacts/{NS}/v2/artifacts/iris/{RUN_ID}/train/{EXEC}/{{}}",
+            "kfp_v2_private",
+            RUN_ID,
+            "train",
+        ),
     ],
 )
 def test_no_run_is_named_after_a_kubeflow_folder_whatever_the_file(template, layout, run_name, step, name):
