@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import F
 
+from runs import kinds
 from runs.kinds import Viewer
 from runs.layouts import UnresolvableKey, resolve_key
 from runs.models import Artifact, Bucket, BucketGrant, Rendition
@@ -333,6 +334,8 @@ def rendition_render(*, artifact_id: int, etag: str) -> str:
     )
     options = reference.options if reference is not None and reference.kind == artifact.kind else None
     try:
+        if artifact.kind == kinds.OTHER and options is None:
+            artifact.kind = _refine_stored_kind(artifact=artifact, source=source)
         outputs = render_artifact(source, artifact.kind, ctx, reference=options)
     except StorageUnavailable:
         _requeue(artifact_id=artifact_id, etag=etag)
@@ -389,6 +392,19 @@ def rendition_render(*, artifact_id: int, etag: str) -> str:
         attempts=attempts,
     )
     return status
+
+
+def _refine_stored_kind(*, artifact: Artifact, source: ObjectSource) -> str:
+    """The kind of a file whose name said nothing, from its first bytes, stored on the artifact
+    so that lists say it too (a KFP v2 ``Dataset`` without extension is Parquet, ``PAR1``)."""
+    kind = kinds.refine_kind(artifact.name, source.read(512), artifact.content_type)
+    if kind != kinds.OTHER:
+        with transaction.atomic():
+            if Artifact.objects.filter(pk=artifact.pk, etag=artifact.etag, kind=kinds.OTHER).update(
+                kind=kind
+            ):
+                _changed(artifacts=[artifact])
+    return kind
 
 
 def _record_references(

@@ -164,6 +164,7 @@ def test_parquet_datasets_are_paged_sorted_tables_with_their_schema(
     assert [f["type"] for f in p["schema"]] == ["int32", "string", "float", "timestamp[ms]"]
     (bare_table,) = rendered(b, bare)
     assert bare_table.viewer == "table" and bare_table.payload["row_count"] == 20
+    assert artifact(b, bare).kind == "parquet"  # lists say what the first bytes said
     (broken,) = rendered(b, f"{v2}/broken.parquet")
     assert broken.status == "failed" and "truncated or damaged" in broken.error
 
