@@ -65,6 +65,18 @@ KFP_UI_METADATA = "kfp_ui_metadata"
 KFP_ARCHIVE = "kfp_archive"
 OTHER = "other"
 
+# Kinds a KFP metadata reference may replace (runs/services/references.py): plain data files.
+# Never the KFP files themselves (metadata, metrics, archives), so no reference can turn a
+# metadata file into a table and back again, nor images or Parquet, which a CSV output
+# cannot describe.
+RESTYLABLE_BY_REFERENCE = frozenset({TABLE, CONFUSION_MATRIX, ROC, MARKDOWN, WEB_APP, TEXT, OTHER})
+
+
+def restylable(name: str, content_type: str = "") -> bool:
+    """Whether a reference may give the file ``name`` its kind (decided on what its name gives)."""
+    return guess_kind(name, content_type) in RESTYLABLE_BY_REFERENCE
+
+
 _BY_EXTENSION = {
     ".png": IMAGE,
     ".jpg": IMAGE,

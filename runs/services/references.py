@@ -68,8 +68,8 @@ def _rows(
         pattern = match.group(3)
         keys = fetched.get(uri, []) if _WILDCARD.search(pattern) else [pattern]
         for key in keys[:1000]:
-            if len(key) > 1024:
-                continue
+            if len(key) > 1024 or (bucket.pk == artifact.bucket_id and key == artifact.key):
+                continue  # a metadata file naming itself references nothing
             try:
                 same_run = (
                     bucket.pk == artifact.bucket_id
@@ -150,6 +150,8 @@ def references_retarget(*, pairs: set[tuple[int, str]]) -> list[int]:
         return []
     effective = references_effective(pairs=[(a.bucket_id, a.key) for a in targets])
     for artifact in targets:
+        if not kinds.restylable(artifact.name, artifact.content_type):
+            continue  # shown as referenced (it is rendered again), never restyled
         ref = effective.get((artifact.bucket_id, artifact.key))
         kind = ref.kind if ref is not None else kinds.guess_kind(artifact.name, artifact.content_type)
         if kind != artifact.kind:

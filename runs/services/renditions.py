@@ -121,7 +121,7 @@ def renditions_prepare(*, artifact_ids: Sequence[int], retry_sources: bool = Tru
     """
     arts = list(
         Artifact.objects.filter(id__in=list(artifact_ids), deleted=False).values(
-            "id", "etag", "kind", "run_id", "name", "bucket_id", "key"
+            "id", "etag", "kind", "run_id", "name", "bucket_id", "key", "content_type"
         )
     )
     _apply_references(arts, retry_sources=retry_sources)
@@ -162,7 +162,7 @@ def _apply_references(arts: list[dict], *, retry_sources: bool) -> None:
     effective = references_effective(pairs=pairs)
     for a in arts:
         ref = effective.get((a["bucket_id"], a["key"]))
-        if ref is not None and ref.kind != a["kind"]:
+        if ref is not None and ref.kind != a["kind"] and kinds.restylable(a["name"], a["content_type"]):
             Artifact.objects.filter(pk=a["id"]).update(kind=ref.kind)
             a["kind"] = ref.kind
     if retry_sources:
@@ -332,7 +332,13 @@ def rendition_render(*, artifact_id: int, etag: str) -> str:
     reference = references_effective(pairs=[(artifact.bucket_id, artifact.key)]).get(
         (artifact.bucket_id, artifact.key)
     )
-    options = reference.options if reference is not None and reference.kind == artifact.kind else None
+    options = (
+        reference.options
+        if reference is not None
+        and reference.kind == artifact.kind
+        and kinds.restylable(artifact.name, artifact.content_type)
+        else None
+    )
     try:
         if artifact.kind == kinds.OTHER and options is None:
             artifact.kind = _refine_stored_kind(artifact=artifact, source=source)

@@ -241,3 +241,51 @@ def test_references_into_runs_a_reader_may_not_see_show_no_names_and_change_no_k
     finally:
         for bucket in (team, hr):
             minio.remove_bucket(bucket.name)
+
+
+def test_references_restyle_plain_files_only_and_a_dropped_reference_gives_the_kind_back(
+    transactional_db, minio, unique_name
+):
+    """A metadata file naming itself, another metadata file or an image changes none of them
+    (no reference can turn a metadata file into a table and back, for ever); a CSV named as
+    a ROC curve becomes one, and goes back to a table when the metadata stops naming it."""
+    from runs.services.buckets import bucket_register
+    from runs.services.references import references_record
+    from tests.runs.portal_helpers import ingest
+
+    bucket = bucket_register(name=unique_name("team"))
+    try:
+        keys = [
+            "run-a/eval/mlpipeline-ui-metadata.json",
+            "run-a/eval/more/mlpipeline-ui-metadata.json",
+            "run-a/eval/roc.csv",
+            "run-a/eval/cat.png",
+        ]
+        ingest(bucket, *keys)
+        meta = artifact(bucket.name, keys[0])
+        uri = f"minio://{bucket.name}/"
+        targets = references_record(
+            artifact_id=meta.pk,
+            etag=meta.etag,
+            referred=[(0, uri + keys[0], {"type": "table"}), (1, uri + keys[1], {"type": "table"})]
+            + [(2, uri + keys[2], {"type": "roc"}), (3, uri + keys[3], {"type": "table"})],
+            fetched={},
+        )
+        assert len(targets) == 3  # itself is not a reference
+        assert ArtifactReference.objects.filter(source=meta).count() == 3
+        kinds_now = {k: artifact(bucket.name, k).kind for k in keys}
+        assert kinds_now == {
+            keys[0]: "kfp_ui_metadata",
+            keys[1]: "kfp_ui_metadata",
+            keys[2]: "roc",
+            keys[3]: "image",
+        }
+        # Recorded again unchanged: nothing to render again.
+        again = [(2, uri + keys[2], {"type": "roc"}), (1, uri + keys[1], {"type": "table"})]
+        again.append((3, uri + keys[3], {"type": "table"}))
+        assert references_record(artifact_id=meta.pk, etag=meta.etag, referred=again, fetched={}) == []
+        # The metadata stops naming roc.csv: it is a table again.
+        references_record(artifact_id=meta.pk, etag=meta.etag, referred=again[1:], fetched={})
+        assert artifact(bucket.name, keys[2]).kind == "table"
+    finally:
+        minio.remove_bucket(bucket.name)
