@@ -334,5 +334,50 @@ def check_live_swaps(minio, live_bucket, portal, browser_page, django_user_model
         "epoch 2 done",
         "epoch 3 done",
     ]
+
+    # A step writes a headerless ROC CSV (a table, by its name), then its metadata names it as a
+    # ROC curve: the row turns into one, and both rows show the reference, without a reload.
+    roc_csv = "".join(f"{x / 10:.1f},{min(1.0, (x / 10) ** 0.5):.3f},{1 - x / 10:.1f}\n" for x in range(11))
+    put(minio, b, "live-run/evaluate/roc.csv", roc_csv.encode(), "text/csv")
+    roc_id = wait_for(
+        lambda: (
+            Artifact.objects.filter(bucket=live_bucket, key="live-run/evaluate/roc.csv")
+            .values_list("pk", flat=True)
+            .first()
+        ),
+        what="roc.csv stored",
+    )
+    roc_row = page.locator(f"#artifact-{roc_id}")
+    roc_row.locator('[data-viewer="table"] .table-viewer').wait_for(timeout=30_000)
+    assert roc_row.locator('[data-f="kind"]').inner_text() == "table"
+    doc = {
+        "version": 1,
+        "outputs": [
+            {
+                "type": "roc",
+                "format": "csv",
+                "schema": [{"name": "fpr"}, {"name": "tpr"}, {"name": "thresholds"}],
+                "source": f"minio://{b}/live-run/evaluate/roc.csv",
+            }
+        ],
+    }
+    put(
+        minio,
+        b,
+        "live-run/evaluate/mlpipeline-ui-metadata.json",
+        json.dumps(doc).encode(),
+        "application/json",
+    )
+    page.wait_for_function(
+        "(el) => el.textContent === 'roc'",
+        arg=roc_row.locator('[data-f="kind"]').element_handle(),
+        timeout=30_000,
+    )
+    roc_row.locator(".roc-viewer canvas").wait_for(timeout=30_000)
+    roc_row.locator(".referenced-by", has_text="as ROC curve").wait_for(timeout=30_000)
+    meta_id = Artifact.objects.get(bucket=live_bucket, key="live-run/evaluate/mlpipeline-ui-metadata.json").pk
+    page.locator(f"#artifact-{meta_id} .references-out li", has_text="ROC curve: roc.csv").wait_for(
+        timeout=30_000
+    )
     assert page.evaluate("window.__noReload") is True
     screenshot(page, "viewers-live-swap")
