@@ -509,3 +509,41 @@ class RecipeRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recipe_id}@{self.artifact_id} {self.status} {self.reason}"
+
+
+class ArtifactReference(models.Model):
+    """A file that an output of a KFP ``mlpipeline-ui-metadata`` file names as its source
+    (docs/viewers.md, "References").
+
+    Written by the rendition service when it renders the metadata file (one row per
+    output and referenced key, for the version ``source_etag``), read on both sides:
+    the metadata artifact lists the files it references, the referenced artifact says
+    who references it and as what. The referenced object need not exist yet: the row
+    is keyed by (bucket, key), and a file that arrives later finds it. A reference
+    from the referenced file's own run (``same_run``) gives that file its ``kind``
+    and the output's ``options`` (schema, labels, header); one from another run is
+    shown only, so no pipeline can change how another run's files are shown.
+    """
+
+    source = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="references")
+    source_etag = models.CharField(max_length=100, blank=True)
+    position = models.PositiveIntegerField(help_text="Index of the output in the metadata file.")
+    bucket = models.ForeignKey(Bucket, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=1024)
+    kind = models.CharField(max_length=30)
+    title = models.CharField(max_length=200)
+    options = models.JSONField(default=dict, blank=True)
+    same_run = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "position", "bucket", "key"], name="artifactreference_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["bucket", "key"], name="artifactreference_target_idx")]
+        ordering = ["source_id", "position", "key"]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}#{self.position} → {self.key} as {self.kind}"

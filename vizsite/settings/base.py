@@ -387,6 +387,12 @@ TABLE_SORT_MAX_BYTES = env.int("TABLE_SORT_MAX_BYTES", default=16 * 1024 * 1024)
 # Longest line a table may have. A line is held whole while it is split, so a file
 # without newlines would otherwise be held (and copied) whole.
 TABLE_MAX_LINE_BYTES = env.int("TABLE_MAX_LINE_BYTES", default=4 * 1024 * 1024)
+# Parquet (runs/rendering/parquet.py): what a file's footer may declare before pyarrow reads it.
+# A page read decodes one row group in the portal process, so the row-group cap bounds the
+# memory of a page read (times VIEWER_MAX_CONCURRENT_READS).
+PARQUET_MAX_FOOTER_BYTES = env.int("PARQUET_MAX_FOOTER_BYTES", default=8 * 1024 * 1024)
+PARQUET_MAX_ROW_GROUP_BYTES = env.int("PARQUET_MAX_ROW_GROUP_BYTES", default=64 * 1024 * 1024)
+PARQUET_MAX_ROW_GROUPS = env.int("PARQUET_MAX_ROW_GROUPS", default=10_000)
 # Text files read whole (markdown, metadata, metrics, progress, chart CSVs, HTML).
 TEXT_MAX_BYTES = env.int("TEXT_MAX_BYTES", default=8 * 1024 * 1024)
 # JSON files (KFP metadata, metrics, progress): parsed objects take up to ~25 times
