@@ -225,3 +225,21 @@ def test_event_and_listing_in_either_order_keep_the_newest_etag(
     art = Artifact.objects.get(bucket=live_bucket, key=key)
     assert (art.etag, art.deleted) == (newest, False)
     assert Artifact.objects.filter(bucket=live_bucket).count() == 1
+
+
+def test_keys_with_spaces_plus_percent_and_unicode_are_listed_exactly(minio, bucket):
+    keys = [
+        "my run/step one/file with spaces.txt",
+        "run+plus/st+ep/a+b%20c 100%.csv",
+        "lauf-ü/schritt-ß/数据 ✓.json",
+        "run-x/step/<tag> & 'quote'.html",
+        "run-x/step/deep/a/b/c/d.txt",
+    ]
+    for key in keys:
+        put(minio, bucket.name, key)
+
+    sweep = bucket_reconcile(bucket=bucket)
+
+    assert sweep.status == BucketSweep.Status.DONE, sweep.error
+    assert _live(bucket) == _listing(minio, bucket)
+    assert sorted(_live(bucket)) == sorted(keys)
