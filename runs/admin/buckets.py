@@ -13,8 +13,13 @@ from django.views.decorators.http import require_POST
 
 from runs.admin.base import ServiceAdminMixin, ServiceForm
 from runs.brokers import BrokerError, bootstrap_for, broker_topic_exists
-from runs.models import Bucket
-from runs.selectors.buckets import bucket_notification_check, filter_value_problem, store_kafka_targets
+from runs.models import Bucket, BucketSweep
+from runs.selectors.buckets import (
+    bucket_notification_check,
+    bucket_sweeps_recent,
+    filter_value_problem,
+    store_kafka_targets,
+)
 from runs.services.buckets import (
     BucketError,
     bucket_create,
@@ -22,6 +27,7 @@ from runs.services.buckets import (
     bucket_notification_configure,
     bucket_update,
 )
+from runs.services.reconcile import sweep_request
 from runs.services.store_targets import TargetError, store_restart, store_target_remove, store_target_set
 from runs.storage import store_aliases, store_kind
 
@@ -109,6 +115,10 @@ def _target_choices(*, current: str) -> list[tuple[str, str]]:
     return unique
 
 
+# Shown on an existing bucket's page, never edited there.
+_STATE_FIELDS = ["notification_status", "notification_error", "last_event_at", "in_the_store", "sweeps"]
+
+
 @admin.register(Bucket)
 class BucketAdmin(ServiceAdminMixin, admin.ModelAdmin):
     form = BucketForm
@@ -122,12 +132,12 @@ class BucketAdmin(ServiceAdminMixin, admin.ModelAdmin):
         fields = list(BucketForm.Meta.fields)
         if obj is None:
             return fields
-        return [*fields, "notification_status", "notification_error", "last_event_at", "in_the_store"]
+        return [*fields, *_STATE_FIELDS]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        fixed = ["store", "notification_status", "notification_error", "last_event_at", "in_the_store"]
+        fixed = ["store", *_STATE_FIELDS]
         # Runs, artifacts and grants are keyed by this bucket; renaming it once events
         # arrived would attach them to another bucket's objects (docs/security.md).
         if obj.last_event_at is not None or obj.runs.exists():
@@ -148,6 +158,11 @@ class BucketAdmin(ServiceAdminMixin, admin.ModelAdmin):
             except BrokerError as exc:
                 context["filer_topic_error"] = str(exc)
         return render_to_string("admin/runs/bucket/_in_the_store.html", context)
+
+    @admin.display(description="Reconciliation")
+    def sweeps(self, obj):
+        sweeps = bucket_sweeps_recent(bucket=obj)
+        return render_to_string("admin/runs/bucket/_sweeps.html", {"sweeps": sweeps})
 
     def delete_view(self, request, object_id, extra_context=None):
         try:
@@ -173,6 +188,9 @@ class BucketAdmin(ServiceAdminMixin, admin.ModelAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("<int:pk>/reapply/", wrap(require_POST(self.reapply_view)), name="runs_bucket_reapply"),
+            path(
+                "<int:pk>/reconcile/", wrap(require_POST(self.reconcile_view)), name="runs_bucket_reconcile"
+            ),
             path("targets/", wrap(self.targets_view), name="runs_bucket_targets"),
             *super().get_urls(),
         ]
@@ -186,6 +204,19 @@ class BucketAdmin(ServiceAdminMixin, admin.ModelAdmin):
             self.message_user(request, f"Not applied: {bucket.notification_error}", messages.ERROR)
         else:
             self.message_user(request, f"Notification of {bucket.name} applied.")
+        return HttpResponseRedirect(reverse("admin:runs_bucket_change", args=[pk]))
+
+    def reconcile_view(self, request, pk):
+        """Ask the consumer to list the bucket and bring the database in line (docs/reconcile.md)."""
+        bucket = get_object_or_404(Bucket, pk=pk)
+        if not self.has_change_permission(request, bucket):
+            return HttpResponseRedirect(reverse("admin:index"))
+        sweep = sweep_request(bucket=bucket, reason=BucketSweep.Reason.MANUAL)
+        self.message_user(
+            request,
+            f"Reconciliation of {bucket.name} {sweep.get_status_display().lower()}: the consumer lists the "
+            "bucket within a few seconds and shows the outcome below.",
+        )
         return HttpResponseRedirect(reverse("admin:runs_bucket_change", args=[pk]))
 
     def targets_view(self, request):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from runs.models import Bucket
+from runs.models import Bucket, BucketSweep
 from runs.storage import (
     KafkaTarget,
     StoreAdminError,
@@ -138,3 +138,9 @@ def store_kafka_targets(*, store: str) -> tuple[list[KafkaTarget], str]:
         return kafka_targets_read(store=store), ""
     except StoreAdminError as exc:
         return [], str(exc)
+
+
+def bucket_sweeps_recent(*, bucket: Bucket, limit: int = 10) -> list[BucketSweep]:
+    """The bucket's latest reconciliation sweeps, open ones first (the console's bucket page)."""
+    sweeps = BucketSweep.objects.filter(bucket=bucket).order_by("finished_at", "-requested_at", "-id")
+    return list(sweeps[:limit])

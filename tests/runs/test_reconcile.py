@@ -243,3 +243,48 @@ def test_keys_with_spaces_plus_percent_and_unicode_are_listed_exactly(minio, buc
     assert sweep.status == BucketSweep.Status.DONE, sweep.error
     assert _live(bucket) == _listing(minio, bucket)
     assert sorted(_live(bucket)) == sorted(keys)
+
+
+def test_reconcile_now_from_the_console_is_run_by_the_consumers_maintenance(
+    admin_client, minio, bucket, settings
+):
+    from streaming.ingest.maintenance import Maintenance
+
+    put(minio, bucket.name, "run-g/step/missed.txt")
+    response = admin_client.post(f"/admin/runs/bucket/{bucket.pk}/reconcile/")
+    assert response.status_code == 302
+    sweep = BucketSweep.objects.get(bucket=bucket)
+    assert (sweep.status, sweep.reason) == (BucketSweep.Status.REQUESTED, BucketSweep.Reason.MANUAL)
+
+    settings.RECONCILE_ENABLED = True
+    Maintenance(topics=lambda: []).tick()  # a consumer following no topic still runs requested sweeps
+
+    sweep.refresh_from_db()
+    assert (sweep.status, sweep.listed, sweep.stored) == (BucketSweep.Status.DONE, 1, 1)
+    assert _live(bucket) == _listing(minio, bucket)
+    page = admin_client.get(f"/admin/runs/bucket/{bucket.pk}/change/").content.decode()
+    assert "Requested by staff" in page and "Reconcile now" in page
+
+
+def test_maintenance_sweeps_a_followed_bucket_whole_once_per_period(minio, bucket, settings):
+    from streaming.ingest.maintenance import Maintenance
+
+    put(minio, bucket.name, "run-h/step/old.txt")
+    settings.RECONCILE_ENABLED = True
+    maintenance = Maintenance(topics=lambda: [bucket.topic.name])
+
+    maintenance.tick()  # first start on a bucket that already holds objects: imported
+    assert _live(bucket) == _listing(minio, bucket)
+    full = BucketSweep.objects.get(bucket=bucket, reason=BucketSweep.Reason.FULL)
+    assert full.lazy_render and full.status == BucketSweep.Status.DONE
+
+    put(minio, bucket.name, "run-h/step/new.txt")
+    maintenance.tick()  # within the period: no second full sweep, and the recent pass already ran
+    assert BucketSweep.objects.filter(bucket=bucket, reason=BucketSweep.Reason.FULL).count() == 1
+
+    settings.RECONCILE_RECENT_INTERVAL_S = 0
+    maintenance.tick()  # the run's prefix is swept again
+    assert _live(bucket) == _listing(minio, bucket)
+    assert BucketSweep.objects.filter(
+        bucket=bucket, prefix="run-h/", reason=BucketSweep.Reason.RECENT
+    ).exists()
