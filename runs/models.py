@@ -337,11 +337,21 @@ class IngestError(models.Model):
     raw = models.BinaryField(null=True, blank=True)
     error = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set by staff on the health page; the consumer's maintenance thread then
+    # re-parses and re-ingests the message (docs/operations.md#health).
+    retry_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["topic", "partition", "offset"], name="ingesterror_coords_idx"),
+            # the health page: count and latest reasons per topic
+            models.Index(fields=["topic", "-created_at"], name="ingesterror_topic_idx"),
+            models.Index(
+                fields=["retry_requested_at"],
+                name="ingesterror_retry_idx",
+                condition=models.Q(retry_requested_at__isnull=False),
+            ),
             # retention pruning (runs.services.ingest.ingest_errors_prune)
             models.Index(fields=["created_at"], name="ingesterror_created_idx"),
         ]
@@ -436,6 +446,14 @@ class Rendition(models.Model):
             models.UniqueConstraint(fields=["artifact", "etag", "position"], name="rendition_unique")
         ]
         ordering = ["artifact_id", "position"]
+        indexes = [
+            # the health page's failures per viewer in the last hour: only failed rows
+            models.Index(
+                fields=["updated_at"],
+                name="rendition_failed_idx",
+                condition=models.Q(status="failed"),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.artifact_id}#{self.position} {self.viewer} {self.status}"
@@ -547,3 +565,50 @@ class ArtifactReference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_id}#{self.position} → {self.key} as {self.kind}"
+
+
+class BucketMinute(models.Model):
+    """Events stored for a bucket in one minute (the health page's chart).
+
+    One upsert per stored batch (``runs.services.health.bucket_minutes_add``)
+    so the page never counts the artifact table; rows older than
+    HEALTH_MINUTES_KEEP_S are pruned by the consumer's maintenance thread.
+    """
+
+    bucket = models.ForeignKey(Bucket, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    events = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bucket", "minute"], name="bucketminute_unique")]
+        indexes = [models.Index(fields=["minute"], name="bucketminute_minute_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket_id} {self.minute:%H:%M} {self.events}"
+
+
+class ConsumerHeartbeat(models.Model):
+    """One ``consume_events`` process, as it last reported itself (every HEALTH_HEARTBEAT_S).
+
+    Written by the process's maintenance thread; alive while ``last_seen`` is
+    within HEALTH_ALIVE_S. ``lag`` maps each followed topic to the messages the
+    process is behind on its assigned partitions.
+    """
+
+    hostname = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    group = models.CharField(max_length=255)
+    topics = models.JSONField(default=list, blank=True)
+    lag = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hostname", "pid", "started_at"], name="consumerheartbeat_unique")
+        ]
+        verbose_name = "health"
+        verbose_name_plural = "health"
+
+    def __str__(self) -> str:
+        return f"{self.hostname}:{self.pid} ({self.group})"

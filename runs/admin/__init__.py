@@ -8,7 +8,7 @@ and nothing is saved (``runs.admin.base.ServiceForm``).
 
 from django.contrib import admin
 
-from runs.admin import buckets, grants, ingested, topics  # noqa: F401 - registers the model admins
+from runs.admin import buckets, grants, health, ingested, topics  # noqa: F401 - registers the model admins
 
 admin.site.site_header = "Pipelens console"
 admin.site.site_title = "Pipelens console"

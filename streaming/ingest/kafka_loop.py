@@ -33,10 +33,11 @@ from django.db import DatabaseError, InterfaceError, OperationalError, close_old
 from runs.events import EventAction, ObjectEvent, RejectedMessage
 from runs.models import KafkaTopic
 from runs.selectors.topics import enabled_topic_formats
+from runs.services.health import bucket_minutes_add
 from runs.services.ingest import IngestResult, ingest_errors_prune, ingest_events
 from streaming.ingest.filer_events import parse_filer_message
 from streaming.ingest.kafka_config import consumer_config
-from streaming.ingest.maintenance import Maintenance
+from streaming.ingest.maintenance import ConsumerStatus, Maintenance
 from streaming.ingest.s3_events import EventParseError, parse_message
 from vizsite import metrics
 from vizsite.logs import log_event
@@ -139,7 +140,10 @@ class IngestConsumer:
         self._topics_checked_at = 0.0
         # Gaps the stream may have (docs/reconcile.md): the maintenance thread
         # sweeps the affected buckets. Disabled by tests of the event path alone.
-        self.maintenance = Maintenance(topics=lambda: list(self._topics)) if maintenance else None
+        self.maintenance = (
+            Maintenance(topics=lambda: list(self._topics), status=self._status) if maintenance else None
+        )
+        self._lag_by_topic: dict[str, int] = {}  # from the last batch, for the heartbeat
         self._brokers_down_since: float | None = None
         self._brokers_checked_at = 0.0
         self._assigned_unchecked: list[TopicPartition] = []
@@ -279,7 +283,31 @@ class IngestConsumer:
     def _store_timed(self, batch: ParsedBatch) -> tuple[ParsedBatch, IngestResult | None, float]:
         started = time.monotonic()
         self._prune_now_and_then(started)
-        return batch, self._store(batch), time.monotonic() - started
+        result = self._store(batch)
+        if result is not None:
+            self._count_minutes(batch)
+        return batch, result, time.monotonic() - started
+
+    @staticmethod
+    def _count_minutes(batch: ParsedBatch) -> None:
+        """The health page's events per minute per bucket: one upsert per stored batch.
+        Outside the batch's transaction: a lost count must never hold back offsets."""
+        counts: Counter = Counter()
+        for (action, bucket), n in batch.by_bucket.items():
+            if action in (EventAction.CREATED.value, EventAction.REMOVED.value):
+                counts[bucket] += n
+        if not counts:
+            return
+        try:
+            bucket_minutes_add(counts=counts)
+        except DatabaseError as exc:
+            log_event(logger, "minute_counts_failed", level=logging.WARNING, error=str(exc).strip()[:200])
+
+    def _status(self) -> ConsumerStatus:
+        """For the maintenance thread's heartbeat (copies: read from another thread)."""
+        return ConsumerStatus(
+            group=self.config["group.id"], topics=list(self._topics), lag=dict(self._lag_by_topic)
+        )
 
     def _prune_now_and_then(self, now: float) -> None:
         """Drop IngestErrors past their retention, once per INGEST_ERROR_PRUNE_INTERVAL_S
@@ -379,17 +407,20 @@ class IngestConsumer:
             total.rejected += ingest_events(events=[], rejected=rejected).rejected
         return total
 
-    @staticmethod
-    def _lag(consumer: Consumer) -> int:
+    def _lag(self, consumer: Consumer) -> int:
         """Messages behind the head over the assigned partitions (from cached watermarks);
-        each partition's figure also goes to the lag metric."""
+        each partition's figure also goes to the lag metric, each topic's to the heartbeat."""
         try:
             lag = 0
+            by_topic: Counter = Counter()
             for tp in consumer.position(consumer.assignment()):
                 _, high = consumer.get_watermark_offsets(tp, cached=True)
+                by_topic[tp.topic] += 0
                 if tp.offset >= 0 and high >= 0:
                     lag += max(high - tp.offset, 0)
+                    by_topic[tp.topic] += max(high - tp.offset, 0)
                     metrics.record_lag(topic=tp.topic, partition=tp.partition, lag=max(high - tp.offset, 0))
+            self._lag_by_topic = dict(by_topic)
             return lag
         except KafkaException:
             return -1

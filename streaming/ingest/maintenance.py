@@ -22,6 +22,8 @@ next start resumes it.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -33,6 +35,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from runs.models import Bucket, BucketSweep
+from runs.services.health import consumer_heartbeat, health_prune
 from runs.services.lifecycle import lifecycle_upkeep, runs_poll_kfp
 from runs.services.reconcile import (
     SweepBusy,
@@ -41,6 +44,7 @@ from runs.services.reconcile import (
     recent_run_prefixes,
     sweeps_requested,
 )
+from streaming.ingest.retry import retry_requested
 from vizsite.logs import log_event
 
 logger = logging.getLogger("pipelens.maintenance")
@@ -58,11 +62,28 @@ class PeriodicJob:
     last: float = field(default_factory=time.monotonic)  # first run one period after start
 
 
+@dataclass
+class ConsumerStatus:
+    """What the consume loop tells the health page through its heartbeat."""
+
+    group: str
+    topics: list[str]
+    lag: dict[str, int]  # topic -> messages behind on the assigned partitions
+
+
 class Maintenance:
     """Runs sweeps and periodic jobs until ``stop()``; the consume loop reports gaps."""
 
-    def __init__(self, *, topics: Callable[[], Iterable[str]], tick_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        topics: Callable[[], Iterable[str]],
+        status: Callable[[], ConsumerStatus] | None = None,
+        tick_s: float = 1.0,
+    ) -> None:
         self._topics = topics  # the topics the consume loop follows right now
+        self._status = status
+        self._started_at = timezone.now()
         self._tick_s = tick_s
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -74,6 +95,10 @@ class Maintenance:
         self.jobs: list[PeriodicJob] = [
             PeriodicJob("lifecycle", lambda: settings.RUN_LIFECYCLE_TICK_S, lifecycle_upkeep),
             PeriodicJob("kfp_poll", lambda: settings.KFP_POLL_S, runs_poll_kfp),
+            # The health page (docs/operations.md#health): first heartbeat at once.
+            PeriodicJob("heartbeat", lambda: settings.HEALTH_HEARTBEAT_S, self.heartbeat, last=float("-inf")),
+            PeriodicJob("health_prune", lambda: 600.0, health_prune),
+            PeriodicJob("ingest_retry", lambda: settings.INGEST_RETRY_POLL_S, self._retry),
         ]
         self._thread: threading.Thread | None = None
 
@@ -100,6 +125,27 @@ class Maintenance:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    # --- the health page's jobs ---
+
+    def heartbeat(self) -> None:
+        """Tell the health page this process is alive, what it follows and how far behind it is."""
+        if self._status is None:
+            return
+        status = self._status()
+        consumer_heartbeat(
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            group=status.group,
+            started_at=self._started_at,
+            topics=status.topics,
+            lag=status.lag,
+        )
+
+    def _retry(self) -> None:
+        result = retry_requested()
+        if result.succeeded or result.failed:
+            log_event(logger, "ingest_errors_retried", succeeded=result.succeeded, failed=result.failed)
 
     # --- the thread ---
 

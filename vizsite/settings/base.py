@@ -228,6 +228,18 @@ KAFKA_TOPIC_REFRESH_S = env.float("KAFKA_TOPIC_REFRESH_S", default=5.0)
 INGEST_ERROR_RETENTION_DAYS = env.int("INGEST_ERROR_RETENTION_DAYS", default=30)
 INGEST_ERROR_PRUNE_INTERVAL_S = env.float("INGEST_ERROR_PRUNE_INTERVAL_S", default=3600.0)
 
+# --- The console's health page (docs/operations.md#health) --------------------------
+# Each consume_events process writes a heartbeat this often, and counts as alive
+# while its last one is younger than HEALTH_ALIVE_S; heartbeats and per-minute
+# event counts older than HEALTH_KEEP_S are pruned by the consumer.
+HEALTH_HEARTBEAT_S = env.float("HEALTH_HEARTBEAT_S", default=10.0)
+HEALTH_ALIVE_S = env.float("HEALTH_ALIVE_S", default=30.0)
+HEALTH_KEEP_S = env.float("HEALTH_KEEP_S", default=86400.0)
+# How often the consumer looks for ingest errors staff asked to retry.
+INGEST_RETRY_POLL_S = env.float("INGEST_RETRY_POLL_S", default=2.0)
+# The page reads the Celery queues' lengths from Redis with this timeout.
+HEALTH_QUEUE_TIMEOUT_S = env.float("HEALTH_QUEUE_TIMEOUT_S", default=0.3)
+
 # --- Reconciliation (runs/services/reconcile.py, docs/reconcile.md) -------------------
 # The bucket is the source of truth, events the fast path: the consumer lists
 # the prefixes of runs active within RECONCILE_RECENT_WINDOW_S every
