@@ -133,7 +133,13 @@ def test_retrying_a_reconciler_error_requests_a_sweep_of_its_bucket(admin_client
 def test_a_consumer_silent_for_longer_than_the_alive_window_is_stale_then_pruned(admin_client):
     long_ago = timezone.now() - timedelta(seconds=django_settings.HEALTH_ALIVE_S + 5)
     consumer_heartbeat(
-        hostname="gone-host", pid=4242, group="g", started_at=long_ago, topics=["t"], lag={"t": 5}, now=long_ago
+        hostname="gone-host",
+        pid=4242,
+        group="g",
+        started_at=long_ago,
+        topics=["t"],
+        lag={"t": 5},
+        now=long_ago,
     )
     consumer_heartbeat(
         hostname="live-host", pid=4243, group="g", started_at=long_ago, topics=["t"], lag={"t": 2}
