@@ -1,6 +1,7 @@
-"""The operations console in Chromium (issue 9 items 1, 2 and 4): a staff user creates a topic
-and a bucket, applies the bucket's notification and grants a group; a member of that group then
-sees that bucket's runs and no others, and reaches none of the console.
+"""The operations console in Chromium (issue 9 items 1, 2, 4 and 5): a staff user creates a topic
+and a bucket, applies the bucket's notification, grants a group and sees the bucket's event on
+the health page; a member of that group then sees that bucket's runs and no others, and reaches
+none of the console.
 
 Real daphne, real Kafka and MinIO, the real ingest consumer (in this process).
 The bucket publishes through MinIO's test target to the test topic: targets
@@ -139,9 +140,22 @@ def test_staff_wire_a_bucket_and_grant_it_and_the_member_sees_only_that(
     page.wait_for_selector("text=was added successfully")
     page.goto(url + "/admin/runs/bucket/targets/")
     shot(page, "targets")
+
+    # 5. The health page, from the admin's index: the bucket's event and the alive consumer.
+    page.goto(url + "/admin/")
+    page.click("#content-main a[href$='/admin/runs/consumerheartbeat/']")
+    row = f"#health-buckets tr[data-bucket='{bucket_name}'] .events-hour"
+
+    def bucket_event_counted():
+        page.reload()
+        return page.inner_text(row) == "1"
+
+    wait_for(bucket_event_counted, timeout=30, interval=0.5, what="the bucket's event on the health page")
+    assert page.locator("#health-consumers .health-alive").count() >= 1
+    shot(page, "health")
     page.click("#logout-form button")
 
-    # 5. The member sees that bucket's run, not the other bucket's.
+    # 6. The member sees that bucket's run, not the other bucket's.
     log_in(page, url, "member", "member-pass-123")
     wait_for(lambda: "exp-1" in page.content(), what="the granted run in the runs list")
     assert "hidden-run" not in page.content()
@@ -151,6 +165,7 @@ def test_staff_wire_a_bucket_and_grant_it_and_the_member_sees_only_that(
         "/admin/runs/bucket/",
         "/admin/runs/bucket/targets/",
         "/admin/runs/bucketgrant/add/",
+        "/admin/runs/consumerheartbeat/",
     ):
         page.goto(url + path)
         assert page.url.startswith(url + "/admin/login/"), page.url
