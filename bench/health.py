@@ -49,8 +49,8 @@ def seed() -> float:
             " FROM generate_series(0, 2) i"
         )
         c.execute(
-            "INSERT INTO runs_bucket (name, store, topic_id, layouts, notify_arn, prefix_filter, suffix_filter,"
-            " event_names, notification_status, notification_error, last_event_at, created_at)"
+            "INSERT INTO runs_bucket (name, store, topic_id, layouts, notify_arn, prefix_filter,"
+            " suffix_filter, event_names, notification_status, notification_error, last_event_at, created_at)"
             " SELECT 'bench-health-' || lpad(i::text, 3, '0'), 'default',"
             " (SELECT min(id) FROM runs_kafkatopic) + i %% 3, '[\"generic\"]', '', '', '', '[]',"
             " 'configured', '', now() - (i || ' seconds')::interval, now() FROM generate_series(0, %s) i",
@@ -69,12 +69,13 @@ def seed() -> float:
             " SELECT id, 'train', 'active', now(), now(), 0 FROM runs_run"
         )
         c.execute(
-            "CREATE TEMP TABLE seed_runs AS SELECT row_number() OVER (ORDER BY r.id) - 1 AS n, r.id AS run_id,"
-            " s.id AS step_id, r.bucket_id FROM runs_run r JOIN runs_step s ON s.run_id = r.id"
+            "CREATE TEMP TABLE seed_runs AS SELECT row_number() OVER (ORDER BY r.id) - 1 AS n,"
+            " r.id AS run_id, s.id AS step_id, r.bucket_id"
+            " FROM runs_run r JOIN runs_step s ON s.run_id = r.id"
         )
         c.execute(
-            "INSERT INTO runs_artifact (run_id, step_id, bucket_id, key, name, kind, size, etag, content_type,"
-            " version_id, sequencer, event_order, event_time, deleted, created_at, updated_at)"
+            "INSERT INTO runs_artifact (run_id, step_id, bucket_id, key, name, kind, size, etag,"
+            " content_type, version_id, sequencer, event_order, event_time, deleted, created_at, updated_at)"
             " SELECT s.run_id, s.step_id, s.bucket_id, 'run-' || s.n || '/train/file-' || i || '.csv',"
             " 'file-' || i || '.csv', 'table', 1000, 'etag-' || i, 'text/csv', '', '', i, now(), false,"
             " now(), now() FROM generate_series(0, %s) i JOIN seed_runs s ON s.n = i %% %s",
@@ -91,7 +92,7 @@ def seed() -> float:
             [True],
         )
         c.execute(
-            "INSERT INTO runs_ingesterror (topic, partition, \"offset\", message_key, raw, error, created_at)"
+            'INSERT INTO runs_ingesterror (topic, partition, "offset", message_key, raw, error, created_at)'
             " SELECT 'bench-health-' || i %% 3, 0, i, NULL, convert_to('{\"Records\": []}', 'UTF8'),"
             " 'bucket ''gone-' || i %% 7 || ''' is not registered in Pipelens',"
             " now() - (i || ' seconds')::interval FROM generate_series(1, %s) i",

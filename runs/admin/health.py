@@ -57,6 +57,8 @@ class HealthAdmin(admin.ModelAdmin):
             "title": "Health",
             "health": health,
             "buckets": [(b, sparkline(b.minutes)) for b in health.buckets],
+            # one reverse() instead of one per bucket (100 of them cost ~10 ms)
+            "buckets_url": reverse("admin:runs_bucket_changelist"),
             "queues": celery_queue_depths(),
             "chart_w": _CHART_W,
             "chart_h": _CHART_H,

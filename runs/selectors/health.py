@@ -102,12 +102,17 @@ def health_overview(*, now: datetime | None = None) -> Health:
 def _buckets(now: datetime) -> list[BucketHealth]:
     first = now.replace(second=0, microsecond=0) - timedelta(minutes=CHART_MINUTES - 1)
     minutes: dict[int, list[int]] = defaultdict(lambda: [0] * CHART_MINUTES)
-    for bucket_id, minute, events in BucketMinute.objects.filter(minute__gte=first).values_list(
-        "bucket_id", "minute", "events"
-    ):
-        index = int((minute - first).total_seconds() // 60)
-        if 0 <= index < CHART_MINUTES:
-            minutes[bucket_id][index] += events
+    # The minute's index computed by PostgreSQL: turning 6,000 timestamps (100 buckets × 60
+    # minutes) into Python datetimes took most of the page's time.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT bucket_id, (EXTRACT(EPOCH FROM minute - %s) / 60)::int, events"
+            f" FROM {BucketMinute._meta.db_table} WHERE minute >= %s",
+            [first, first],
+        )
+        for bucket_id, index, events in cursor.fetchall():
+            if 0 <= index < CHART_MINUTES:
+                minutes[bucket_id][index] += events
     last_sweeps = {
         s.bucket_id: s
         for s in BucketSweep.objects.order_by("bucket_id", "-requested_at").distinct("bucket_id")
