@@ -12,7 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from runs.models import ConsumerHeartbeat, IngestError
+from runs.models import ConsumerHeartbeat
 from runs.queues import celery_queue_depths
 from runs.selectors.health import CHART_MINUTES, health_overview
 from runs.services.health import ingest_errors_discard, ingest_errors_retry_request
@@ -73,17 +73,15 @@ class HealthAdmin(admin.ModelAdmin):
             self.message_user(request, "You may not retry or discard ingest errors.", messages.ERROR)
             return back
         ids = [int(i) for i in request.POST.getlist("error") if i.isdigit()]
-        topic = request.POST.get("topic", "")
-        if topic and request.POST.get("scope") == "topic":
-            ids = list(IngestError.objects.filter(topic=topic).values_list("pk", flat=True))
-        if not ids:
+        topic = request.POST.get("topic", "") if request.POST.get("scope") == "topic" else None
+        if not ids and not topic:
             self.message_user(request, "No ingest error selected.", messages.WARNING)
             return back
         if request.POST.get("action") == "discard":
-            removed = ingest_errors_discard(ids=ids)
+            removed = ingest_errors_discard(ids=ids, topic=topic)
             self.message_user(request, f"Discarded {removed} ingest error(s).")
             return back
-        done = ingest_errors_retry_request(ids=ids)
+        done = ingest_errors_retry_request(ids=ids, topic=topic)
         parts = []
         if done.marked:
             parts.append(f"{done.marked} message(s) will be parsed and ingested again by the consumer")

@@ -65,8 +65,17 @@ class ArtifactAdmin(admin.ModelAdmin):
 
 @admin.register(IngestError)
 class IngestErrorAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "topic", "partition", "offset", "error"]
+    list_display = ["created_at", "topic", "partition", "offset", "error", "retry_requested_at"]
     list_filter = ["topic"]
     search_fields = ["error"]
-    readonly_fields = ["topic", "partition", "offset", "message_key", "raw_preview", "error", "created_at"]
+    readonly_fields = [
+        "topic",
+        "partition",
+        "offset",
+        "message_key",
+        "raw_preview",
+        "error",
+        "created_at",
+        "retry_requested_at",
+    ]
     exclude = ["raw"]

@@ -86,9 +86,15 @@ def consumer_heartbeat(
 # --- ingest errors: discard, retry --------------------------------------------------
 
 
-def ingest_errors_discard(*, ids: Iterable[int]) -> int:
-    """Delete the given ingest errors; returns how many were deleted."""
-    removed, _ = IngestError.objects.filter(pk__in=list(ids)).delete()
+def _chosen(ids: Iterable[int] | None, topic: str | None):
+    if topic is not None:
+        return IngestError.objects.filter(topic=topic)
+    return IngestError.objects.filter(pk__in=list(ids or ()))
+
+
+def ingest_errors_discard(*, ids: Iterable[int] | None = None, topic: str | None = None) -> int:
+    """Delete the given ingest errors (or every error of ``topic``); returns how many."""
+    removed, _ = _chosen(ids, topic).delete()
     return removed
 
 
@@ -102,8 +108,10 @@ class RetryRequested:
 
 
 @transaction.atomic
-def ingest_errors_retry_request(*, ids: Iterable[int], now: datetime | None = None) -> RetryRequested:
-    """Ask for the given ingest errors to be tried again.
+def ingest_errors_retry_request(
+    *, ids: Iterable[int] | None = None, topic: str | None = None, now: datetime | None = None
+) -> RetryRequested:
+    """Ask for the given ingest errors (or every error of ``topic``) to be tried again.
 
     A Kafka message is marked; the consumer's maintenance thread re-parses and
     ingests it (``ingest_errors_retried``). An error of the reconciler (no
@@ -113,16 +121,12 @@ def ingest_errors_retry_request(*, ids: Iterable[int], now: datetime | None = No
     """
     now = now or timezone.now()
     result = RetryRequested(swept_buckets=[], unknown_buckets=[])
-    rows = list(IngestError.objects.filter(pk__in=list(ids)).only("id", "topic", "message_key"))
+    chosen = _chosen(ids, topic)
+    result.marked = chosen.exclude(topic=RECONCILE_ERROR_TOPIC).update(retry_requested_at=now)
     reconciled: dict[str, list[int]] = {}
-    kafka_ids = []
-    for row in rows:
-        if row.topic == RECONCILE_ERROR_TOPIC:
-            name = bytes(row.message_key or b"").decode("utf-8", "replace").split("/", 1)[0]
-            reconciled.setdefault(name, []).append(row.pk)
-        else:
-            kafka_ids.append(row.pk)
-    result.marked = IngestError.objects.filter(pk__in=kafka_ids).update(retry_requested_at=now)
+    for pk, key in chosen.filter(topic=RECONCILE_ERROR_TOPIC).values_list("pk", "message_key"):
+        name = bytes(key or b"").decode("utf-8", "replace").split("/", 1)[0]
+        reconciled.setdefault(name, []).append(pk)
     buckets = {b.name: b for b in Bucket.objects.filter(name__in=list(reconciled))}
     for name, error_ids in sorted(reconciled.items()):
         bucket = buckets.get(name)
