@@ -186,3 +186,21 @@ def test_non_staff_users_reach_neither_the_page_nor_the_actions(client, django_u
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
     client.post(ERRORS, {"topic": "t-a", "scope": "topic", "action": "discard"})
     assert IngestError.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_minute_counters_add_up_per_bucket_and_minute_and_ignore_unknown_buckets():
+    from runs.services.health import bucket_minutes_add
+
+    bucket = Bucket.objects.create(name="counted")
+    at = timezone.now().replace(second=10)
+    bucket_minutes_add(counts={"counted": 2, "not-registered": 5}, at=at)
+    bucket_minutes_add(counts={"counted": 3}, at=at.replace(second=50))
+    bucket_minutes_add(counts={"counted": 1}, at=at + timedelta(minutes=1))
+    assert list(
+        BucketMinute.objects.filter(bucket=bucket).order_by("minute").values_list("events", flat=True)
+    ) == [
+        5,
+        1,
+    ]
+    assert BucketMinute.objects.count() == 2
