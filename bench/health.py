@@ -4,7 +4,7 @@ Seeds its own database (``<db>_bench_health``) once with SQL ``generate_series``
 (not through the ingest path, which would take many minutes): 100 buckets on
 3 topics, 1,000 runs, 1,000,000 artifacts with one rendition each (1 % failed,
 half of those in the last hour), an hour of per-minute event counts per bucket,
-10,000 ingest errors and a few consumer heartbeats. Then renders
+10,000 ingest errors, five sweeps per bucket and three consumer heartbeats. Then renders
 ``/admin/runs/consumerheartbeat/`` through the whole Django stack in-process
 with the test client (as bench/run_page.py does), Redis queue lengths included.
 Run with ``make bench B=health``.
@@ -112,7 +112,16 @@ def refresh_live_rows() -> None:
     from runs.services.health import consumer_heartbeat
 
     with connection.cursor() as c:
-        c.execute("TRUNCATE runs_bucketminute")
+        c.execute("TRUNCATE runs_bucketminute, runs_consumerheartbeat, runs_bucketsweep")
+        # Five finished sweeps per bucket (the page shows each bucket's latest).
+        c.execute(
+            "INSERT INTO runs_bucketsweep (bucket_id, prefix, reason, status, lazy_render, since, started_at,"
+            " cursor, listed, stored, deleted, rejected, error, requested_at, finished_at, updated_at)"
+            " SELECT b.id, '', 'recent', 'done', false, NULL, now() - (k || ' minutes')::interval, '',"
+            " 1000, k, 0, 0, '', now() - (k || ' minutes')::interval, now() - (k || ' minutes')::interval,"
+            " now() FROM runs_bucket b CROSS JOIN generate_series(1, %s) k",
+            [5],
+        )
         c.execute(
             "INSERT INTO runs_bucketminute (bucket_id, minute, events)"
             " SELECT b.id, date_trunc('minute', now()) - (m || ' minutes')::interval, 10 + (b.id + m) %% 50"

@@ -119,7 +119,9 @@ def _buckets(now: datetime) -> list[BucketHealth]:
     }
     return [
         BucketHealth(bucket=b, minutes=list(minutes[b.pk]), last_sweep=last_sweeps.get(b.pk))
-        for b in Bucket.objects.select_related("topic").order_by("name")
+        for b in Bucket.objects.select_related("topic")
+        .only("id", "name", "last_event_at", "topic__id", "topic__name")  # what the page shows
+        .order_by("name")
     ]
 
 
