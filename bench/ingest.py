@@ -8,6 +8,7 @@ consumer's log, and the consumer's peak RSS. Target (issue 2): >= 5,000
 events/s, RSS <= 250 MB on 2 cores. Run with ``make bench B=ingest``.
 """
 
+import base64
 import json
 import os
 import random
@@ -20,11 +21,22 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote_plus
 
-from _common import ROOT, cpu_seconds, median, peak_rss_mb, percentile, report, setup_django
+from _common import (
+    ROOT,
+    cpu_seconds,
+    median,
+    peak_rss_mb,
+    percentile,
+    report,
+    setup_django,
+    thread_cpu_seconds,
+)
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONSUMERS = int(os.environ.get("BENCH_CONSUMERS", "1"))
+# "minio": MinIO's S3 event JSON; "seaweedfs": the SeaweedFS filer's protobuf notifications.
+STORE = os.environ.get("BENCH_STORE", "minio")
 BUCKET = "mlpipeline"
 
 
@@ -72,11 +84,12 @@ def record(bucket: str, key: str, name: str, at: datetime, seq: int) -> bytes:
     return json.dumps({"EventName": name, "Key": f"{bucket}/{key}", "Records": [rec]}).encode()
 
 
-def workload(n: int) -> tuple[list[tuple[bytes, bytes]], set[str]]:
-    """n messages over ~n/40 runs; returns (key, value) pairs and the live keys at the end."""
+def plan(n: int) -> tuple[list[tuple[str, str, datetime, int]], set[str]]:
+    """n object changes over ~n/40 runs: (event name, key, time, sequencer) and the live keys
+    at the end."""
     rng = random.Random(42)
     start = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
-    messages, keys, live = [], [], set()
+    changes, keys, live = [], [], set()
     outputs = ["mlpipeline-ui-metadata.tgz", "mlpipeline-metrics.tgz", "data.tgz", "model.tgz", "main.log"]
     run = 0
     while len(keys) < n:
@@ -103,16 +116,93 @@ def workload(n: int) -> tuple[list[tuple[bytes, bytes]], set[str]]:
         roll = rng.random()
         if roll < 0.02 and i > 10:
             target = keys[rng.randrange(i)]
-            messages.append(
-                (f"{BUCKET}/{target}".encode(), record(BUCKET, target, "s3:ObjectRemoved:Delete", at, seq))
-            )
+            changes.append(("s3:ObjectRemoved:Delete", target, at, seq))
             live.discard(target)
             continue
         if roll < 0.05 and i > 10:
             key = keys[rng.randrange(i)]
-        messages.append((f"{BUCKET}/{key}".encode(), record(BUCKET, key, "s3:ObjectCreated:Put", at, seq)))
+        changes.append(("s3:ObjectCreated:Put", key, at, seq))
         live.add(key)
-    return messages, live
+    return changes, live
+
+
+def workload(n: int) -> tuple[list[tuple[bytes, bytes]], set[str]]:
+    """n object changes as Kafka (key, value) pairs in the store's format, and the live keys."""
+    changes, live = plan(n)
+    if STORE == "seaweedfs":
+        return filer_messages(changes), live
+    return [
+        (f"{BUCKET}/{key}".encode(), record(BUCKET, key, name, at, seq)) for name, key, at, seq in changes
+    ], live
+
+
+def filer_messages(changes) -> list[tuple[bytes, bytes]]:
+    """The notifications SeaweedFS's filer publishes for these changes (docs/stores.md).
+
+    As the filer does: the key is the entry's full path, the value an
+    ``EventNotification``; an overwrite carries the old entry too; a delete only
+    the old entry; and every directory the S3 gateway creates on the way
+    (``mkdir -p`` of the key's folders) has a notification of its own, which the
+    consumer reads and skips. So there are more messages than object changes.
+    """
+    from streaming.ingest import filer_pb2
+
+    rng = random.Random(7)
+    entries: dict[str, filer_pb2.Entry] = {}
+    made_dirs: set[str] = set()
+    out = []
+    for name, key, at, seq in changes:
+        path = f"/buckets/{BUCKET}/{key}"
+        directory, _, base = path.rpartition("/")
+        if name.startswith("s3:ObjectRemoved"):
+            note = filer_pb2.EventNotification(delete_chunks=True, signatures=[906054812])
+            note.old_entry.CopyFrom(entries.pop(key))
+            out.append((path.encode(), note.SerializeToString()))
+            continue
+        # The folders, top down, the first time they appear.
+        parts = directory.split("/")
+        for depth in range(4, len(parts) + 1):  # below /buckets/<bucket>
+            folder = "/".join(parts[:depth])
+            if folder not in made_dirs:
+                made_dirs.add(folder)
+                parent, _, leaf = folder.rpartition("/")
+                note = filer_pb2.EventNotification(new_parent_path=parent, signatures=[906054812])
+                note.new_entry.name = leaf
+                note.new_entry.is_directory = True
+                note.new_entry.attributes.mtime = int(at.timestamp())
+                note.new_entry.attributes.file_mode = 0o20000000755
+                out.append((folder.encode(), note.SerializeToString()))
+        size = rng.randint(100, 10_000_000)
+        digest = uuid.UUID(int=rng.getrandbits(128)).bytes
+        new = filer_pb2.Entry(name=base, commit_ts_ns=seq)
+        attributes = new.attributes
+        attributes.file_size = size
+        attributes.mtime = seq // 10**9
+        attributes.mtime_ns = seq % 10**9
+        attributes.crtime = seq // 10**9
+        attributes.file_mode = 0o660
+        attributes.mime = "application/gzip"
+        attributes.md5 = digest
+        chunk = new.chunks.add(
+            file_id=f"3,{seq & 0xFFFFFF:x}{rng.getrandbits(32):08x}",
+            size=size,
+            modified_ts_ns=seq,
+            e_tag=base64.b64encode(digest).decode(),
+        )
+        chunk.fid.volume_id = 3
+        chunk.fid.file_key = seq & 0xFFFFFF
+        chunk.fid.cookie = rng.getrandbits(32)
+        new.extended["Seaweed-X-Amz-ETag"] = digest.hex().encode()
+        new.extended["X-Amz-Meta-Content-Type"] = b"application/gzip"
+        note = filer_pb2.EventNotification(new_parent_path=directory, signatures=[906054812])
+        old = entries.get(key)
+        if old is not None:
+            note.old_entry.CopyFrom(old)
+            note.delete_chunks = True
+        note.new_entry.CopyFrom(new)
+        entries[key] = new
+        out.append((path.encode(), note.SerializeToString()))
+    return out
 
 
 def produce(topic: str, messages) -> None:
@@ -154,7 +244,9 @@ def all_committed(topic: str, *, group: str) -> bool:
         probe.close()
 
 
-def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[float, float, list[float], float]:
+def one_round(
+    db_url: str, messages, expected: int, log_path: str
+) -> tuple[float, float, list[float], float, dict]:
     from django.db import connection
 
     from runs.models import Artifact, Bucket, KafkaTopic
@@ -167,7 +259,13 @@ def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[floa
     topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
     try:
         produce(topic, messages)
-        Bucket.objects.create(name=BUCKET, topic=KafkaTopic.objects.create(name=topic, partitions=4))
+        message_format = (
+            KafkaTopic.MessageFormat.SEAWEEDFS_FILER if STORE == "seaweedfs" else KafkaTopic.MessageFormat.S3
+        )
+        Bucket.objects.create(
+            name=BUCKET,
+            topic=KafkaTopic.objects.create(name=topic, partitions=4, message_format=message_format),
+        )
         # Render batches go to a queue no `make run` worker reads (they expire unread).
         env = {
             **os.environ,
@@ -203,6 +301,7 @@ def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[floa
                 elapsed = time.monotonic() - started
                 rss = max(peak_rss_mb(p.pid) for p in procs)
                 cpu = sum(cpu_seconds(p.pid) for p in procs)
+                threads = thread_cpu_seconds(procs[0].pid)
             finally:
                 for p in procs:
                     p.terminate()
@@ -221,16 +320,17 @@ def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[floa
         from streaming.ingest.session_topics import topic_delete
 
         topic_delete(AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS}), topic=topic)
-    return elapsed, rss, durations, cpu
+    return elapsed, rss, durations, cpu, threads
 
 
 def main() -> None:
-    db_url = setup_django("bench_ingest")
+    # BENCH_DB: a database of its own, e.g. to measure two checkouts side by side.
+    db_url = setup_django(os.environ.get("BENCH_DB", "bench_ingest"))
     messages, live = workload(EVENTS)
     rates, rss_values, durations, cpu_per_event = [], [], [], []
     for n in range(ROUNDS):
         log_path = os.path.join(tempfile.gettempdir(), f"bench-ingest-{n}.log")
-        elapsed, rss, batch_ms, cpu = one_round(db_url, messages, len(live), log_path)
+        elapsed, rss, batch_ms, cpu, threads = one_round(db_url, messages, len(live), log_path)
         rates.append(len(messages) / elapsed)
         cpu_per_event.append(cpu / len(messages) * 1e6)
         rss_values.append(rss)
@@ -238,6 +338,13 @@ def main() -> None:
         print(
             f"round {n + 1}: {len(messages)} events in {elapsed:.2f} s = {rates[-1]:.0f} events/s, "
             f"peak RSS {rss} MB, {len(batch_ms)} batches, consumer CPU {cpu:.1f} s"
+        )
+        # Per thread: main = fetch and parse; ingest-db = store and the after-commit
+        # hooks; broadcast = pushes; rdk:* = librdkafka.
+        by_thread = sorted(threads.items(), key=lambda kv: -kv[1])
+        print(
+            "  µs CPU per event by thread: "
+            + ", ".join(f"{n} {s / len(messages) * 1e6:.1f}" for n, s in by_thread if s)
         )
     report(
         {
