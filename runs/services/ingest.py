@@ -7,6 +7,7 @@ used for the upserts because the ORM cannot say "update only if newer"
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -150,12 +151,15 @@ _UPSERT_STEPS = f"""
 # the rows as they were before this statement (one snapshot for the whole
 # statement), so each changed row comes back with its previous run, step and
 # deleted flag: enough to adjust live-artifact counts by difference instead
-# of recounting whole runs.
+# of recounting whole runs. ``old`` is MATERIALIZED: inlined, PostgreSQL
+# planned it as a nested loop that rescanned the whole batch for every changed
+# row (it estimates 100 rows for ``jsonb_array_elements``): a third of the
+# statement's time on a 2,000-event batch (docs/performance.md#ingest).
 _UPSERT_ARTIFACTS = f"""
     WITH v AS (
         SELECT * FROM {_json_rows(ArtifactRow)}
     ),
-    old AS (
+    old AS MATERIALIZED (
         SELECT a.bucket_id, a.key, a.run_id, a.step_id, a.deleted
         FROM runs_artifact a JOIN v ON a.bucket_id = v.bucket_id AND a.key = v.key
     ),
@@ -254,6 +258,10 @@ def _adjust_counts(cursor, changed: list[tuple]) -> None:
         rows = sorted(CountDelta(row_id, delta) for row_id, delta in deltas.items() if delta)
         if rows:
             cursor.execute(_ADD_COUNTS[table], [_rows_json(rows)])
+
+
+# Pure, and the same few artifact names come back in every run (KFP's outputs).
+_guess_kind = functools.lru_cache(maxsize=4096)(guess_kind)
 
 
 def _bucket_map(names: set[str]) -> dict[str, Bucket]:
@@ -379,7 +387,7 @@ def _store_resolved(cursor, resolved, result: IngestResult) -> None:
                 bucket.id,
                 event.key,
                 where.artifact_name,
-                guess_kind(where.artifact_name, event.content_type),
+                _guess_kind(where.artifact_name, event.content_type),
                 event.size,
                 event.etag[:100],
                 event.content_type[:255],
@@ -410,7 +418,21 @@ _LENGTH_LIMITS = (
 )
 
 
+_LIMITS = {what: limit for what, _, limit in _LENGTH_LIMITS}
+
+
 def _too_long(event: ObjectEvent, where: ResolvedKey) -> str | None:
+    # Nearly every event fits: seven plain comparisons for those, the table for the rest.
+    if (
+        len(event.key) <= _LIMITS["object key"]
+        and len(where.artifact_name) <= _LIMITS["artifact name"]
+        and len(where.run_key) <= _LIMITS["run key"]
+        and len(where.run_name) <= _LIMITS["run name"]
+        and len(where.pipeline) <= _LIMITS["pipeline name"]
+        and len(where.namespace) <= _LIMITS["namespace"]
+        and len(where.step_name) <= _LIMITS["step name"]
+    ):
+        return None
     for what, value_of, limit in _LENGTH_LIMITS:
         value = value_of(event, where)
         if len(value) > limit:
