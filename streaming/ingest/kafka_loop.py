@@ -14,6 +14,10 @@ Guarantees:
   with back-off and nothing is committed until it is stored;
 - a stop request (SIGTERM/SIGINT) finishes the batch in hand, commits it,
   and closes the consumer, which leaves the group cleanly.
+
+Each committed batch's announcements (renders, pushes) run on a thread of
+their own (``streaming/ingest/announcer.py``), in order, while the next batch
+is stored; a stop waits for them.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from django.db import DatabaseError, InterfaceError, OperationalError, close_old
 from runs.events import EventAction, ObjectEvent, RejectedMessage
 from runs.models import KafkaTopic
 from runs.selectors.topics import enabled_topic_formats
+from runs.services.changes import changes_run_with
 from runs.services.ingest import IngestResult, ingest_errors_prune, ingest_events
+from streaming.ingest.announcer import Announcer
 from streaming.ingest.filer_events import parse_filer_message
 from streaming.ingest.kafka_config import consumer_config
 from streaming.ingest.s3_events import EventParseError, parse_message
@@ -63,18 +69,26 @@ _SEAWEEDFS = KafkaTopic.MessageFormat.SEAWEEDFS_FILER.value
 
 def parse_one(msg, message_format: str) -> list[ObjectEvent]:
     """One Kafka message through the parser of its topic's format; raises EventParseError."""
-    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    return _parse_fields(
+        msg, message_format, msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()
+    )
+
+
+def _parse_fields(msg, message_format: str, topic, partition, offset, key, value) -> list[ObjectEvent]:
     if message_format == _SEAWEEDFS:
         kind, timestamp_ms = msg.timestamp()
         return parse_filer_message(
-            msg.value(),
-            key=msg.key(),
+            value,
+            key=key,
             topic=topic,
             partition=partition,
             offset=offset,
             timestamp_ms=timestamp_ms if kind != 0 else None,  # 0: TIMESTAMP_NOT_AVAILABLE
         )
-    return parse_message(msg.value(), key=msg.key(), topic=topic, partition=partition, offset=offset)
+    return parse_message(value, key=key, topic=topic, partition=partition, offset=offset)
+
+
+_STORED = (EventAction.CREATED, EventAction.REMOVED)
 
 
 def parse_batch(messages, formats: Mapping[str, str] | None = None) -> ParsedBatch:
@@ -83,6 +97,8 @@ def parse_batch(messages, formats: Mapping[str, str] | None = None) -> ParsedBat
     raise for bad message content."""
     formats = formats or {}
     batch = ParsedBatch([], [], {}, {}, Counter(), len(messages))
+    # Locals: this loop runs once per message, thousands of times a second.
+    offsets, raw, events_out, counts = batch.offsets, batch.raw, batch.events, batch.counts
     for msg in messages:
         err = msg.error()
         if err is not None:
@@ -94,19 +110,21 @@ def parse_batch(messages, formats: Mapping[str, str] | None = None) -> ParsedBat
                 log_event(logger, "kafka_notice", level=logging.WARNING, error=err.str())
             continue
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-        batch.offsets[(topic, partition)] = max(batch.offsets.get((topic, partition), 0), offset + 1)
+        if offsets.get((topic, partition), 0) <= offset:
+            offsets[(topic, partition)] = offset + 1
         key, value = msg.key(), msg.value()
-        batch.raw[(topic, partition, offset)] = (key, value)
+        raw[(topic, partition, offset)] = (key, value)
         try:
-            events = parse_one(msg, formats.get(topic, ""))
+            events = _parse_fields(msg, formats.get(topic, ""), topic, partition, offset, key, value)
         except EventParseError as exc:
             batch.rejected.append(RejectedMessage(topic, partition, offset, key, value, str(exc)))
-            batch.counts["rejected"] += 1
+            counts["rejected"] += 1
             continue
         for event in events:
-            batch.counts[event.action.value] += 1
-            if event.action in (EventAction.CREATED, EventAction.REMOVED):
-                batch.events.append(event)
+            action = event.action
+            counts[action.value] += 1
+            if action in _STORED:
+                events_out.append(event)
     return batch
 
 
@@ -149,7 +167,11 @@ class IngestConsumer:
         consumer = Consumer(self.config)
         log_event(logger, "consumer_started", group=self.config["group.id"], bootstrap=self.bootstrap_servers)
         storing: Future | None = None
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-db") as db:
+        announcer = Announcer()  # renders and pushes of stored batches, off the storing thread
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-db") as db,
+            changes_run_with(announcer),
+        ):
             try:
                 while not self.stopping:
                     self._follow_topics(consumer)
@@ -168,6 +190,7 @@ class IngestConsumer:
             finally:
                 # Resolved in the worker: `connection` is per thread.
                 db.submit(lambda: connection.close()).result()
+                announcer.close()
                 consumer.close()
                 log_event(logger, "consumer_stopped")
 
