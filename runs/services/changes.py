@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -41,6 +42,11 @@ class Changes:
 
 Listener = Callable[[Changes], None]
 _listeners: list[Listener] = []
+# Who calls the listeners once the transaction has committed: by default the
+# committing thread, at once. A process may hand them to a runner of its own
+# (``changes_run_with``): the ingest consumer runs them on a thread of its own so
+# that the next batch is stored meanwhile (streaming/ingest/kafka_loop.py).
+_runner: Callable[[Callable[[], None]], None] | None = None
 
 
 def changes_subscribe(listener: Listener) -> None:
@@ -66,7 +72,28 @@ def changes_on_commit(
         return
     listeners = list(_listeners)
     if listeners:
-        transaction.on_commit(lambda: _notify(listeners, changes))
+        transaction.on_commit(lambda: _announce(listeners, changes))
+
+
+@contextmanager
+def changes_run_with(runner: Callable[[Callable[[], None]], None]):
+    """While in this block, committed changes are announced by ``runner(call)``
+    instead of in the committing thread: ``runner`` must call ``call()`` (once, in
+    the order it received them) and may do so later, from another thread."""
+    global _runner
+    previous, _runner = _runner, runner
+    try:
+        yield
+    finally:
+        _runner = previous
+
+
+def _announce(listeners: list, changes: Changes) -> None:
+    runner = _runner
+    if runner is None:
+        _notify(listeners, changes)
+    else:
+        runner(lambda: _notify(listeners, changes))
 
 
 def _notify(listeners: list, changes) -> None:
