@@ -283,8 +283,30 @@ def ingest_events(
     ``raw_messages`` maps (topic, partition, offset) to the message's (key,
     value) so that an event whose key resolves to no run is kept verbatim.
     """
+    return _store_plan(ingest_plan(events=events, rejected=rejected, raw_messages=raw_messages))
+
+
+@dataclass(slots=True)
+class IngestPlan:
+    """A batch made ready to store by ``ingest_plan``: what ``ingest_events`` does before
+    it writes (dedupe, buckets, layouts, length checks)."""
+
+    resolved: list[tuple[ObjectEvent, Bucket, ResolvedKey]]
+    failures: list[RejectedMessage]  # will be IngestErrors
+    superseded: int  # events a newer event of the same key in the batch replaced
+
+
+def ingest_plan(
+    *,
+    events: Sequence[ObjectEvent],
+    rejected: Sequence[RejectedMessage] = (),
+    raw_messages: Mapping[tuple[str, int, int], tuple[bytes | None, bytes | None]] | None = None,
+) -> IngestPlan:
+    """The first half of ``ingest_events`` (same arguments), which writes nothing and
+    needs no transaction; ``ingest_planned`` stores its result. The consumer plans
+    batch N+1 while batch N is being stored (streaming/ingest/kafka_loop.py): on a
+    loaded machine this half was a third of the storing thread's time."""
     raw_messages = raw_messages or {}
-    result = IngestResult()
     failures = list(rejected)
     stored_events = [e for e in events if e.action in (EventAction.CREATED, EventAction.REMOVED)]
     newest = _newest_per_key(stored_events)
@@ -314,7 +336,19 @@ def ingest_events(
             failures.append(_reject(event, raw_messages, too_long))
             continue
         resolved.append((event, bucket, where))
+    return IngestPlan(resolved=resolved, failures=failures, superseded=len(stored_events) - len(newest))
 
+
+@transaction.atomic
+def ingest_planned(*, plan: IngestPlan) -> IngestResult:
+    """Store a batch planned by ``ingest_plan``: the second half of ``ingest_events``, with
+    the same transaction, guarantees and result."""
+    return _store_plan(plan)
+
+
+def _store_plan(plan: IngestPlan) -> IngestResult:
+    result = IngestResult()
+    resolved, failures = plan.resolved, plan.failures
     with connection.cursor() as cursor:
         if resolved:
             _store_resolved(cursor, resolved, result)
@@ -333,7 +367,7 @@ def ingest_events(
         )
     result.rejected = len(failures)
     # Superseded inside the batch, plus those the newer-wins guard refused.
-    result.stale = (len(stored_events) - len(newest)) + (len(resolved) - result.stored)
+    result.stale = plan.superseded + (len(resolved) - result.stored)
 
     # Renders and pushes follow the commit (runs.services.changes).
     changes_on_commit(run_ids=result.run_seqs, artifact_ids=result.changed_artifact_ids, ingested=True)

@@ -38,7 +38,14 @@ from runs.events import EventAction, ObjectEvent, RejectedMessage
 from runs.models import KafkaTopic
 from runs.selectors.topics import enabled_topic_formats
 from runs.services.changes import changes_run_with
-from runs.services.ingest import IngestResult, ingest_errors_prune, ingest_events
+from runs.services.ingest import (
+    IngestPlan,
+    IngestResult,
+    ingest_errors_prune,
+    ingest_events,
+    ingest_plan,
+    ingest_planned,
+)
 from streaming.ingest.announcer import Announcer
 from streaming.ingest.filer_events import parse_filer_message
 from streaming.ingest.kafka_config import consumer_config
@@ -62,6 +69,9 @@ class ParsedBatch:
     offsets: dict[tuple[str, int], int]  # (topic, partition) -> next offset to commit
     counts: Counter
     size: int = 0  # messages in the batch, errors included
+    # Made on the consuming thread while the previous batch is stored (None if the
+    # database was unreachable then: storing plans it, with its retries).
+    plan: IngestPlan | None = None
 
 
 _SEAWEEDFS = KafkaTopic.MessageFormat.SEAWEEDFS_FILER.value
@@ -180,6 +190,8 @@ class IngestConsumer:
                         continue
                     messages = consumer.consume(num_messages=self.batch_size, timeout=self.batch_timeout_s)
                     parsed = parse_batch(messages, self._formats) if messages else None
+                    if parsed is not None:
+                        parsed.plan = self._plan(parsed)
                     if storing is not None:
                         self._finish(consumer, storing)
                         storing = None
@@ -235,6 +247,16 @@ class IngestConsumer:
             log_event(logger, "topic_missing", level=logging.WARNING, topics=",".join(missing))
         return [t for t in topics if t not in missing]
 
+    @staticmethod
+    def _plan(batch: ParsedBatch) -> IngestPlan | None:
+        """Dedupe and resolve the batch here, on the consuming thread, while the previous
+        batch waits on PostgreSQL in the storing thread (the two share one GIL)."""
+        try:
+            return ingest_plan(events=batch.events, rejected=batch.rejected, raw_messages=batch.raw)
+        except (OperationalError, InterfaceError, DatabaseError):
+            connection.close()  # this thread's; _follow_topics reconnects it
+            return None
+
     def _store_timed(self, batch: ParsedBatch) -> tuple[ParsedBatch, IngestResult | None, float]:
         started = time.monotonic()
         self._prune_now_and_then(started)
@@ -288,6 +310,8 @@ class IngestConsumer:
         while True:
             try:
                 close_old_connections()
+                if batch.plan is not None:
+                    return ingest_planned(plan=batch.plan)
                 return ingest_events(events=batch.events, rejected=batch.rejected, raw_messages=batch.raw)
             except (OperationalError, InterfaceError) as exc:
                 log_event(
