@@ -127,7 +127,8 @@ def plan(n: int) -> tuple[list[tuple[str, str, datetime, int]], set[str]]:
 
 
 def workload(n: int) -> tuple[list[tuple[bytes, bytes]], set[str]]:
-    """n object changes as Kafka (key, value) pairs in the store's format, and the live keys."""
+    """n object changes as Kafka (key, value) pairs in the store's format, and the live keys.
+    (SeaweedFS: more messages than changes, see ``filer_messages``.)"""
     changes, live = plan(n)
     if STORE == "seaweedfs":
         return filer_messages(changes), live
@@ -155,8 +156,11 @@ def filer_messages(changes) -> list[tuple[bytes, bytes]]:
         path = f"/buckets/{BUCKET}/{key}"
         directory, _, base = path.rpartition("/")
         if name.startswith("s3:ObjectRemoved"):
+            old = entries.pop(key, None)
+            if old is None:
+                continue  # already deleted: the filer has no entry, so no notification
             note = filer_pb2.EventNotification(delete_chunks=True, signatures=[906054812])
-            note.old_entry.CopyFrom(entries.pop(key))
+            note.old_entry.CopyFrom(old)
             out.append((path.encode(), note.SerializeToString()))
             continue
         # The folders, top down, the first time they appear.
@@ -246,7 +250,7 @@ def all_committed(topic: str, *, group: str) -> bool:
 
 def one_round(
     db_url: str, messages, expected: int, log_path: str
-) -> tuple[float, float, list[float], float, dict]:
+) -> tuple[float, float, list[float], float, dict, float]:
     from django.db import connection
 
     from runs.models import Artifact, Bucket, KafkaTopic
@@ -275,7 +279,7 @@ def one_round(
             "RENDER_QUEUE": "bench-ingest-render",
         }
         with open(log_path, "w") as log:
-            started = time.monotonic()
+            started, started_wall = time.monotonic(), time.time()
             prefix = os.environ.get("BENCH_CONSUMER_PREFIX", "").split()  # e.g. a profiler
             # CONSUMERS processes in one consumer group share the topic's 4
             # partitions: the way to use more than one core, as in production.
@@ -310,7 +314,16 @@ def one_round(
         live = Artifact.objects.filter(deleted=False).count()
         if live != expected:
             raise SystemExit(f"expected {expected} live artifacts, found {live}; see {log_path}")
-        durations = [float(m) for m in re.findall(r"duration_ms=([0-9.]+)", open(log_path).read())]
+        log_text = open(log_path).read()
+        durations = [float(m) for m in re.findall(r"duration_ms=([0-9.]+)", log_text)]
+        # Start-up (Python, Django, the first subscription), from the consumer's log:
+        # the part of the elapsed time that does not grow with the number of events.
+        subscribed = re.search(r"^(\S+ \S+) .*event=subscribed", log_text, re.MULTILINE)
+        startup = (
+            datetime.strptime(subscribed.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() - started_wall
+            if subscribed
+            else float("nan")
+        )
     finally:
         # The round's topic goes, also when the round failed. Keep the client until the
         # result: dropped at once (as before), it never sent the request and the topic stayed.
@@ -320,27 +333,29 @@ def one_round(
         from streaming.ingest.session_topics import topic_delete
 
         topic_delete(AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS}), topic=topic)
-    return elapsed, rss, durations, cpu, threads
+    return elapsed, rss, durations, cpu, threads, startup
 
 
 def main() -> None:
     # BENCH_DB: a database of its own, e.g. to measure two checkouts side by side.
     db_url = setup_django(os.environ.get("BENCH_DB", "bench_ingest"))
     messages, live = workload(EVENTS)
-    rates, rss_values, durations, cpu_per_event = [], [], [], []
+    rates, steady_rates, rss_values, durations, cpu_per_event = [], [], [], [], []
     for n in range(ROUNDS):
-        log_path = os.path.join(tempfile.gettempdir(), f"bench-ingest-{n}.log")
-        elapsed, rss, batch_ms, cpu, threads = one_round(db_url, messages, len(live), log_path)
+        log_path = os.path.join(tempfile.gettempdir(), f"bench-ingest-{os.getpid()}-{n}.log")
+        elapsed, rss, batch_ms, cpu, threads, startup = one_round(db_url, messages, len(live), log_path)
         rates.append(len(messages) / elapsed)
+        steady_rates.append(len(messages) / (elapsed - startup))
         cpu_per_event.append(cpu / len(messages) * 1e6)
         rss_values.append(rss)
         durations += batch_ms
         print(
             f"round {n + 1}: {len(messages)} events in {elapsed:.2f} s = {rates[-1]:.0f} events/s, "
-            f"peak RSS {rss} MB, {len(batch_ms)} batches, consumer CPU {cpu:.1f} s"
+            f"peak RSS {rss} MB, {len(batch_ms)} batches, consumer CPU {cpu:.1f} s; "
+            f"start-up {startup:.2f} s, {steady_rates[-1]:.0f} events/s after it"
         )
-        # Per thread: main = fetch and parse; ingest-db = store and the after-commit
-        # hooks; broadcast = pushes; rdk:* = librdkafka.
+        # Per thread: "python" = every Python thread (parse, store, announce, pushes);
+        # rdk:* = librdkafka's own threads.
         by_thread = sorted(threads.items(), key=lambda kv: -kv[1])
         print(
             "  µs CPU per event by thread: "
@@ -348,9 +363,12 @@ def main() -> None:
         )
     report(
         {
+            "store": STORE,
             "events": len(messages),
+            "object_changes": EVENTS,
             "rounds": ROUNDS,
             "events_per_s": round(median(rates)),
+            "events_per_s_after_startup": round(median(steady_rates)),
             "batch_ms_p50": round(median(durations), 1),
             "batch_ms_p99": round(percentile(durations, 99), 1),
             "consumers": CONSUMERS,
