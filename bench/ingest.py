@@ -152,7 +152,13 @@ def filer_messages(changes) -> list[tuple[bytes, bytes]]:
     entries: dict[str, filer_pb2.Entry] = {}
     made_dirs: set[str] = set()
     out = []
+    # The filer's commit times, ending now: the parser believes an entry's time only
+    # within SEQUENCER_MAX_SKEW_NS of the Kafka record's timestamp (stamped when
+    # produced), else orders by that timestamp, in ms, where many changes tie.
+    shift = time.time_ns() - changes[-1][3]
     for name, key, at, seq in changes:
+        seq += shift
+        at += timedelta(microseconds=shift // 1000)
         path = f"/buckets/{BUCKET}/{key}"
         directory, _, base = path.rpartition("/")
         if name.startswith("s3:ObjectRemoved"):
