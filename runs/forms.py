@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from runs.selectors.runs_list import RUN_SORTS, RunFilters
+from runs.selectors.runs_list import RUN_SORTS, RUN_STATUS_CHOICES, RunFilters
 
 
 class RunFilterForm(forms.Form):
@@ -18,6 +18,7 @@ class RunFilterForm(forms.Form):
     )
     bucket = forms.CharField(required=False, max_length=63)
     namespace = forms.CharField(required=False, max_length=253)
+    status = forms.ChoiceField(required=False, choices=[("", "any"), *RUN_STATUS_CHOICES])
     date_from = forms.DateField(
         required=False, label="Active from", widget=forms.DateInput(attrs={"type": "date"})
     )
@@ -40,6 +41,7 @@ class RunFilterForm(forms.Form):
             q=d["q"].strip(),
             bucket=d["bucket"].strip(),
             namespace=d["namespace"].strip(),
+            status=d["status"],
             date_from=d["date_from"],
             date_to=d["date_to"],
             sort=d["sort"] or "recent",

@@ -59,9 +59,23 @@ WEB_APP = Viewer.WEB_APP
 TEXT = Viewer.TEXT
 PROGRESS = Viewer.PROGRESS
 METRICS = Viewer.METRICS
+# Parquet datasets are shown by the table viewer (runs/rendering/parquet.py).
+PARQUET = "parquet"
 KFP_UI_METADATA = "kfp_ui_metadata"
 KFP_ARCHIVE = "kfp_archive"
 OTHER = "other"
+
+# Kinds a KFP metadata reference may replace (runs/services/references.py): plain data files.
+# Never the KFP files themselves (metadata, metrics, archives), so no reference can turn a
+# metadata file into a table and back again, nor images or Parquet, which a CSV output
+# cannot describe.
+RESTYLABLE_BY_REFERENCE = frozenset({TABLE, CONFUSION_MATRIX, ROC, MARKDOWN, WEB_APP, TEXT, OTHER})
+
+
+def restylable(name: str, content_type: str = "") -> bool:
+    """Whether a reference may give the file ``name`` its kind (decided on what its name gives)."""
+    return guess_kind(name, content_type) in RESTYLABLE_BY_REFERENCE
+
 
 _BY_EXTENSION = {
     ".png": IMAGE,
@@ -72,6 +86,8 @@ _BY_EXTENSION = {
     ".bmp": IMAGE,
     ".csv": TABLE,
     ".tsv": TABLE,
+    ".parquet": PARQUET,
+    ".parq": PARQUET,
     ".md": MARKDOWN,
     ".markdown": MARKDOWN,
     ".html": WEB_APP,
@@ -96,6 +112,8 @@ _BY_CONTENT_TYPE = {
     "text/markdown": MARKDOWN,
     "text/csv": TABLE,
     "text/tab-separated-values": TABLE,
+    "application/vnd.apache.parquet": PARQUET,
+    "application/x-parquet": PARQUET,
 }
 
 
@@ -122,10 +140,13 @@ def guess_kind(name: str, content_type: str = "") -> str:
 
 def refine_kind(name: str, head: bytes, content_type: str = "") -> str:
     """The kind of a file whose name says nothing (KFP v2 writes outputs without
-    extensions, e.g. ``.../html_artifact``), from its first bytes."""
+    extensions, e.g. ``.../html_artifact``; its ``Dataset`` outputs are often Parquet),
+    from its first bytes."""
     kind = guess_kind(name, content_type)
     if kind not in (OTHER, KFP_ARCHIVE):
         return kind
+    if head[:4] == b"PAR1":
+        return PARQUET
     start = head.lstrip()[:200].lower()
     if start.startswith((b"<!doctype html", b"<html")):
         return WEB_APP

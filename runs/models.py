@@ -49,7 +49,18 @@ class KafkaTopic(models.Model):
         help_text="Leave empty to use the KAFKA_BOOTSTRAP_SERVERS setting.",
     )
     enabled = models.BooleanField(default=True)
+    # What the topic was created with on the broker (runs/services/topics.py);
+    # the console shows what the broker reports, these are what was asked for.
     partitions = models.PositiveIntegerField(default=4)
+    replication_factor = models.PositiveSmallIntegerField(
+        default=1, help_text="Copies of each partition; fixed once the topic exists on the broker."
+    )
+    retention_ms = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="How long the broker keeps messages (retention.ms); empty keeps the broker's default, "
+        "-1 keeps them forever.",
+    )
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -97,6 +108,12 @@ class Bucket(models.Model):
         KafkaTopic, on_delete=models.PROTECT, null=True, blank=True, related_name="buckets"
     )
     layouts = models.JSONField(default=default_layouts, validators=[_validate_layouts])
+    notify_arn = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="MinIO notification target ARN (arn:minio:sqs::<target id>:kafka); empty uses the "
+        "MINIO_NOTIFY_ARN setting. The target must publish to this bucket's topic.",
+    )
     prefix_filter = models.CharField(max_length=1024, blank=True)
     suffix_filter = models.CharField(max_length=1024, blank=True)
     event_names = models.JSONField(
@@ -116,13 +133,38 @@ class Bucket(models.Model):
         return self.name
 
 
+# Statuses no event changes any more (KFP's final states, and a v1 step's end).
+FINAL_STATUSES = ("succeeded", "failed", "skipped", "canceled", "done")
+# Kubeflow's states of a run still in progress: an event keeps them (KFP knows better).
+KFP_PROGRESS_STATUSES = ("pending", "running", "canceling", "paused")
+# Runs still moving: active, or in progress according to Kubeflow.
+LIVE_STATUSES = ("active", *KFP_PROGRESS_STATUSES)
+
+
 class Run(models.Model):
-    """One pipeline run: every artifact whose key resolves to the same run key."""
+    """One pipeline run: every artifact whose key resolves to the same run key.
+
+    ``status`` (docs/portal.md#run-status): ``active`` while events arrive,
+    ``idle`` after RUN_IDLE_AFTER_S without one, or the run's state in
+    Kubeflow Pipelines when its API is configured (runs/services/lifecycle.py).
+    """
 
     class Status(models.TextChoices):
+        # From the event stream (runs/services/ingest.py, runs/services/lifecycle.py).
+        ACTIVE = "active", "Active"
+        IDLE = "idle", "Idle"
+        # A KFP v1 step whose main.log arrived: it ended, outcome unknown
+        # (Argo archives the log of a failed pod too). Steps only.
+        DONE = "done", "Done"
+        # Kubeflow Pipelines' V2beta1RuntimeState, lower-cased (runs/kfp_api.py).
+        PENDING = "pending", "Pending"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+        CANCELING = "canceling", "Canceling"
+        CANCELED = "canceled", "Canceled"
+        PAUSED = "paused", "Paused"
 
     bucket = models.ForeignKey(Bucket, on_delete=models.CASCADE, related_name="runs")
     run_key = models.CharField(max_length=1024)
@@ -130,7 +172,7 @@ class Run(models.Model):
     pipeline = models.CharField(max_length=512, blank=True)
     namespace = models.CharField(max_length=253, blank=True)
     layout = models.CharField(max_length=50)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     first_event_at = models.DateTimeField()
     last_event_at = models.DateTimeField()
     artifact_count = models.PositiveIntegerField(default=0)
@@ -142,7 +184,13 @@ class Run(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["bucket", "run_key"], name="run_unique_key_per_bucket")
         ]
-        indexes = [models.Index(fields=["-last_event_at"], name="run_last_event_idx")]
+        indexes = [
+            models.Index(fields=["-last_event_at"], name="run_last_event_idx"),
+            # The few runs still moving: what runs_mark_idle and steps_mark_ended scan.
+            models.Index(
+                fields=["last_event_at"], name="run_live_idx", condition=models.Q(status__in=LIVE_STATUSES)
+            ),
+        ]
         ordering = ["-last_event_at"]
 
     def __str__(self) -> str:
@@ -154,7 +202,7 @@ class Step(models.Model):
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
     name = models.CharField(max_length=512)
-    status = models.CharField(max_length=20, choices=Run.Status.choices, default=Run.Status.RUNNING)
+    status = models.CharField(max_length=20, choices=Run.Status.choices, default=Run.Status.ACTIVE)
     first_event_at = models.DateTimeField()
     last_event_at = models.DateTimeField()
     artifact_count = models.PositiveIntegerField(default=0)
@@ -190,7 +238,11 @@ class Artifact(models.Model):
     bucket = models.ForeignKey(
         Bucket, on_delete=models.CASCADE, related_name="artifacts", db_constraint=False, db_index=False
     )
-    key = models.CharField(max_length=1024)
+    # Byte order ("C"), the order S3 lists keys in: the reconciler compares a
+    # listing page with the key range it covers (runs/services/reconcile.py),
+    # and prefix and range lookups use the (bucket, key) index whatever the
+    # database's default collation.
+    key = models.CharField(max_length=1024, db_collation="C")
     name = models.CharField(max_length=1024)
     kind = models.CharField(max_length=30, default="other")
     size = models.BigIntegerField(null=True, blank=True)
@@ -213,6 +265,66 @@ class Artifact(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class BucketSweep(models.Model):
+    """One reconciliation of a bucket (or a prefix of it) with its listing (docs/reconcile.md).
+
+    The row is the sweep's persisted cursor: a sweep killed half-way resumes
+    after ``cursor`` with its original ``started_at``, which is what decides
+    whether a key missing from the listing was deleted (only keys whose last
+    event is older than the listing's start are). At most one unfinished
+    sweep per (bucket, prefix).
+    """
+
+    class Reason(models.TextChoices):
+        START = "start", "Consumer start"
+        GAP = "gap", "Gap in the event stream"
+        RECENT = "recent", "Recently active run"
+        FULL = "full", "Periodic full sweep"
+        MANUAL = "manual", "Requested by staff"
+        BACKFILL = "backfill", "History backfill"
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    bucket = models.ForeignKey(Bucket, on_delete=models.CASCADE, related_name="sweeps")
+    prefix = models.CharField(max_length=1024, blank=True, db_collation="C")
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.REQUESTED)
+    # Objects found only by this sweep render on first view, not at once
+    # (a backfill of a million objects must not starve live renders).
+    lazy_render = models.BooleanField(default=False)
+    # Backfill --since: only objects modified since then are imported, and
+    # nothing is marked deleted (the listing is deliberately partial).
+    since = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    cursor = models.CharField(max_length=1024, blank=True, db_collation="C")
+    listed = models.BigIntegerField(default=0)
+    stored = models.BigIntegerField(default=0)
+    deleted = models.BigIntegerField(default=0)
+    rejected = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "prefix"],
+                condition=models.Q(status__in=["requested", "running"]),
+                name="bucketsweep_one_open_per_prefix",
+            )
+        ]
+        indexes = [models.Index(fields=["bucket", "reason", "-finished_at"], name="bucketsweep_last_idx")]
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.bucket_id}:{self.prefix or '*'} {self.reason} {self.status}"
 
 
 class IngestError(models.Model):
@@ -397,3 +509,41 @@ class RecipeRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recipe_id}@{self.artifact_id} {self.status} {self.reason}"
+
+
+class ArtifactReference(models.Model):
+    """A file that an output of a KFP ``mlpipeline-ui-metadata`` file names as its source
+    (docs/viewers.md, "References").
+
+    Written by the rendition service when it renders the metadata file (one row per
+    output and referenced key, for the version ``source_etag``), read on both sides:
+    the metadata artifact lists the files it references, the referenced artifact says
+    who references it and as what. The referenced object need not exist yet: the row
+    is keyed by (bucket, key), and a file that arrives later finds it. A reference
+    from the referenced file's own run (``same_run``) gives that file its ``kind``
+    and the output's ``options`` (schema, labels, header); one from another run is
+    shown only, so no pipeline can change how another run's files are shown.
+    """
+
+    source = models.ForeignKey(Artifact, on_delete=models.CASCADE, related_name="references")
+    source_etag = models.CharField(max_length=100, blank=True)
+    position = models.PositiveIntegerField(help_text="Index of the output in the metadata file.")
+    bucket = models.ForeignKey(Bucket, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=1024)
+    kind = models.CharField(max_length=30)
+    title = models.CharField(max_length=200)
+    options = models.JSONField(default=dict, blank=True)
+    same_run = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "position", "bucket", "key"], name="artifactreference_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["bucket", "key"], name="artifactreference_target_idx")]
+        ordering = ["source_id", "position", "key"]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}#{self.position} → {self.key} as {self.kind}"

@@ -4,6 +4,7 @@ WebSockets are origin-checked against ALLOWED_HOSTS, then authenticated with
 the session cookie, then routed (docs/security.md, docs/portal.md).
 """
 
+import atexit
 import os
 
 from django.core.asgi import get_asgi_application
@@ -17,6 +18,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - needs
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402 - needs Django set up (above)
 
 from streaming.live.routing import websocket_urlpatterns  # noqa: E402 - needs Django set up (above)
+from vizsite.metrics import forget_process  # noqa: E402 - after Django, like the imports above
+
+# This process's open-connections gauge leaves the shared metrics directory with it.
+atexit.register(forget_process)
 
 application = ProtocolTypeRouter(
     {

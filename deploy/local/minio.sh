@@ -20,12 +20,18 @@ minio_targets() {
         "$MINIO_BENCH_NOTIFY_ID=$MINIO_BENCH_KAFKA_TOPIC"
 }
 
-# A running MinIO started with other targets (an older script, other topic
-# variables) is left running, but said so: buckets naming a missing target
-# fail to register ("ARN not found").
+# What the running MinIO was started with: its targets and whether it has a queue dir.
+minio_started_with() {
+    minio_targets
+    echo "queue_dir=${PIPELENS_MINIO_QUEUE_DIR:-off}"
+}
+
+# A running MinIO started otherwise (an older script, other topic variables,
+# another queue-dir setting) is left running, but said so: buckets naming a
+# missing target fail to register ("ARN not found").
 minio_check_targets() {
-    [[ "$(cat "$MINIO_TARGETS_FILE" 2>/dev/null || true)" == "$(minio_targets)" ]] && return 0
-    warn "warning: minio is running with other notification targets than $(minio_targets | tr '\n' ' ')"
+    [[ "$(cat "$MINIO_TARGETS_FILE" 2>/dev/null || true)" == "$(minio_started_with)" ]] && return 0
+    warn "warning: minio is running with other notification targets or queue-dir setting than $(minio_started_with | tr '\n' ' ')"
     warn "         restart it to use them: bash deploy/local/services.sh down minio && bash deploy/local/services.sh up minio"
 }
 
@@ -70,26 +76,33 @@ minio_up() {
         rm -f "$MINIO_PIDFILE"
         port_open "$MINIO_PORT" && die "minio: port $MINIO_PORT is already taken by another process (set PIPELENS_MINIO_PORT)"
         mkdir -p "$MINIO_DATA" "$MINIO_QUEUE"
-        # The queue dir keeps events while Kafka is down, but MinIO then sends
-        # them from the queue only every 3 s (retryInterval in its
-        # internal/store): PIPELENS_MINIO_QUEUE_DIR=off trades that durability
-        # for latency (docs/local-services.md).
-        # Each target queues in its own subdirectory of the queue dir.
-        local target id topic target_env=()
+        # No queue dir by default (docs/reconcile.md): each event is sent as its
+        # PUT completes, asynchronously, and the consumer's reconciliation finds
+        # what MinIO drops while Kafka is down. Synchronous events without a
+        # queue dir would hold every PUT while Kafka is down (measured: 100
+        # PUTs took 100 s, one waited 32 s). With a queue dir
+        # (PIPELENS_MINIO_QUEUE_DIR=on, events then synchronous: written to the
+        # queue before the PUT returns) MinIO keeps those events but sends its
+        # queue only every 3 s (retryInterval in its internal/store). Each
+        # target queues in its own subdirectory of the queue dir.
+        local target id topic target_env=() sync_events=off
+        if [[ "${PIPELENS_MINIO_QUEUE_DIR:-off}" == on ]]; then sync_events=on; fi
         while IFS= read -r target; do
             id="${target%%=*}" topic="${target#*=}"
             target_env+=("MINIO_NOTIFY_KAFKA_ENABLE_$id=on" "MINIO_NOTIFY_KAFKA_BROKERS_$id=127.0.0.1:$KAFKA_PORT"
                 "MINIO_NOTIFY_KAFKA_TOPIC_$id=$topic")
-            [[ "${PIPELENS_MINIO_QUEUE_DIR:-on}" == off ]] || target_env+=("MINIO_NOTIFY_KAFKA_QUEUE_DIR_$id=$MINIO_QUEUE")
+            if [[ "${PIPELENS_MINIO_QUEUE_DIR:-off}" == on ]]; then
+                target_env+=("MINIO_NOTIFY_KAFKA_QUEUE_DIR_$id=$MINIO_QUEUE")
+            fi
         done < <(minio_targets)
         env MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASSWORD" \
             "${target_env[@]}" \
-            MINIO_API_SYNC_EVENTS=on MINIO_BROWSER=off MINIO_UPDATE=off \
+            MINIO_API_SYNC_EVENTS="$sync_events" MINIO_BROWSER=off MINIO_UPDATE=off \
             setsid "$MINIO_BIN" server "$MINIO_DATA" --anonymous \
             --address "127.0.0.1:$MINIO_PORT" --console-address "127.0.0.1:$MINIO_CONSOLE_PORT" \
             </dev/null >>"$MINIO_LOG" 2>&1 9>&- &
         echo $! >"$MINIO_PIDFILE"
-        minio_targets >"$MINIO_TARGETS_FILE"
+        minio_started_with >"$MINIO_TARGETS_FILE"
     fi
     wait_healthy minio minio_health "$MINIO_PIDFILE" "$MINIO_LOG"
     say "minio     started  127.0.0.1:$MINIO_PORT"

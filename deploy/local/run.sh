@@ -12,6 +12,12 @@ export WEBAPP_ORIGIN="${WEBAPP_ORIGIN:-http://localhost:${PIPELENS_WEBAPP_PORT}}
 # Recipes (user Python in the bubblewrap sandbox, docs/recipes.md) are on for local work;
 # the Procfile's `sandbox:` worker serves them.
 export RECIPES_ENABLED="${RECIPES_ENABLED:-true}"
+# Prometheus metrics of every process (daphne, consumer, workers) go to files in one
+# directory that /metrics adds up (vizsite/metrics.py); emptied at each start, since
+# values of processes from an earlier run would otherwise be counted again.
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$PWD/.local/run/prometheus-${PIPELENS_WEB_PORT}}"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+rm -f "$PROMETHEUS_MULTIPROC_DIR"/*.db
 python manage.py setup_demo --store "${PIPELENS_STORE:-default}"
 url="http://127.0.0.1:${PIPELENS_WEB_PORT}/"
 # PIPELENS_STORE=seaweedfs: the demo bucket lives in SeaweedFS (docs/stores.md).

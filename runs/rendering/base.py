@@ -106,6 +106,8 @@ class Context:
     publish: Callable[[list[Output]], None] | None = None
     # Addressable copy of an in-memory source, for paging (tables in archives).
     store_source: Callable[[Source], dict] | None = None
+    # A KFP metadata output names an object as its source: (output position, URI, options).
+    refer: Callable[[int, str, dict], None] | None = None
 
 
 def too_large(what: str, size: int, cap: int) -> str:

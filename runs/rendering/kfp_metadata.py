@@ -6,6 +6,12 @@ otherwise ``source`` is a URI. Only ``minio://`` and ``s3://`` URIs are read,
 and only where the run's viewers may look (``ctx.fetch`` decides);
 wildcards concatenate the matching objects in key order. Each output fails
 or succeeds on its own: one bad output never hides the others.
+
+Every output whose source is an object is also reported through
+``ctx.refer`` (the rendition service records it as an ``ArtifactReference``,
+docs/viewers.md "References"), and ``render_referenced`` shows such an object
+on its own page as the output would: a ``roc.csv`` referenced as ``roc`` is a
+ROC curve there too, with the output's schema.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 
 from django.conf import settings
 
+from runs import kinds
 from runs.rendering import confusion_matrix, markdown, roc, table, tensorboard, web_app
 from runs.rendering.base import (
     BytesSource,
@@ -27,6 +34,23 @@ from runs.rendering.base import (
 )
 
 KNOWN = ("confusion_matrix", "roc", "table", "markdown", "web-app", "tensorboard")
+# Output types whose source is a file, the kind that file takes and what a reference says.
+REFERENCE_KINDS = {
+    "roc": kinds.ROC,
+    "confusion_matrix": kinds.CONFUSION_MATRIX,
+    "table": kinds.TABLE,
+    "markdown": kinds.MARKDOWN,
+    "web-app": kinds.WEB_APP,
+}
+REFERENCE_TITLES = {
+    "roc": "ROC curve",
+    "confusion_matrix": "Confusion matrix",
+    "table": "Table",
+    "markdown": "Markdown",
+    "web-app": "Web app",
+}
+# What a reference keeps of its output, to show the file alone as the output would.
+_OPTIONS = ("type", "format", "header", "schema", "labels")
 _VIEWER = {
     "web-app": web_app.VIEWER,
     "confusion_matrix": confusion_matrix.VIEWER,
@@ -96,7 +120,11 @@ def _one(output, ctx: Context) -> list[Output]:
         if not source:
             raise RenderError("The tensorboard output has no source (log directory).")
         return [tensorboard.output(source if isinstance(source, str) else json.dumps(source))]
-    content = _content(output, ctx, kind)
+    return _show(kind, output, _content(output, ctx, kind), ctx)
+
+
+def _show(kind: str, output: dict, content: Source, ctx: Context) -> list[Output]:
+    """``content`` shown as an output of type ``kind`` with ``output``'s options."""
     fmt = output.get("format", "csv")
     if kind in ("confusion_matrix", "roc", "table") and fmt != "csv":
         raise RenderError(f"The {kind} output's format {str(fmt)[:40]!r} is not supported (only csv).")
@@ -117,6 +145,30 @@ def _one(output, ctx: Context) -> list[Output]:
     return web_app.render(content, ctx, title="Web app")
 
 
+def reference_of(output) -> dict | None:
+    """What to record of an output whose source is an object (minio:// or s3://): its type
+    and the options that decide how the object is shown; None for anything else."""
+    if not isinstance(output, dict) or not isinstance(output.get("type"), str):
+        return None
+    if output["type"] not in REFERENCE_KINDS:
+        return None
+    source = output.get("source")
+    if output.get("storage") == "inline" or not isinstance(source, str):
+        return None
+    if not source.strip().startswith(("minio://", "s3://")):
+        return None
+    return {"uri": source.strip(), "options": {k: output[k] for k in _OPTIONS if k in output}}
+
+
+def render_referenced(source: Source, ctx: Context, *, options: dict) -> list[Output]:
+    """The object ``source`` shown alone as the metadata output that references it would show
+    it (``options``: the output's type, format, header, schema, labels)."""
+    kind = options.get("type")
+    if not isinstance(kind, str) or kind not in REFERENCE_KINDS:
+        raise RenderError(f"Unknown output type {str(kind)[:40]!r}.")
+    return _show(kind, options, source, ctx)
+
+
 def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:
     text, _ = decode_text(source.read_all(settings.JSON_MAX_BYTES, "The metadata file"))
     doc = load_json(text, "mlpipeline-ui-metadata")
@@ -125,7 +177,10 @@ def render(source: Source, ctx: Context, *, title: str = "") -> list[Output]:
         raise RenderError('mlpipeline-ui-metadata needs a non-empty "outputs" list.')
     cap = settings.KFP_METADATA_MAX_OUTPUTS
     result: list[Output] = []
-    for output in outputs[:cap]:
+    for position, output in enumerate(outputs[:cap]):
+        reference = reference_of(output)
+        if reference is not None and ctx.refer is not None:
+            ctx.refer(position, reference["uri"], reference["options"])
         kind = output.get("type") if isinstance(output, dict) else None
         viewer = _VIEWER.get(kind, "other") if isinstance(kind, str) else "other"
         try:

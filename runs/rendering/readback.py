@@ -18,7 +18,7 @@ from django.core import signing
 
 from runs.kinds import Viewer
 from runs.models import Rendition
-from runs.rendering import table, text
+from runs.rendering import parquet, table, text
 from runs.rendering.base import RenderError
 from runs.storage import ObjectSource, preview_read, source_at
 
@@ -105,8 +105,10 @@ def table_page(
                 "row_count": payload.get("row_count"),
                 "notices": [],
             }
-        index = [list(e) for e in _index(payload["index_key"])] if payload.get("index_key") else [[0, 0]]
         source = source_at(payload["source"], size=payload.get("size"))
+        if payload.get("format") == parquet.FORMAT:
+            return parquet.read_page(payload, source, start=start, count=count)
+        index = [list(e) for e in _index(payload["index_key"])] if payload.get("index_key") else [[0, 0]]
         return table.read_page(
             payload,
             index,

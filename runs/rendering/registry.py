@@ -22,6 +22,7 @@ from runs.rendering import (
     markdown,
     metrics,
     other,
+    parquet,
     progress,
     roc,
     table,
@@ -35,6 +36,7 @@ Renderer = Callable[[Source, Context], list[Output]]
 RENDERERS: dict[str, Renderer] = {
     kinds.IMAGE: image.render,
     kinds.TABLE: table.render,
+    kinds.PARQUET: parquet.render,
     kinds.CONFUSION_MATRIX: confusion_matrix.render,
     kinds.ROC: roc.render,
     kinds.MARKDOWN: markdown.render,
@@ -47,7 +49,11 @@ RENDERERS: dict[str, Renderer] = {
 }
 
 # The viewer a kind's renditions show under while pending or when failed.
-VIEWER_OF = {kinds.KFP_UI_METADATA: Viewer.OTHER, kinds.KFP_ARCHIVE: Viewer.OTHER}
+VIEWER_OF = {
+    kinds.KFP_UI_METADATA: Viewer.OTHER,
+    kinds.KFP_ARCHIVE: Viewer.OTHER,
+    kinds.PARQUET: Viewer.TABLE,
+}
 
 
 def viewer_of(kind: str) -> str:
@@ -67,8 +73,19 @@ def _render_file(source: Source, kind: str, ctx: Context) -> list[Output]:
         return [failed(viewer_of(kind), source.name, str(exc))]
 
 
-def render_artifact(source: Source, kind: str, ctx: Context) -> list[Output]:
-    """Every rendition of one object version, in position order."""
+def render_artifact(
+    source: Source, kind: str, ctx: Context, *, reference: dict | None = None
+) -> list[Output]:
+    """Every rendition of one object version, in position order.
+
+    ``reference``: the options of the KFP metadata output that names this object
+    (runs.services.references), which then decide how it is shown.
+    """
+    if reference is not None and not source.name.lower().endswith(".tgz"):
+        try:
+            return kfp_metadata.render_referenced(source, ctx, options=reference)
+        except RenderError as exc:
+            return [failed(viewer_of(kind), source.name, str(exc))]
     if source.name.lower().endswith(".tgz"):
         try:
             files = archive.unpack(source.read_all(settings.ARCHIVE_MAX_BYTES, "The archive"))

@@ -278,11 +278,8 @@ def build_sorted(payload: dict, chunks: Iterable[bytes], *, column: int) -> tupl
     cut and rows padded as on every page, so the copy is at most about the
     size of the file. Runs in the worker (runs/services/table_sort.py).
     """
-    columns = payload["columns"]
-    if not 0 <= column < len(columns):
+    if not 0 <= column < len(payload["columns"]):
         raise RenderError("No such column.")
-    ncols = len(columns)
-    cell_cap = settings.TABLE_MAX_CELL_CHARS
     header_records = 1 if payload.get("has_header_row", True) else 0
     try:
         rows = [r for r in csv.reader(iter_lines(chunks), delimiter=payload.get("delimiter", ",")) if r][
@@ -290,6 +287,16 @@ def build_sorted(payload: dict, chunks: Iterable[bytes], *, column: int) -> tupl
         ]
     except csv.Error as exc:
         raise RenderError(f"This table is not readable CSV: {exc}") from exc
+    return sorted_copy(payload, rows, column=column)
+
+
+def sorted_copy(payload: dict, rows: list[list[str]], *, column: int) -> tuple[bytes, dict]:
+    """``build_sorted`` for rows already read (CSV, or Parquet row groups: runs/rendering/parquet.py)."""
+    columns = payload["columns"]
+    if not 0 <= column < len(columns):
+        raise RenderError("No such column.")
+    ncols = len(columns)
+    cell_cap = settings.TABLE_MAX_CELL_CHARS
     key = _sort_key(columns[column]["type"])
     rows.sort(key=lambda r: key(r, column))
     out = io.BytesIO()

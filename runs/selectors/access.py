@@ -173,3 +173,12 @@ def sources_visible(*, scope: AccessScope, sources: list) -> bool:
         if not scope.allows(bucket_id=bucket.pk, run_key=where.run_key, namespace=where.namespace):
             return False
     return True
+
+
+def grant_preview(
+    *, bucket_id: int, key_prefix: str, namespace: str, limit: int = 50
+) -> tuple[int, list[Run]]:
+    """How many runs a grant with this scope would show, and the newest ``limit`` of them:
+    the grant rule itself (``grant_q``), for the console's preview before granting."""
+    runs = Run.objects.filter(grant_q(bucket_id=bucket_id, prefix=key_prefix, namespace=namespace.strip()))
+    return runs.count(), list(runs.order_by("-last_event_at")[:limit])

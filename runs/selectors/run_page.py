@@ -9,6 +9,7 @@ from django.db.models import F, Prefetch, prefetch_related_objects
 
 from runs.models import Artifact, Rendition, Run, Step
 from runs.selectors.access import artifact_get_visible
+from runs.selectors.references import references_attach
 from runs.selectors.viewers import renditions_hide_foreign
 
 
@@ -85,15 +86,18 @@ def run_page_steps(*, user, run: Run, inline_previews: int) -> list[Step]:
             artifact.bucket = run.bucket
             renditions_hide_foreign(user=user, renditions=artifact.renditions.all())
             inline[artifact.pk].preview = artifact
+        references_attach(user=user, artifacts=models)
     for step in steps:
         step.rows = by_step.get(step.pk, [])
     return steps
 
 
 def artifact_get_for_preview(*, user, run_id: int, artifact_id: int) -> Artifact | None:
-    """Like ``artifact_get_visible``, with the current renditions prefetched."""
+    """Like ``artifact_get_visible``, with the current renditions prefetched and the references
+    the user may see attached (``referenced_by``, ``references_out``)."""
     artifact = artifact_get_visible(user=user, run_id=run_id, artifact_id=artifact_id)
     if artifact is not None:
         prefetch_related_objects([artifact], _current_renditions())
         renditions_hide_foreign(user=user, renditions=artifact.renditions.all())
+        references_attach(user=user, artifacts=[artifact])
     return artifact

@@ -78,6 +78,7 @@ _ARTIFACT_FIELDS = (
     "run_id",
     "step_id",
     "step__name",
+    "step__status",
     "key",
     "name",
     "kind",
@@ -95,6 +96,8 @@ def _artifact_state(row: dict[str, Any], renditions: dict[int, list]) -> dict[st
         "run_id": row["run_id"],
         "step_id": row["step_id"],
         "step": row["step__name"],
+        # Pushed with each artifact so a page shows its step's status as it changes.
+        "step_status": row["step__status"],
         "key": row["key"],
         "name": row["name"],
         "kind": row["kind"],

@@ -21,6 +21,10 @@ RUN_SORTS = {
 }
 
 
+# What a run's status can be (a step's "done" never is), for the list's filter.
+RUN_STATUS_CHOICES = [(value, label) for value, label in Run.Status.choices if value != Run.Status.DONE]
+
+
 @dataclass(frozen=True, slots=True)
 class RunFilters:
     """Validated runs-list filters (runs/forms.py builds them from the query string)."""
@@ -28,6 +32,7 @@ class RunFilters:
     q: str = ""
     bucket: str = ""
     namespace: str = ""
+    status: str = ""
     date_from: date | None = None
     date_to: date | None = None
     sort: str = "recent"
@@ -37,7 +42,7 @@ class RunFilters:
 
     @property
     def active(self) -> bool:
-        return bool(self.q or self.bucket or self.namespace or self.date_from or self.date_to)
+        return bool(self.q or self.bucket or self.namespace or self.status or self.date_from or self.date_to)
 
 
 def runs_list(*, user, filters: RunFilters) -> QuerySet[Run]:
@@ -51,6 +56,8 @@ def runs_list(*, user, filters: RunFilters) -> QuerySet[Run]:
         runs = runs.filter(bucket__name=filters.bucket)
     if filters.namespace:
         runs = runs.filter(namespace=filters.namespace)
+    if filters.status:
+        runs = runs.filter(status=filters.status)
     if filters.date_from:
         runs = runs.filter(last_event_at__date__gte=filters.date_from)
     if filters.date_to:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from runs.events import EventAction, ObjectEvent, RejectedMessage
 from runs.kinds import guess_kind
 from runs.layouts import ResolvedKey, UnresolvableKey, resolve_key
-from runs.models import Artifact, Bucket, IngestError, Run, Step
+from runs.models import FINAL_STATUSES, KFP_PROGRESS_STATUSES, Artifact, Bucket, IngestError, Run, Step
 from runs.services.changes import changes_on_commit
 
 logger = logging.getLogger(__name__)
@@ -122,26 +122,37 @@ def _json_rows(row_type: type[NamedTuple]) -> str:
     return f"(SELECT {select} FROM jsonb_array_elements(%s::jsonb) AS r) AS v"
 
 
+# A newer event makes an idle run or step active again; Kubeflow's states and
+# the final ones stay, and so does everything when only older objects arrive
+# (a backfill or a listing must not wake a quiet run): docs/portal.md#run-status.
+_STATUS_ON_EVENT = (
+    "status = CASE WHEN {table}.status IN "
+    f"({', '.join(repr(s) for s in (*FINAL_STATUSES, *KFP_PROGRESS_STATUSES))}) "
+    "OR EXCLUDED.last_event_at <= {table}.last_event_at THEN {table}.status ELSE 'active' END"
+)
+
 _UPSERT_RUNS = f"""
     INSERT INTO runs_run (bucket_id, run_key, name, pipeline, namespace, layout,
                           first_event_at, last_event_at, status, artifact_count, seq)
     SELECT v.bucket_id, v.run_key, v.name, v.pipeline, v.namespace, v.layout,
-           v.first_at, v.last_at, 'running', 0, 1
+           v.first_at, v.last_at, 'active', 0, 1
     FROM {_json_rows(RunRow)}
     ON CONFLICT (bucket_id, run_key) DO UPDATE SET
         first_event_at = LEAST(runs_run.first_event_at, EXCLUDED.first_event_at),
         last_event_at = GREATEST(runs_run.last_event_at, EXCLUDED.last_event_at),
+        {_STATUS_ON_EVENT.format(table="runs_run")},
         seq = runs_run.seq + 1
     RETURNING id, bucket_id, run_key, seq
 """
 
 _UPSERT_STEPS = f"""
     INSERT INTO runs_step (run_id, name, first_event_at, last_event_at, status, artifact_count)
-    SELECT v.run_id, v.name, v.first_at, v.last_at, 'running', 0
+    SELECT v.run_id, v.name, v.first_at, v.last_at, 'active', 0
     FROM {_json_rows(StepRow)}
     ON CONFLICT (run_id, name) DO UPDATE SET
         first_event_at = LEAST(runs_step.first_event_at, EXCLUDED.first_event_at),
-        last_event_at = GREATEST(runs_step.last_event_at, EXCLUDED.last_event_at)
+        last_event_at = GREATEST(runs_step.last_event_at, EXCLUDED.last_event_at),
+        {_STATUS_ON_EVENT.format(table="runs_step")}
     RETURNING id, run_id, name
 """
 
@@ -274,6 +285,7 @@ def ingest_events(
     events: Sequence[ObjectEvent],
     rejected: Sequence[RejectedMessage] = (),
     raw_messages: Mapping[tuple[str, int, int], tuple[bytes | None, bytes | None]] | None = None,
+    render: bool = True,
 ) -> IngestResult:
     """Store one consumer batch: events become runs/steps/artifacts, rejects become IngestErrors.
 
@@ -282,8 +294,12 @@ def ingest_events(
     Accessed and metadata-only events are skipped (the caller counts them).
     ``raw_messages`` maps (topic, partition, offset) to the message's (key,
     value) so that an event whose key resolves to no run is kept verbatim.
+    ``render=False`` (backfill, full sweeps) stores without queueing renders:
+    those artifacts render when first viewed (``renditions_prepare_missing``).
     """
-    return _store_plan(ingest_plan(events=events, rejected=rejected, raw_messages=raw_messages))
+    return _store_plan(
+        ingest_plan(events=events, rejected=rejected, raw_messages=raw_messages), render=render
+    )
 
 
 @dataclass(slots=True)
@@ -340,13 +356,13 @@ def ingest_plan(
 
 
 @transaction.atomic
-def ingest_planned(*, plan: IngestPlan) -> IngestResult:
+def ingest_planned(*, plan: IngestPlan, render: bool = True) -> IngestResult:
     """Store a batch planned by ``ingest_plan``: the second half of ``ingest_events``, with
-    the same transaction, guarantees and result."""
-    return _store_plan(plan)
+    the same transaction, guarantees, ``render`` and result."""
+    return _store_plan(plan, render=render)
 
 
-def _store_plan(plan: IngestPlan) -> IngestResult:
+def _store_plan(plan: IngestPlan, *, render: bool) -> IngestResult:
     result = IngestResult()
     resolved, failures = plan.resolved, plan.failures
     with connection.cursor() as cursor:
@@ -370,7 +386,7 @@ def _store_plan(plan: IngestPlan) -> IngestResult:
     result.stale = plan.superseded + (len(resolved) - result.stored)
 
     # Renders and pushes follow the commit (runs.services.changes).
-    changes_on_commit(run_ids=result.run_seqs, artifact_ids=result.changed_artifact_ids, ingested=True)
+    changes_on_commit(run_ids=result.run_seqs, artifact_ids=result.changed_artifact_ids, ingested=render)
     return result
 
 

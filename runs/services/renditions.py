@@ -23,21 +23,28 @@ import json
 import logging
 import posixpath
 import re
+import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db.models import Exists, F, OuterRef
 
+from runs import kinds
 from runs.kinds import Viewer
 from runs.layouts import UnresolvableKey, resolve_key
 from runs.models import Artifact, Bucket, BucketGrant, Rendition
 from runs.rendering.base import Context, Output, RenderError, Source, StorageUnavailable, failed
 from runs.rendering.registry import render_artifact, viewer_of
 from runs.selectors.access import grant_allows
+from runs.selectors.references import reference_sources_to_retry, references_effective
 from runs.services.changes import Changes, changes_on_commit, runs_touch
+from runs.services.references import references_record
 from runs.storage import ObjectSource, minio_client, preview_prefix, preview_put
+from vizsite import metrics
 from vizsite.logs import log_event
 
 logger = logging.getLogger("pipelens.render")
@@ -105,17 +112,22 @@ def on_changes(changes: Changes) -> None:
 
 
 @transaction.atomic
-def renditions_prepare(*, artifact_ids: Sequence[int]) -> list[tuple[int, str]]:
+def renditions_prepare(*, artifact_ids: Sequence[int], retry_sources: bool = True) -> list[tuple[int, str]]:
     """Create pending renditions for live artifact versions that have none; queue their tasks.
 
     Idempotent: an (artifact, etag) that already has renditions is skipped.
     Deleted artifacts are not rendered. Returns the (artifact id, etag) queued.
+
+    A file that a KFP metadata file of its run references takes the referenced kind here
+    (ingest stored the kind its name gives), and with ``retry_sources`` the metadata files
+    that reference it are rendered again: their outputs may have failed for want of it.
     """
     arts = list(
         Artifact.objects.filter(id__in=list(artifact_ids), deleted=False).values(
-            "id", "etag", "kind", "run_id", "name"
+            "id", "etag", "kind", "run_id", "name", "bucket_id", "key", "content_type"
         )
     )
+    _apply_references(arts, retry_sources=retry_sources)
     have = set(
         _builtin(Rendition.objects)
         .filter(artifact_id__in=[a["id"] for a in arts])
@@ -145,6 +157,53 @@ def renditions_prepare(*, artifact_ids: Sequence[int]) -> list[tuple[int, str]]:
         ]
     )
     return jobs
+
+
+def renditions_prepare_missing(*, run_id: int, limit: int = 5000) -> int:
+    """Render on first view: queue the live artifacts of a run whose current version has
+    no rendition yet. Backfills and full sweeps store artifacts without rendering them
+    (``ingest_events(render=False)``), so a million imported objects never compete
+    with live renders; opening the run renders what it shows. Cheap when nothing is
+    missing (one indexed anti-join); returns how many were queued."""
+    missing = list(
+        Artifact.objects.filter(run_id=run_id, deleted=False)
+        .exclude(Exists(Rendition.objects.filter(artifact_id=OuterRef("pk"), etag=OuterRef("etag"))))
+        .values_list("id", flat=True)[:limit]
+    )
+    if missing:
+        renditions_enqueue(artifact_ids=missing)
+    return len(missing)
+
+
+def _apply_references(arts: list[dict], *, retry_sources: bool) -> None:
+    """Give each artifact (a ``values()`` row, updated in place) the kind a reference decides."""
+    pairs = [(a["bucket_id"], a["key"]) for a in arts]
+    effective = references_effective(pairs=pairs)
+    for a in arts:
+        ref = effective.get((a["bucket_id"], a["key"]))
+        if ref is not None and ref.kind != a["kind"] and kinds.restylable(a["name"], a["content_type"]):
+            Artifact.objects.filter(pk=a["id"]).update(kind=ref.kind)
+            a["kind"] = ref.kind
+    if retry_sources:
+        own = {a["id"] for a in arts}
+        sources = [i for i in reference_sources_to_retry(pairs=pairs) if i not in own]
+        failed_sources = set(
+            _builtin(Rendition.objects)
+            .filter(artifact_id__in=sources, etag=F("artifact__etag"), status=Rendition.Status.FAILED)
+            .values_list("artifact_id", flat=True)
+        )
+        if failed_sources:
+            renditions_rerender(artifact_ids=sorted(failed_sources), retry_sources=False)
+
+
+@transaction.atomic
+def renditions_rerender(*, artifact_ids: Sequence[int], retry_sources: bool = False) -> list[tuple[int, str]]:
+    """Render the current versions of these artifacts again (their kind or references changed):
+    their built-in renditions are dropped and new ones queued. A render of the old kind still
+    running finds the kind changed and stores nothing (``_store``)."""
+    ids = sorted(set(artifact_ids))
+    _builtin(Rendition.objects.filter(artifact_id__in=ids, etag=F("artifact__etag"))).delete()
+    return renditions_prepare(artifact_ids=ids, retry_sources=retry_sources)
 
 
 # --- rendering --------------------------------------------------------------------
@@ -223,11 +282,16 @@ def _storable(output: Output) -> Output:
 
 
 @transaction.atomic
-def _store(*, artifact_id: int, etag: str, outputs: list[Output], final: bool, attempts: int) -> bool:
-    """Replace the version's renditions with ``outputs``; False if the artifact moved on."""
+def _store(
+    *, artifact_id: int, etag: str, outputs: list[Output], final: bool, attempts: int, kind: str | None = None
+) -> bool:
+    """Replace the version's renditions with ``outputs``; False if the artifact moved on (a new
+    version, or a new kind given by a reference since ``kind`` was rendered)."""
     outputs = [_storable(o) for o in outputs]
     artifact = Artifact.objects.select_for_update().filter(pk=artifact_id).first()
     if artifact is None or artifact.deleted or artifact.etag != etag:
+        return False
+    if kind is not None and artifact.kind != kind:
         return False
     _builtin(Rendition.objects.filter(artifact_id=artifact_id, etag=etag)).delete()
     if final:  # older versions' renditions are superseded
@@ -275,9 +339,30 @@ def rendition_render(*, artifact_id: int, etag: str) -> str:
         store=bucket.store,
     )
     fetched: list[ObjectSource] = []
-    ctx = _context(artifact=artifact, attempts=attempts, fetched=fetched)
+    referred: list[tuple[int, str, dict]] = []
+    fetched_by_uri: dict[str, list[str]] = {}
+    ctx = _context(
+        artifact=artifact,
+        attempts=attempts,
+        fetched=fetched,
+        referred=referred,
+        fetched_by_uri=fetched_by_uri,
+    )
+    reference = references_effective(pairs=[(artifact.bucket_id, artifact.key)]).get(
+        (artifact.bucket_id, artifact.key)
+    )
+    options = (
+        reference.options
+        if reference is not None
+        and reference.kind == artifact.kind
+        and kinds.restylable(artifact.name, artifact.content_type)
+        else None
+    )
+    started = time.monotonic()
     try:
-        outputs = render_artifact(source, artifact.kind, ctx)
+        if artifact.kind == kinds.OTHER and options is None:
+            artifact.kind = _refine_stored_kind(artifact=artifact, source=source)
+        outputs = render_artifact(source, artifact.kind, ctx, reference=options)
     except StorageUnavailable:
         _requeue(artifact_id=artifact_id, etag=etag)
         raise
@@ -320,7 +405,14 @@ def rendition_render(*, artifact_id: int, etag: str) -> str:
         for output in outputs:
             output.payload = {**output.payload, "cross_run_sources": foreign}
     outputs, stored = _store_or_fail(artifact=artifact, etag=etag, outputs=outputs, attempts=attempts)
+    if stored and (referred or artifact.references.exists()):
+        _record_references(artifact=artifact, etag=etag, referred=referred, fetched_by_uri=fetched_by_uri)
     status = "stale" if not stored else ("failed" if all(o.failed for o in outputs) else "ready")
+    metrics.record_render(
+        viewer=viewer_of(artifact.kind),
+        duration_s=time.monotonic() - started,
+        failures=Counter(o.viewer for o in outputs if o.failed) if stored else Counter(),
+    )
     log_event(
         logger,
         "rendered",
@@ -331,6 +423,41 @@ def rendition_render(*, artifact_id: int, etag: str) -> str:
         attempts=attempts,
     )
     return status
+
+
+def _refine_stored_kind(*, artifact: Artifact, source: ObjectSource) -> str:
+    """The kind of a file whose name said nothing, from its first bytes, stored on the artifact
+    so that lists say it too (a KFP v2 ``Dataset`` without extension is Parquet, ``PAR1``)."""
+    kind = kinds.refine_kind(artifact.name, source.read(512), artifact.content_type)
+    if kind != kinds.OTHER:
+        with transaction.atomic():
+            if Artifact.objects.filter(pk=artifact.pk, etag=artifact.etag, kind=kinds.OTHER).update(
+                kind=kind
+            ):
+                _changed(artifacts=[artifact])
+    return kind
+
+
+def _record_references(
+    *,
+    artifact: Artifact,
+    etag: str,
+    referred: list[tuple[int, str, dict]],
+    fetched_by_uri: dict[str, list[str]],
+) -> None:
+    """Record what the metadata file references and render again the files whose references
+    changed. A failure here is logged: the metadata file's own renditions are stored."""
+    try:
+        with transaction.atomic():
+            targets = references_record(
+                artifact_id=artifact.id, etag=etag, referred=referred, fetched=fetched_by_uri
+            )
+            if targets:
+                renditions_rerender(artifact_ids=targets, retry_sources=False)
+    except (OperationalError, InterfaceError):
+        raise
+    except DatabaseError:
+        logger.exception("references_refused artifact=%s", artifact.id)
 
 
 def _out_of_memory_reason() -> str:
@@ -355,7 +482,12 @@ def _store_or_fail(
     outputs = [_storable(o) for o in outputs]
     try:
         return outputs, _store(
-            artifact_id=artifact.id, etag=etag, outputs=outputs, final=True, attempts=attempts
+            artifact_id=artifact.id,
+            etag=etag,
+            outputs=outputs,
+            final=True,
+            attempts=attempts,
+            kind=artifact.kind,
         )
     except (OperationalError, InterfaceError):
         raise
@@ -366,7 +498,12 @@ def _store_or_fail(
     outputs = [failed(viewer_of(artifact.kind), artifact.name, reason)]
     try:
         return outputs, _store(
-            artifact_id=artifact.id, etag=etag, outputs=outputs, final=True, attempts=attempts
+            artifact_id=artifact.id,
+            etag=etag,
+            outputs=outputs,
+            final=True,
+            attempts=attempts,
+            kind=artifact.kind,
         )
     except DatabaseError:
         logger.exception("render_store_failure_refused artifact=%s", artifact.id)
@@ -396,8 +533,16 @@ def rendition_fail(*, artifact_id: int, etag: str, reason: str) -> None:
 # --- what renderers may do besides reading ------------------------------------------
 
 
-def _context(*, artifact: Artifact, attempts: int, fetched: list[ObjectSource]) -> Context:
-    """What renderers may do besides reading; sources they fetch are appended to ``fetched``."""
+def _context(
+    *,
+    artifact: Artifact,
+    attempts: int,
+    fetched: list[ObjectSource],
+    referred: list[tuple[int, str, dict]] | None = None,
+    fetched_by_uri: dict[str, list[str]] | None = None,
+) -> Context:
+    """What renderers may do besides reading; sources they fetch are appended to ``fetched``
+    (and their keys to ``fetched_by_uri``), references they report to ``referred``."""
     counter = itertools.count()
     etag = re.sub(r"[^A-Za-z0-9_.-]", "_", artifact.etag) or "none"
     base = f"{preview_prefix()}/{artifact.id}/{etag}"
@@ -415,14 +560,27 @@ def _context(*, artifact: Artifact, attempts: int, fetched: list[ObjectSource]) 
         )
 
     def publish(outputs: list[Output]) -> None:
-        _store(artifact_id=artifact.id, etag=artifact.etag, outputs=outputs, final=False, attempts=attempts)
+        _store(
+            artifact_id=artifact.id,
+            etag=artifact.etag,
+            outputs=outputs,
+            final=False,
+            attempts=attempts,
+            kind=artifact.kind,
+        )
 
     def fetch(uri: str) -> list[Source]:
         found = fetch_sources(artifact=artifact, uri=uri)
         fetched.extend(found)
+        if fetched_by_uri is not None:
+            fetched_by_uri.setdefault(uri.strip(), []).extend(s.key for s in found)
         return found
 
-    return Context(store=store, fetch=fetch, publish=publish, store_source=store_source)
+    def refer(position: int, uri: str, options: dict) -> None:
+        if referred is not None:
+            referred.append((position, uri, options))
+
+    return Context(store=store, fetch=fetch, publish=publish, store_source=store_source, refer=refer)
 
 
 _URI = re.compile(r"^(minio|s3)://([^/]+)/(.+)$")

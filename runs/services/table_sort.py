@@ -25,7 +25,7 @@ from django.conf import settings
 
 from runs.kinds import Viewer
 from runs.models import Rendition
-from runs.rendering import table
+from runs.rendering import parquet, table
 from runs.rendering.base import RenderError
 from runs.storage import ObjectSource, preview_get, preview_prefix, preview_put, source_at
 from vizsite.logs import log_event
@@ -119,8 +119,11 @@ def table_sort_build(*, rendition_id: int, column: int) -> str:
     started = time.monotonic()
     try:
         source = source_at(payload["source"], size=payload.get("size"))
-        data = source.read_all(settings.TABLE_SORT_MAX_BYTES, "The table")
-        body, meta = table.build_sorted(payload, [data], column=column)
+        if payload.get("format") == parquet.FORMAT:  # sortable only when it decodes within the cap
+            body, meta = table.sorted_copy(payload, list(parquet.iter_rows(payload, source)), column=column)
+        else:
+            data = source.read_all(settings.TABLE_SORT_MAX_BYTES, "The table")
+            body, meta = table.build_sorted(payload, [data], column=column)
         status = "built"
     except RenderError as exc:
         body, meta, status = b"", {"column": column, "error": str(exc)}, "failed"

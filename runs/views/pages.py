@@ -28,6 +28,7 @@ from runs.selectors.access import artifact_get_visible, run_get_visible, runs_vi
 from runs.selectors.recipes import recipes_for_artifact
 from runs.selectors.run_page import artifact_get_for_preview, run_page_steps
 from runs.selectors.runs_list import metric_names, run_filter_choices, run_progress_and_metrics, runs_list
+from runs.services.renditions import renditions_prepare_missing
 from runs.storage import ObjectGone, object_stream
 
 
@@ -119,6 +120,7 @@ def _run_row_template(metric_columns) -> SimpleNamespace:
 def run_detail(request, run_id: int):
     """A run's steps in order with their artifacts; live via /ws/runs/<id>/."""
     run = _visible_run(request, run_id)
+    renditions_prepare_missing(run_id=run.pk)  # backfilled artifacts render when first viewed
     steps = run_page_steps(user=request.user, run=run, inline_previews=settings.RUN_PAGE_INLINE_PREVIEWS)
     artifact_base = reverse("runs:artifact", args=[run.pk, 0]).removesuffix("0/")
     for step in steps:
@@ -186,6 +188,7 @@ def _visible_artifact(request, run_id: int, artifact_id: int, *, renditions: boo
 @login_required
 def artifact_detail(request, run_id: int, artifact_id: int):
     artifact = _visible_artifact(request, run_id, artifact_id, renditions=True)
+    renditions_prepare_missing(run_id=artifact.run_id)
     recipes = recipes_for_artifact(user=request.user, artifact=artifact)
     return render(
         request, "runs/artifact_detail.html", {"artifact": artifact, "run": artifact.run, "recipes": recipes}

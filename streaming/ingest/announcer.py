@@ -41,9 +41,16 @@ class Announcer:
         # one pool task is queued per entry.
         self._waiting: list[tuple[list[Listener], Changes]] = []
         self.merged = 0  # change sets merged into a waiting one (for tests and logs)
+        self._closed = False
 
     def __call__(self, listeners: list[Listener], changes: Changes) -> None:
-        """Hand over one committed change set (a ``changes_run_with`` runner)."""
+        """Hand over one committed change set (a ``changes_run_with`` runner). Never raises:
+        it runs in the committer's on-commit hook."""
+        with self._lock:
+            closed = self._closed
+        if closed:  # a late committer (another thread) after close(): announce here
+            changes_announce(listeners, changes)
+            return
         with self._lock:
             if self._waiting:
                 last_listeners, last = self._waiting[-1]
@@ -67,5 +74,7 @@ class Announcer:
 
     def close(self) -> None:
         """Wait for every change set handed over so far, then stop the thread."""
+        with self._lock:
+            self._closed = True
         self._pool.submit(lambda: connection.close()).result()  # after the others; `connection` there
         self._pool.shutdown(wait=True)

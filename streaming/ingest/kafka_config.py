@@ -35,3 +35,13 @@ def producer_config(*, bootstrap_servers: str | None = None) -> dict:
         "linger.ms": 5,
         "acks": "all",
     }
+
+
+def admin_config(*, bootstrap_servers: str | None = None, timeout_s: float | None = None) -> dict:
+    """Config for an AdminClient (readiness checks; topic administration)."""
+    config = {"bootstrap.servers": bootstrap_servers or settings.KAFKA_BOOTSTRAP_SERVERS}
+    if timeout_s is not None:
+        # Give up on a broker that does not answer within the check's budget.
+        config["socket.connection.setup.timeout.ms"] = max(int(timeout_s * 1000), 1000)
+        config["socket.timeout.ms"] = max(int(timeout_s * 1000), 1000)
+    return config

@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from django.conf import settings
@@ -49,7 +49,9 @@ from runs.services.ingest import (
 from streaming.ingest.announcer import Announcer
 from streaming.ingest.filer_events import parse_filer_message
 from streaming.ingest.kafka_config import consumer_config
+from streaming.ingest.maintenance import Maintenance
 from streaming.ingest.s3_events import EventParseError, parse_message
+from vizsite import metrics
 from vizsite.logs import log_event
 
 logger = logging.getLogger("pipelens.consumer")
@@ -69,6 +71,7 @@ class ParsedBatch:
     offsets: dict[tuple[str, int], int]  # (topic, partition) -> next offset to commit
     counts: Counter
     size: int = 0  # messages in the batch, errors included
+    by_bucket: Counter = field(default_factory=Counter)  # (action, bucket) -> events, for metrics
     # Made on the consuming thread while the previous batch is stored (None if the
     # database was unreachable then: storing plans it, with its retries).
     plan: IngestPlan | None = None
@@ -108,7 +111,13 @@ def parse_batch(messages, formats: Mapping[str, str] | None = None) -> ParsedBat
     formats = formats or {}
     batch = ParsedBatch([], [], {}, {}, Counter(), len(messages))
     # Locals: this loop runs once per message, thousands of times a second.
-    offsets, raw, events_out, counts = batch.offsets, batch.raw, batch.events, batch.counts
+    offsets, raw, events_out, counts, by_bucket = (
+        batch.offsets,
+        batch.raw,
+        batch.events,
+        batch.counts,
+        batch.by_bucket,
+    )
     for msg in messages:
         err = msg.error()
         if err is not None:
@@ -133,6 +142,7 @@ def parse_batch(messages, formats: Mapping[str, str] | None = None) -> ParsedBat
         for event in events:
             action = event.action
             counts[action.value] += 1
+            by_bucket[(action.value, event.bucket)] += 1
             if action in _STORED:
                 events_out.append(event)
     return batch
@@ -149,6 +159,7 @@ class IngestConsumer:
         batch_size: int | None = None,
         batch_timeout_s: float | None = None,
         topic_refresh_s: float | None = None,
+        maintenance: bool = True,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers or settings.KAFKA_BOOTSTRAP_SERVERS
         self.config = consumer_config(group_id=group_id, bootstrap_servers=self.bootstrap_servers)
@@ -160,6 +171,13 @@ class IngestConsumer:
         self._topics: list[str] = []
         self._formats: dict[str, str] = {}
         self._topics_checked_at = 0.0
+        # Gaps the stream may have (docs/reconcile.md): the maintenance thread
+        # sweeps the affected buckets. Disabled by tests of the event path alone.
+        self.maintenance = Maintenance(topics=lambda: list(self._topics)) if maintenance else None
+        self._brokers_down_since: float | None = None
+        self._brokers_checked_at = 0.0
+        self._assigned_unchecked: list[TopicPartition] = []
+        self.config["error_cb"] = self._on_error
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand and return. Safe from a signal handler."""
@@ -177,6 +195,8 @@ class IngestConsumer:
         consumer = Consumer(self.config)
         log_event(logger, "consumer_started", group=self.config["group.id"], bootstrap=self.bootstrap_servers)
         storing: Future | None = None
+        if self.maintenance is not None:
+            self.maintenance.start()
         announcer = Announcer()  # renders and pushes of stored batches, off the storing thread
         with (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-db") as db,
@@ -185,6 +205,7 @@ class IngestConsumer:
             try:
                 while not self.stopping:
                     self._follow_topics(consumer)
+                    self._check_gaps(consumer)
                     if not self._topics:
                         self._stop.wait(min(self.topic_refresh_s, 1.0))
                         continue
@@ -202,7 +223,9 @@ class IngestConsumer:
             finally:
                 # Resolved in the worker: `connection` is per thread.
                 db.submit(lambda: connection.close()).result()
-                announcer.close()
+                if self.maintenance is not None:
+                    self.maintenance.stop()
+                announcer.close()  # after the last committer: what they announced goes out
                 consumer.close()
                 log_event(logger, "consumer_stopped")
 
@@ -225,11 +248,58 @@ class IngestConsumer:
         if topics == self._topics:
             return
         if topics:
-            consumer.subscribe(topics)
+            consumer.subscribe(topics, on_assign=self._on_assign, on_lost=self._on_lost)
         else:
             consumer.unsubscribe()
         log_event(logger, "subscribed", topics=",".join(topics) or "-")
         self._topics = topics
+
+    # --- gaps: what the stream may have lost (docs/reconcile.md) ---
+
+    def _on_error(self, err: KafkaError) -> None:
+        """librdkafka's error callback (served by consume(), on this thread)."""
+        if err.code() == KafkaError._ALL_BROKERS_DOWN and self._brokers_down_since is None:
+            self._brokers_down_since = time.monotonic()
+            log_event(logger, "brokers_down", level=logging.WARNING, error=err.str())
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Checked on the loop's next turn, not inside the rebalance callback.
+        self._assigned_unchecked.extend(partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.maintenance is not None:
+            self.maintenance.gap({tp.topic for tp in partitions}, "partitions lost")
+
+    def _check_gaps(self, consumer: Consumer) -> None:
+        """Report gaps to the maintenance thread: brokers back after being unreachable,
+        and newly assigned partitions whose committed offset is missing or beyond retention."""
+        if self.maintenance is None:
+            return
+        now = time.monotonic()
+        if self._brokers_down_since is not None and now - self._brokers_checked_at >= 2.0:
+            self._brokers_checked_at = now
+            try:
+                consumer.list_topics(timeout=2)
+            except KafkaException:
+                return
+            down_s = round(now - self._brokers_down_since)
+            self._brokers_down_since = None
+            # MinIO without a queue dir drops what it could not publish meanwhile.
+            self.maintenance.gap(self._topics, f"brokers unreachable for about {down_s} s")
+        if self._assigned_unchecked:
+            partitions, self._assigned_unchecked = self._assigned_unchecked, []
+            lost = set()
+            try:
+                for tp in consumer.committed(partitions, timeout=10):
+                    low, _high = consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                    # No commit yet: the group reads from the earliest retained offset.
+                    if max(tp.offset, 0) < low:
+                        lost.add(tp.topic)
+            except KafkaException as exc:
+                log_event(logger, "offsets_unchecked", level=logging.WARNING, error=str(exc))
+                return
+            if lost:
+                self.maintenance.gap(lost, "committed offsets are missing or beyond the topic's retention")
 
     def _existing(self, consumer: Consumer, topics: list[str]) -> list[str]:
         """The topics that exist in Kafka. Subscribing to a missing one (a row for a
@@ -291,6 +361,7 @@ class IngestConsumer:
                 # Lost the partitions (rebalance, long outage): the batch is
                 # stored, and its redelivery to the next owner is idempotent.
                 log_event(logger, "commit_failed", level=logging.WARNING, error=str(exc))
+        metrics.record_batch(events=batch.by_bucket, duration_s=duration, errors=result.rejected)
         log_event(
             logger,
             "batch_stored",
@@ -363,13 +434,15 @@ class IngestConsumer:
 
     @staticmethod
     def _lag(consumer: Consumer) -> int:
-        """Messages behind the head over the assigned partitions (from cached watermarks)."""
+        """Messages behind the head over the assigned partitions (from cached watermarks);
+        each partition's figure also goes to the lag metric."""
         try:
             lag = 0
             for tp in consumer.position(consumer.assignment()):
                 _, high = consumer.get_watermark_offsets(tp, cached=True)
                 if tp.offset >= 0 and high >= 0:
                     lag += max(high - tp.offset, 0)
+                    metrics.record_lag(topic=tp.topic, partition=tp.partition, lag=max(high - tp.offset, 0))
             return lag
         except KafkaException:
             return -1

@@ -29,6 +29,7 @@ from runs.selectors.run_state import artifact_states, run_summaries
 from runs.services.changes import Changes
 from streaming.live import groups
 from streaming.live.messages import RunChanged, RunsChanged
+from vizsite import metrics
 from vizsite.logs import log_event
 
 logger = logging.getLogger("pipelens.broadcast")
@@ -115,7 +116,9 @@ async def _send_all(messages: list[tuple[str, dict]]) -> None:
             *(layer.group_send(group, event) for group, event in messages), return_exceptions=True
         )
     failed = [r for r in results if isinstance(r, BaseException)]
+    metrics.BROADCAST_MESSAGES.labels(outcome="sent").inc(len(results) - len(failed))
     if failed:
+        metrics.BROADCAST_MESSAGES.labels(outcome="failed").inc(len(failed))
         log_event(
             logger,
             "broadcast_failed",

@@ -35,6 +35,7 @@ from runs.models import Run
 from runs.selectors.access import AccessScope, access_scope_for, run_get_visible, session_user_get
 from streaming.live import groups
 from streaming.live.messages import Error, Hello, MessageError, Pong, parse_client_frame
+from vizsite import metrics
 from vizsite.logs import log_event
 
 logger = logging.getLogger("pipelens.sockets")
@@ -57,6 +58,8 @@ class _PortalSocket(AsyncWebsocketConsumer):
     groups_joined: list[str]
     watchdog: asyncio.Task | None = None
     closed: bool = False
+    counted: bool = False  # in the open-connections gauge
+    socket_label = ""  # label of this socket's metrics (vizsite/metrics.py)
 
     async def dispatch(self, message):
         """Forward pushes straight away. Channels' own dispatch first runs
@@ -83,6 +86,8 @@ class _PortalSocket(AsyncWebsocketConsumer):
         for name in self.groups_joined:
             await self.channel_layer.group_add(name, self.channel_name)
         await self.accept()
+        metrics.WEBSOCKET_CONNECTIONS.labels(socket=self.socket_label).inc()
+        self.counted = True
         self.watchdog = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
@@ -140,6 +145,9 @@ class _PortalSocket(AsyncWebsocketConsumer):
 
     async def disconnect(self, code):
         self.closed = True
+        if self.counted:
+            self.counted = False
+            metrics.WEBSOCKET_CONNECTIONS.labels(socket=self.socket_label).dec()
         if self.watchdog is not None:
             self.watchdog.cancel()
         for name in getattr(self, "groups_joined", []):
@@ -150,6 +158,8 @@ class RunConsumer(_PortalSocket):
     """``/ws/runs/<run_id>/``: pushes for one run the user may see."""
 
     run_id: int
+    socket_label = "run"
+    _pushes = metrics.WEBSOCKET_PUSHES.labels(socket="run")
 
     async def connect(self):
         user = self.scope.get("user")
@@ -175,12 +185,15 @@ class RunConsumer(_PortalSocket):
 
     async def run_changed(self, event):
         await self.send(text_data=event["text"])
+        self._pushes.inc()
 
 
 class RunsListConsumer(_PortalSocket):
     """``/ws/runs/``: run summaries for the runs list, filtered by the user's grants."""
 
     scope_access: AccessScope
+    socket_label = "runs_list"
+    _pushes = metrics.WEBSOCKET_PUSHES.labels(socket="runs_list")
 
     async def connect(self):
         user = self.scope.get("user")
@@ -202,3 +215,4 @@ class RunsListConsumer(_PortalSocket):
             bucket_id=event["bucket_id"], run_key=event["run_key"], namespace=event["namespace"]
         ):
             await self.send(text_data=event["text"])
+            self._pushes.inc()

@@ -150,7 +150,7 @@ def test_runs_list_and_run_page_fit_the_window(size, crowded_runs, live_server_d
     assert table["right"] <= width and table["scroll"] <= table["client"], (
         f"the table scrolls sideways: {table}"
     )
-    for name in ("q", "bucket", "namespace", "date_from", "date_to", "sort"):
+    for name in ("q", "bucket", "namespace", "status", "date_from", "date_to", "sort"):
         assert_on_screen(page, page.locator(f"form.filters [name={name}]"), f"filter {name}")
     assert_on_screen(page, page.locator("form.filters button[type=submit]"), "Apply")
     assert_on_screen(page, page.locator("#live-status"), "the live indicator")

@@ -67,6 +67,24 @@ def portal(transactional_db, webapp_origin, celery_worker_process):
     server.stop()
 
 
+def parquet_dataset(rows: int) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    table = pa.table(
+        {
+            "sample": pa.array(range(rows), pa.int32()),
+            "label": pa.array([["cat", "dog", "bird"][i % 3] for i in range(rows)]),
+            "when": pa.array([1_764_000_000_000 + i for i in range(rows)], pa.timestamp("ms")),
+        }
+    )
+    pq.write_table(table, buf, row_group_size=100)
+    return buf.getvalue()
+
+
 def all_rendered(bucket, keys) -> bool:
     arts = list(Artifact.objects.filter(bucket=bucket, key__in=keys))
     if len(arts) != len(keys):
@@ -113,6 +131,7 @@ def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_mod
         f"{RUN}/report/app.html": (HOSTILE_APP, "text/html"),
         f"{RUN}/report/notes.md": (files.MARKDOWN.encode(), "text/markdown"),
         f"{RUN}/report/weights.bin": (b"\x00\x01" * 512, "application/octet-stream"),
+        f"{RUN}/data/dataset.parquet": (parquet_dataset(240), "application/octet-stream"),
     }
     meta = files.ui_metadata(bucket=b, run_prefix=RUN)
     uploads[f"{RUN}/evaluate/mlpipeline-ui-metadata.tgz"] = (
@@ -122,6 +141,21 @@ def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_mod
     for key, (data, ctype) in uploads.items():
         put(minio, b, key, data, ctype)
     wait_for(lambda: all_rendered(live_bucket, list(uploads)), timeout=90, what="every rendition")
+    # The files the metadata names are rendered again as it says: roc.csv as a ROC curve with
+    # the schema, part-0.csv as a table under the declared header.
+    wait_for(
+        lambda: (
+            Rendition.objects.filter(
+                artifact__key=f"{RUN}/evaluate/roc.csv", artifact__kind="roc", viewer="roc", status="ready"
+            ).exists()
+            and Rendition.objects.filter(
+                artifact__key=f"{RUN}/predict/part-0.csv", status="ready", payload__header__0="flower"
+            ).exists()
+            and all_rendered(live_bucket, list(uploads))
+        ),
+        timeout=90,
+        what="the referenced files rendered as the metadata says",
+    )
 
     user = django_user_model.objects.create_user(username="viewer", password="viewer-pass-123")
     group = Group.objects.create(name="viewers")
@@ -170,9 +204,39 @@ def check_every_viewer(minio, live_bucket, portal, browser_page, django_user_mod
     cm.locator(".cm-normalise").check()
     assert cm.locator("tbody tr").first.locator("td .cm-pct").first.is_visible()
     page.locator(".roc-viewer canvas").first.wait_for()
-    assert page.locator(".roc-viewer .auc").inner_text().startswith("0.")
+    assert page.locator(".roc-viewer .auc").first.inner_text().startswith("0.")  # roc.csv is one too
     assert page.locator('[data-viewer="tensorboard"] code').first.inner_text().endswith("/train/logs")
-    assert page.locator('[data-viewer="table"] th', has_text="flower").count() == 1
+    # the metadata's table, and part-0.csv, which it references as a table with that header
+    assert page.locator('[data-viewer="table"] th', has_text="flower").count() == 2
+
+    # references, on both sides: roc.csv is listed as a ROC curve and links to the metadata file
+    roc_row = page.locator(f"#artifact-{Artifact.objects.get(key=f'{RUN}/evaluate/roc.csv').pk}")
+    assert roc_row.locator('[data-f="kind"]').inner_text() == "roc"
+    roc_row.scroll_into_view_if_needed()  # previews past the first few load when shown
+    roc_row.locator(".roc-viewer canvas").wait_for()
+    referenced_by = roc_row.locator(".referenced-by")
+    assert referenced_by.inner_text() == "Referenced by mlpipeline-ui-metadata.tgz as ROC curve"
+    meta_row = page.locator(
+        f"#artifact-{Artifact.objects.get(key=f'{RUN}/evaluate/mlpipeline-ui-metadata.tgz').pk}"
+    )
+    meta_row.scroll_into_view_if_needed()
+    assert meta_row.locator(".references-out li", has_text="ROC curve: roc.csv").count() == 1
+    assert meta_row.locator(".references-out li", has_text="Table: part-0.csv").count() == 1
+
+    # parquet: a paged table with its Arrow schema
+    parquet_id = Artifact.objects.get(key=f"{RUN}/data/dataset.parquet").pk
+    page.locator(f"#artifact-{parquet_id}").scroll_into_view_if_needed()
+    pq_table = page.locator(f"#artifact-{parquet_id} .table-viewer")
+    assert "of 240" in pq_table.locator(".facts").inner_text()
+    assert "Parquet, 3 row groups" in pq_table.locator(".facts").inner_text()
+    assert pq_table.locator("th small.ctype").first.inner_text() == "int32"
+    pq_table.locator('button[data-page="last"]').click()
+    page.wait_for_function(
+        "(el) => el.textContent === 'Rows 191–240'", arg=pq_table.locator(".row-range").element_handle()
+    )
+    assert pq_table.locator("table.data tbody tr").last.inner_text().startswith("239\t")
+    pq_table.locator(".table-schema summary").click()
+    assert "timestamp[ms]" in pq_table.locator(".table-schema").inner_text()
 
     # markdown: rendered, the script shown as text and never run
     assert page.locator(".markdown-body h1", has_text="Inline Markdown").count() == 2
@@ -270,5 +334,50 @@ def check_live_swaps(minio, live_bucket, portal, browser_page, django_user_model
         "epoch 2 done",
         "epoch 3 done",
     ]
+
+    # A step writes a headerless ROC CSV (a table, by its name), then its metadata names it as a
+    # ROC curve: the row turns into one, and both rows show the reference, without a reload.
+    roc_csv = "".join(f"{x / 10:.1f},{min(1.0, (x / 10) ** 0.5):.3f},{1 - x / 10:.1f}\n" for x in range(11))
+    put(minio, b, "live-run/evaluate/roc.csv", roc_csv.encode(), "text/csv")
+    roc_id = wait_for(
+        lambda: (
+            Artifact.objects.filter(bucket=live_bucket, key="live-run/evaluate/roc.csv")
+            .values_list("pk", flat=True)
+            .first()
+        ),
+        what="roc.csv stored",
+    )
+    roc_row = page.locator(f"#artifact-{roc_id}")
+    roc_row.locator('[data-viewer="table"] .table-viewer').wait_for(timeout=30_000)
+    assert roc_row.locator('[data-f="kind"]').inner_text() == "table"
+    doc = {
+        "version": 1,
+        "outputs": [
+            {
+                "type": "roc",
+                "format": "csv",
+                "schema": [{"name": "fpr"}, {"name": "tpr"}, {"name": "thresholds"}],
+                "source": f"minio://{b}/live-run/evaluate/roc.csv",
+            }
+        ],
+    }
+    put(
+        minio,
+        b,
+        "live-run/evaluate/mlpipeline-ui-metadata.json",
+        json.dumps(doc).encode(),
+        "application/json",
+    )
+    page.wait_for_function(
+        "(el) => el.textContent === 'roc'",
+        arg=roc_row.locator('[data-f="kind"]').element_handle(),
+        timeout=30_000,
+    )
+    roc_row.locator(".roc-viewer canvas").wait_for(timeout=30_000)
+    roc_row.locator(".referenced-by", has_text="as ROC curve").wait_for(timeout=30_000)
+    meta_id = Artifact.objects.get(bucket=live_bucket, key="live-run/evaluate/mlpipeline-ui-metadata.json").pk
+    page.locator(f"#artifact-{meta_id} .references-out li", has_text="ROC curve: roc.csv").wait_for(
+        timeout=30_000
+    )
     assert page.evaluate("window.__noReload") is True
     screenshot(page, "viewers-live-swap")

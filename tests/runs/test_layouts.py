@@ -392,3 +392,32 @@ def test_unknown_layout_in_resolve_key_is_a_plain_value_error():
     assert not isinstance(excinfo.value, UnresolvableKey)
     assert "unknown layout 'nope'" in str(excinfo.value)
     assert "known layouts: kfp_v1_private, kfp_v2_private" in str(excinfo.value)
+
+
+_KUBEFLOW_FOLDERS = {"artifacts", "private-artifacts", "v2", ""}
+_ANY_EXTENSION = ("roc.csv", "model.parquet", "report.html", "notes", "weights.bin", "a/b/c.json", "x.tar.gz")
+
+
+@pytest.mark.parametrize("name", _ANY_EXTENSION)
+@pytest.mark.parametrize(
+    ("template", "layout", "run_name", "step"),
+    [
+        (f"artifacts/{WF}/2026/11/29/{POD}/{{}}", "kfp_v1_dated", WF, POD),
+        (f"private-artifacts/{NS}/{WF}/2026/11/29/{POD}/{{}}", "kfp_v1_private", WF, POD),
+        (f"v2/artifacts/iris/{RUN_ID}/train/{EXEC}/{{}}", "kfp_v2", RUN_ID, "train"),
+        (
+            f"private-artifacts/{NS}/v2/artifacts/iris/{RUN_ID}/train/{EXEC}/{{}}",
+            "kfp_v2_private",
+            RUN_ID,
+            "train",
+        ),
+    ],
+)
+def test_no_run_is_named_after_a_kubeflow_folder_whatever_the_file(template, layout, run_name, step, name):
+    """Issue 10 item 5: realistic v1 and v2 keys of any extension resolve to their Kubeflow
+    run and step, never to a run named after a layout's fixed folder."""
+    resolved = resolve_key(template.format(name))
+    assert resolved.layout == layout
+    assert resolved.run_name not in _KUBEFLOW_FOLDERS and resolved.run_name == run_name
+    assert resolved.run_key.split("/")[0] in ("artifacts", "private-artifacts", "v2")
+    assert resolved.step_name == step

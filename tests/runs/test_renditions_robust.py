@@ -23,7 +23,7 @@ def artifact(db):
 
 
 def render_with(monkeypatch, artifact, renderer):
-    monkeypatch.setattr(renditions, "render_artifact", lambda source, kind, ctx: renderer())
+    monkeypatch.setattr(renditions, "render_artifact", lambda source, kind, ctx, **_options: renderer())
     status = renditions.rendition_render(artifact_id=artifact.pk, etag=artifact.etag)
     return status, list(Rendition.objects.filter(artifact=artifact).order_by("position"))
 

@@ -116,9 +116,29 @@ def test_runs_list_rows_fragment_for_a_reconnecting_page(client, alice, bucket):
     assert html.lstrip().startswith('<tbody id="run-rows">') and "r1" in html and "<html" not in html
 
 
+def test_runs_list_status_badges_and_filter(client, alice, bucket):
+    from runs.services.lifecycle import runs_mark_idle
+
+    ingest(bucket, "quiet/s/a.txt", seconds=0)
+    ingest(bucket, "busy/s/a.txt", seconds=10_000)
+    runs_mark_idle(now=run_of(bucket, "quiet").last_event_at + timedelta(hours=1))
+    html = client.get("/").content.decode()
+    assert '<span class="status status-idle" data-f="status">idle</span>' in html
+    assert '<span class="status status-active" data-f="status">active</span>' in html
+    idle = client.get("/?status=idle").content.decode()
+    assert "quiet" in idle and "busy" not in idle
+    assert "No runs match these filters" in client.get("/?status=succeeded").content.decode()
+    # The filter offers a run's statuses, not a step's "done".
+    assert '<option value="idle">' in html and '<option value="done">' not in html
+    run = run_of(bucket, "quiet")
+    page = client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert page.count('class="status status-idle"') == 2  # the run and its step
+
+
 @pytest.mark.parametrize(
     "query, status, message",
     [
+        ("status=done", 400, "Select a valid choice."),
         ("page=abc", 400, "Enter a whole number."),
         ("page=0", 400, "greater than or equal to 1"),
         ("page=99", 404, "Page 99 does not exist; there are 1."),

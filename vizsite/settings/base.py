@@ -9,6 +9,7 @@ serve local work against the services ``deploy/local/services.sh`` starts.
 Production (``production.py``) requires every secret and refuses the flag.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -63,6 +64,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz and /metrics are answered here, before the host check, the HTTPS
+    # redirect and the login machinery (vizsite/probes.py says why).
+    "vizsite.probes.probe_middleware",
     "django.middleware.security.SecurityMiddleware",
     # A strict Content-Security-Policy on every portal response (vizsite/csp.py); near the
     # top, so responses made by the middleware below (400, 403, redirects) carry it too.
@@ -224,6 +228,36 @@ KAFKA_TOPIC_REFRESH_S = env.float("KAFKA_TOPIC_REFRESH_S", default=5.0)
 INGEST_ERROR_RETENTION_DAYS = env.int("INGEST_ERROR_RETENTION_DAYS", default=30)
 INGEST_ERROR_PRUNE_INTERVAL_S = env.float("INGEST_ERROR_PRUNE_INTERVAL_S", default=3600.0)
 
+# --- Reconciliation (runs/services/reconcile.py, docs/reconcile.md) -------------------
+# The bucket is the source of truth, events the fast path: the consumer lists
+# the prefixes of runs active within RECONCILE_RECENT_WINDOW_S every
+# RECONCILE_RECENT_INTERVAL_S, every followed bucket whole every
+# RECONCILE_FULL_INTERVAL_S, and whole after any gap it can see in the stream.
+RECONCILE_ENABLED = env.bool("RECONCILE_ENABLED", default=True)
+RECONCILE_RECENT_INTERVAL_S = env.float("RECONCILE_RECENT_INTERVAL_S", default=60.0)
+RECONCILE_RECENT_WINDOW_S = env.float("RECONCILE_RECENT_WINDOW_S", default=3600.0)
+RECONCILE_FULL_INTERVAL_S = env.float("RECONCILE_FULL_INTERVAL_S", default=86400.0)
+# Keys compared with the database per transaction; memory grows with it, not with the bucket.
+RECONCILE_PAGE_SIZE = env.int("RECONCILE_PAGE_SIZE", default=1000)
+# Finished sweeps kept per bucket for the record (older rows are pruned).
+RECONCILE_HISTORY = env.int("RECONCILE_HISTORY", default=50)
+
+# --- Run lifecycle (runs/services/lifecycle.py, docs/portal.md#run-status) ----
+# A run (and a step) with no event for this long turns from active to idle.
+RUN_IDLE_AFTER_S = env.float("RUN_IDLE_AFTER_S", default=300.0)
+# How often the lifecycle upkeep runs (idle runs, ended KFP v1 steps).
+RUN_LIFECYCLE_TICK_S = env.float("RUN_LIFECYCLE_TICK_S", default=15.0)
+# A Kubeflow Pipelines API (e.g. http://ml-pipeline.kubeflow:8888); empty: no polling.
+KFP_API_URL = env("KFP_API_URL", default="")
+# Bearer token for that API (a service account token); never logged.
+KFP_API_TOKEN = env("KFP_API_TOKEN", default="")
+# How often unfinished KFP v2 runs are polled, the per-request timeout, how far
+# back a run's last event may be to still be polled, and most runs per poll.
+KFP_POLL_S = env.float("KFP_POLL_S", default=30.0)
+KFP_TIMEOUT_S = env.float("KFP_TIMEOUT_S", default=5.0)
+KFP_POLL_MAX_AGE_S = env.float("KFP_POLL_MAX_AGE_S", default=86400.0)
+KFP_POLL_MAX_RUNS = env.int("KFP_POLL_MAX_RUNS", default=200)
+
 # --- MinIO / S3 ------------------------------------------------------------
 MINIO_ENDPOINT = env("MINIO_ENDPOINT", default="127.0.0.1:19000")
 MINIO_ACCESS_KEY = _development_default("MINIO_ACCESS_KEY", "pipelens")
@@ -353,6 +387,12 @@ TABLE_SORT_MAX_BYTES = env.int("TABLE_SORT_MAX_BYTES", default=16 * 1024 * 1024)
 # Longest line a table may have. A line is held whole while it is split, so a file
 # without newlines would otherwise be held (and copied) whole.
 TABLE_MAX_LINE_BYTES = env.int("TABLE_MAX_LINE_BYTES", default=4 * 1024 * 1024)
+# Parquet (runs/rendering/parquet.py): what a file's footer may declare before pyarrow reads it.
+# A page read decodes one row group in the portal process, so the row-group cap bounds the
+# memory of a page read (times VIEWER_MAX_CONCURRENT_READS).
+PARQUET_MAX_FOOTER_BYTES = env.int("PARQUET_MAX_FOOTER_BYTES", default=8 * 1024 * 1024)
+PARQUET_MAX_ROW_GROUP_BYTES = env.int("PARQUET_MAX_ROW_GROUP_BYTES", default=64 * 1024 * 1024)
+PARQUET_MAX_ROW_GROUPS = env.int("PARQUET_MAX_ROW_GROUPS", default=10_000)
 # Text files read whole (markdown, metadata, metrics, progress, chart CSVs, HTML).
 TEXT_MAX_BYTES = env.int("TEXT_MAX_BYTES", default=8 * 1024 * 1024)
 # JSON files (KFP metadata, metrics, progress): parsed objects take up to ~25 times
@@ -400,6 +440,24 @@ WEBAPP_CSP = env(
 # pages) at once per process; more answer 503 "busy, retry" at once instead of
 # queueing behind each other (docs/viewers.md).
 VIEWER_MAX_CONCURRENT_READS = env.int("VIEWER_MAX_CONCURRENT_READS", default=4)
+
+# --- Probes and metrics (vizsite/probes.py; docs/operations.md#probes-and-metrics) ---
+# Each /readyz check (database, Redis, Kafka, object stores; run in parallel) gives up
+# after this many seconds, so the probe answers in about this long however many are down.
+READINESS_TIMEOUT_S = env.float("READINESS_TIMEOUT_S", default=2.0)
+# /metrics is served to these networks (CIDRs; the client address as for logins,
+# TRUSTED_PROXY_COUNT) and to requests carrying "Authorization: Bearer <METRICS_TOKEN>".
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network ({_exc})."
+        ) from None
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN is shorter than 16 characters; use a long random one.")
 
 # --- Recipes: user-supplied Python run in a sandbox (docs/recipes.md) -------------
 # Off unless asked for: running code written by users is a decision per deployment

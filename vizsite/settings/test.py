@@ -31,3 +31,12 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # the session creates it and deletes it afterwards (tests/conftest.py).
 MINIO_KAFKA_TOPIC = env("MINIO_TEST_KAFKA_TOPIC", default="pipelens-test-events")  # noqa: F405
 MINIO_NOTIFY_ARN = env("MINIO_TEST_NOTIFY_ARN", default="arn:minio:sqs::PIPELENSTEST:kafka")  # noqa: F405
+# Reconciliation sweeps run only in the tests about them (tests/runs/test_reconcile.py,
+# tests/streaming/ingest/test_reconcile_faults.py): elsewhere a sweep would add
+# artifacts and IngestErrors that tests of the event path alone do not expect.
+RECONCILE_ENABLED = env.bool("RECONCILE_ENABLED", default=False)  # noqa: F405
+# The consumer's lifecycle jobs (idle runs, Kubeflow polling) run only in the tests
+# that call them (tests/runs/test_lifecycle.py): elsewhere a run made by a factory
+# would turn idle under a test that looks at it.
+RUN_LIFECYCLE_TICK_S = env.float("RUN_LIFECYCLE_TICK_S", default=86400.0)  # noqa: F405
+KFP_POLL_S = env.float("KFP_POLL_S", default=86400.0)  # noqa: F405

@@ -19,7 +19,13 @@
 
   function field(root, name) { return root.querySelector('[data-f="' + name + '"]'); }
 
+  function setStatus(el, status) {
+    el.textContent = status;
+    el.className = "status status-" + status;
+  }
+
   function updateRun(run) {
+    setStatus(field(meta, "status"), run.status);
     field(meta, "artifact_count").textContent = run.artifact_count;
     var last = field(meta, "last_event_at");
     last.setAttribute("datetime", run.last_event_at);
@@ -115,6 +121,8 @@
     } else if (li.closest("section").dataset.stepId !== String(a.step_id)) {
       insertSorted(stepList(a), li, a.key);
     }
+    // Each artifact's state carries its step's current status.
+    if (a.step_status) setStatus(field(li.closest("section"), "status"), a.step_status);
     field(li, "name").textContent = a.name;
     field(li, "kind").textContent = a.kind;
     field(li, "size").textContent = L.formatSize(a.size);
@@ -130,6 +138,8 @@
     if (!state.changed) return;
     var keep = {};
     state.steps.forEach(function (step) {
+      var section = document.getElementById("step-" + step.id);
+      if (section) setStatus(field(section, "status"), step.status);
       step.artifacts.forEach(function (a) { keep[a.id] = true; applyArtifact(a); });
     });
     document.querySelectorAll("li.artifact").forEach(function (li) {
@@ -143,6 +153,9 @@
     // A push from a large batch carries no artifacts: fetch the state (seq
     // advances when that answer arrives), at most every 2 s while it lasts.
     if (msg.partial) { updateRun(msg.run); resyncSoon(); return; }
+    // A push without artifacts is a status change (runs/services/lifecycle.py):
+    // the steps' statuses come with the state, so fetch it.
+    if (msg.seq === seq + 1 && !msg.artifacts.length) { updateRun(msg.run); resync(); return; }
     seq = msg.seq;
     meta.dataset.seq = seq;
     updateRun(msg.run);

@@ -1,4 +1,4 @@
-/* Runs list: counts and "last event" update in place; new runs appear at the
+/* Runs list: status, counts and "last event" update in place; new runs appear at the
    top of the first page of the default view; elsewhere a notice offers them. */
 (function () {
   "use strict";
@@ -25,6 +25,7 @@
     setText(field(tr, "pipeline"), run.pipeline);
     setText(field(tr, "bucket"), run.bucket);
     setText(field(tr, "namespace"), run.namespace);
+    setStatus(field(tr, "status"), run.status);
     field(tr, "artifact_count").textContent = run.artifact_count;
     fillProgress(field(tr, "progress"), run.progress);
     tr.querySelectorAll("td.metric").forEach(function (td) {
@@ -34,6 +35,11 @@
     var t = field(tr, "last_event_at");
     t.setAttribute("datetime", run.last_event_at);
     t.textContent = L.formatTime(run.last_event_at, true);
+  }
+
+  function setStatus(el, status) {
+    el.textContent = status;
+    el.className = "status status-" + status;
   }
 
   function fillProgress(td, progress) {
@@ -62,13 +68,17 @@
     var body = document.getElementById("run-rows");
     var tr = document.getElementById("run-" + msg.run.id);
     if (!tr && !liveInserts) { document.getElementById("new-runs").hidden = false; return; }
+    // A run moves up when it has new activity, not when only its status changed
+    // (a run turning idle keeps its place).
+    var moved = !tr || Date.parse(field(tr, "last_event_at").getAttribute("datetime")) !==
+      Date.parse(msg.run.last_event_at);
     if (!tr) {
       tr = newRow(msg.run);
       var empty = body.querySelector("tr.empty");
       if (empty) empty.remove();
     }
     fill(tr, msg.run);
-    if (liveInserts && body.firstElementChild !== tr) body.insertBefore(tr, body.firstElementChild);
+    if (liveInserts && moved && body.firstElementChild !== tr) body.insertBefore(tr, body.firstElementChild);
   }
 
   function reloadRows() {

@@ -1,8 +1,8 @@
 """Seeded generators of hostile-ish inputs for the fuzz tests (issue 8, finding 5).
 
 ``cases(seed, n)`` yields ``(name, data)`` pairs: KFP archives, CSVs (tables,
-confusion matrices, ROC curves), images and KFP ``mlpipeline-ui-metadata``
-documents — first well-formed, then mutated (bytes flipped, cut, repeated,
+confusion matrices, ROC curves), images, Parquet files and KFP
+``mlpipeline-ui-metadata`` documents — first well-formed, then mutated (bytes flipped, cut, repeated,
 inserted) or built from hostile parts (NaN and huge numbers, deep nesting,
 wrong JSON types, huge declared sizes and dimensions, long lines, other
 compressions and image formats). The same seed gives the same inputs.
@@ -280,7 +280,60 @@ def archive_case(rng: random.Random) -> tuple[str, bytes]:
     return rng.choice(["mlpipeline-ui-metadata.tgz", "mlpipeline-metrics.tgz", "data.tgz", "model.tgz"]), data
 
 
-KINDS = {"archive": archive_case, "csv": csv_case, "image": image_case, "metadata": metadata_case}
+# --- Parquet --------------------------------------------------------------------------
+
+
+def _parquet_table(rng: random.Random):
+    import pyarrow as pa
+
+    rows = rng.choice([0, 1, 7, 100, 1000])
+    columns = {
+        "i": pa.array([rng.randint(-(2**40), 2**40) for _ in range(rows)], pa.int64()),
+        "f": pa.array([rng.choice([0.5, -1e300, float("nan"), float("inf"), None]) for _ in range(rows)]),
+        "s": pa.array([rng.choice(["tulip", "", "x" * 3000, '\x00\n,"', None]) for _ in range(rows)]),
+        "b": pa.array([rng.random() < 0.5 for _ in range(rows)]),
+    }
+    if rng.random() < 0.3:  # nested columns are listed, not shown
+        columns["l"] = pa.array([[rng.randint(0, 9)] * rng.randint(0, 3) for _ in range(rows)])
+    if rng.random() < 0.2:
+        columns["bin"] = pa.array([rng.randbytes(rng.randint(0, 20)) for _ in range(rows)])
+    if rng.random() < 0.2:
+        columns["t"] = pa.array([rng.randint(0, 2**40) for _ in range(rows)], pa.timestamp("ms"))
+    return pa.table(columns)
+
+
+def parquet_case(rng: random.Random) -> tuple[str, bytes]:
+    """Parquet files as pandas and pyarrow write them, then mutated (often in the footer, where
+    the sizes are declared), cut, or given a footer length that lies."""
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(
+        _parquet_table(rng),
+        buf,
+        row_group_size=rng.choice([None, 1, 10, 333]),
+        compression=rng.choice(["snappy", "gzip", "zstd", "none"]),
+    )
+    data = buf.getvalue()
+    roll = rng.random()
+    if roll < 0.3:
+        footer = rng.randint(12, min(len(data), 600))
+        data = data[:-footer] + _mutate(rng, data[-footer:-8]) + data[-8:]  # thrift metadata
+    elif roll < 0.4:
+        data = data[:-8] + struct.pack("<I", rng.choice([0, 1, 2**31, 2**32 - 1, len(data)])) + b"PAR1"
+    elif roll < 0.6:
+        data = _mutate(rng, data)
+    name = rng.choice(["train.parquet", "output_dataset", "part-0.parq"])
+    return name, data
+
+
+KINDS = {
+    "archive": archive_case,
+    "csv": csv_case,
+    "image": image_case,
+    "metadata": metadata_case,
+    "parquet": parquet_case,
+}
 
 
 def cases(seed: int, n: int, kinds=tuple(KINDS)):

@@ -1,47 +1,8 @@
-"""Admin for topics, buckets and the ingested runs (read-mostly for the latter)."""
+"""Admin for the ingested runs (read-mostly): runs, artifacts, ingest errors."""
 
-from django import forms
 from django.contrib import admin
 
-from runs.models import Artifact, Bucket, IngestError, KafkaTopic, Run, Step
-from runs.storage import store_aliases
-
-
-@admin.register(KafkaTopic)
-class KafkaTopicAdmin(admin.ModelAdmin):
-    list_display = ["name", "message_format", "enabled", "partitions", "bootstrap_servers", "updated_at"]
-    list_filter = ["enabled", "message_format"]
-    search_fields = ["name"]
-
-
-class BucketForm(forms.ModelForm):
-    """The store is picked from the configured aliases: no address can be typed in."""
-
-    store = forms.ChoiceField(choices=[])
-
-    class Meta:
-        model = Bucket
-        fields = ["name", "store", "topic", "layouts", "prefix_filter", "suffix_filter", "event_names"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["store"].choices = [(alias, alias) for alias in store_aliases()]
-
-
-@admin.register(Bucket)
-class BucketAdmin(admin.ModelAdmin):
-    form = BucketForm
-    list_display = ["name", "store", "topic", "notification_status", "last_event_at"]
-    list_filter = ["notification_status", "topic"]
-    search_fields = ["name"]
-
-    def get_readonly_fields(self, request, obj=None):
-        fixed = ["notification_status", "notification_error", "last_event_at"]
-        # Runs, artifacts and grants are keyed by this bucket; renaming it once events
-        # arrived would attach them to another bucket's objects (docs/security.md).
-        if obj is not None and (obj.last_event_at is not None or obj.runs.exists()):
-            fixed = ["name", *fixed]
-        return fixed
+from runs.models import Artifact, IngestError, Run, Step
 
 
 class StepInline(admin.TabularInline):
