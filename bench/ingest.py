@@ -137,7 +137,7 @@ def workload(n: int) -> tuple[list[tuple[bytes, bytes]], set[str]]:
     ], live
 
 
-def filer_messages(changes) -> list[tuple[bytes, bytes]]:
+def filer_messages(changes) -> list[tuple[bytes, bytes, int]]:
     """The notifications SeaweedFS's filer publishes for these changes (docs/stores.md).
 
     As the filer does: the key is the entry's full path, the value an
@@ -152,9 +152,10 @@ def filer_messages(changes) -> list[tuple[bytes, bytes]]:
     entries: dict[str, filer_pb2.Entry] = {}
     made_dirs: set[str] = set()
     out = []
-    # The filer's commit times, ending now: the parser believes an entry's time only
-    # within SEQUENCER_MAX_SKEW_NS of the Kafka record's timestamp (stamped when
-    # produced), else orders by that timestamp, in ms, where many changes tie.
+    # The filer's commit times end now, and each record is stamped with its change's
+    # time (the third element, ms), as the filer's producer does: the parser
+    # believes an entry's time only within SEQUENCER_MAX_SKEW_NS of the record's
+    # timestamp, and orders a removal by that timestamp.
     shift = time.time_ns() - changes[-1][3]
     for name, key, at, seq in changes:
         seq += shift
@@ -167,7 +168,7 @@ def filer_messages(changes) -> list[tuple[bytes, bytes]]:
                 continue  # already deleted: the filer has no entry, so no notification
             note = filer_pb2.EventNotification(delete_chunks=True, signatures=[906054812])
             note.old_entry.CopyFrom(old)
-            out.append((path.encode(), note.SerializeToString()))
+            out.append((path.encode(), note.SerializeToString(), seq // 10**6))
             continue
         # The folders, top down, the first time they appear.
         parts = directory.split("/")
@@ -181,7 +182,7 @@ def filer_messages(changes) -> list[tuple[bytes, bytes]]:
                 note.new_entry.is_directory = True
                 note.new_entry.attributes.mtime = int(at.timestamp())
                 note.new_entry.attributes.file_mode = 0o20000000755
-                out.append((folder.encode(), note.SerializeToString()))
+                out.append((folder.encode(), note.SerializeToString(), seq // 10**6))
         size = rng.randint(100, 10_000_000)
         digest = uuid.UUID(int=rng.getrandbits(128)).bytes
         new = filer_pb2.Entry(name=base, commit_ts_ns=seq)
@@ -211,7 +212,7 @@ def filer_messages(changes) -> list[tuple[bytes, bytes]]:
             note.delete_chunks = True
         note.new_entry.CopyFrom(new)
         entries[key] = new
-        out.append((path.encode(), note.SerializeToString()))
+        out.append((path.encode(), note.SerializeToString(), seq // 10**6))
     return out
 
 
@@ -230,10 +231,12 @@ def produce(topic: str, messages) -> None:
             "queue.buffering.max.messages": 200000,
         }
     )
-    for key, value in messages:
+    for key, value, *stamp in messages:
         while True:
             try:
-                producer.produce(topic, value=value, key=key)
+                # The filer's producer stamps each record when it sends it, just after
+                # the change: the removals are ordered by it (filer_events.py).
+                producer.produce(topic, value=value, key=key, timestamp=stamp[0] if stamp else 0)
                 break
             except BufferError:
                 producer.poll(0.1)
