@@ -73,6 +73,9 @@ class Services:
     def __init__(self, db_url: str, *, layer: str = "pubsub"):
         self.db_url = db_url
         self.layer = layer
+        # BENCH_STORE=seaweedfs: the bucket lives on SeaweedFS and its events come
+        # from the filer's topic (protobuf), as on Kubeflow >= 2.15 (docs/stores.md).
+        self.store = os.environ.get("BENCH_STORE", "default")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
@@ -94,9 +97,14 @@ class Services:
         from runs.services.buckets import bucket_register
 
         topic = claim_events_topic()
-        self.bucket = bucket_register(name=f"bench-{uuid.uuid4().hex[:10]}")
+        self.bucket = bucket_register(name=f"bench-{uuid.uuid4().hex[:10]}", store=self.store)
         group = f"bench-live-{uuid.uuid4().hex[:8]}"
         skip_to_end(group, topic)
+        if self.bucket.topic.name != topic:  # SeaweedFS: the filer's topic, which claim_events_topic disabled
+            from runs.models import KafkaTopic
+
+            KafkaTopic.objects.filter(pk=self.bucket.topic_id).update(enabled=True)
+            skip_to_end(group, self.bucket.topic.name)
         bindir = Path(sys.executable).parent
         web_log = open(LOG_DIR / f"bench-daphne-{self.port}.log", "w")
         ingest_log = open(LOG_DIR / f"bench-consumer-{self.port}.log", "w")
@@ -141,7 +149,7 @@ class Services:
     def put(self, key: str, data: bytes = b"x") -> None:
         from runs.storage import minio_client
 
-        minio_client().put_object(
+        minio_client(self.store).put_object(
             self.bucket.name, key, io.BytesIO(data), len(data), content_type="text/plain"
         )
 
@@ -167,8 +175,9 @@ class Services:
         if self.bucket is not None:
             from runs.storage import minio_client
 
-            client = minio_client()
-            client.delete_bucket_notification(self.bucket.name)
+            client = minio_client(self.store)
+            if self.store == "default":
+                client.delete_bucket_notification(self.bucket.name)
             for obj in client.list_objects(self.bucket.name, recursive=True):
                 client.remove_object(self.bucket.name, obj.object_name)
             client.remove_bucket(self.bucket.name)
@@ -183,12 +192,13 @@ def live_services(db_url: str, *, layer: str = "pubsub"):
         services.stop()
 
 
-def kafka_watch(bucket: str, prefix: str, seen: dict, stop: threading.Event) -> None:
-    """Note the arrival time of each measured event on the benchmark's MinIO topic."""
+def kafka_watch(bucket: str, prefix: str, seen: dict, stop: threading.Event, *, topic: str = "") -> None:
+    """Note the arrival time of each measured event on the bucket's topic. MinIO keys
+    its messages "<bucket>/<key>", SeaweedFS's filer "/buckets/<bucket>/<key>"."""
     from confluent_kafka import Consumer, TopicPartition
     from django.conf import settings
 
-    topic = settings.MINIO_KAFKA_TOPIC
+    topic = topic or settings.MINIO_KAFKA_TOPIC
     reader = Consumer(
         {
             "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
@@ -206,7 +216,7 @@ def kafka_watch(bucket: str, prefix: str, seen: dict, stop: threading.Event) -> 
             msg = reader.poll(0.05)
             if msg is None or msg.error():
                 continue
-            key = (msg.key() or b"").decode()
+            key = (msg.key() or b"").decode(errors="replace").removeprefix("/buckets/")
             if key.startswith(f"{bucket}/{prefix}"):
                 seen.setdefault(key[len(bucket) + 1 :], time.monotonic())
     finally:

@@ -1,6 +1,8 @@
 """Push latency: from ``put_object`` returning to the message reaching an authenticated
 WebSocket client of a real daphne, with background events at 50/s. Issue 3 target:
-p50 <= 150 ms, p99 <= 500 ms. Run with ``make bench B=latency``.
+p50 <= 150 ms, p99 <= 500 ms. Run with ``make bench B=latency``; with
+``BENCH_STORE=seaweedfs`` the watched bucket lives on SeaweedFS and its events
+come from the filer (issue 12).
 
 One measured object every 200 ms (BENCH_SAMPLES of them, >= 200), each under the
 watched run; background objects go to another run of the same bucket at
@@ -82,7 +84,10 @@ def main() -> None:
         stop = threading.Event()
         kafka_seen: dict[str, float] = {}
         watcher = threading.Thread(
-            target=kafka_watch, args=(services.bucket.name, "watched/", kafka_seen, stop), daemon=True
+            target=kafka_watch,
+            args=(services.bucket.name, "watched/", kafka_seen, stop),
+            kwargs={"topic": services.bucket.topic.name},
+            daemon=True,
         )
         watcher.start()
         counts = {}
@@ -105,6 +110,7 @@ def main() -> None:
         print(f"warning: {len(put_at) - len(keys)} of {len(put_at)} samples never reached the client")
     report(
         {
+            "store": os.environ.get("BENCH_STORE", "default"),
             "samples": len(keys),
             "lost": len(put_at) - len(keys),
             "background_events_per_s": round(counts.get("background", 0) / elapsed, 1),
