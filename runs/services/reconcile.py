@@ -372,7 +372,14 @@ def full_sweep_due(*, bucket: Bucket, now: datetime | None = None) -> bool:
 
 
 def recent_run_prefixes(*, bucket: Bucket, since: datetime) -> list[str]:
-    """The key prefixes of the bucket's runs with an event since ``since``: what a recent
-    sweep lists. A run's key is the folder its objects live under (runs/layouts.py)."""
-    keys = Run.objects.filter(bucket=bucket, last_event_at__gte=since).values_list("run_key", flat=True)
+    """The key prefixes of the bucket's runs with an event since ``since``, the
+    RECONCILE_RECENT_MAX_RUNS most recent: what a recent sweep lists. A run's key is the
+    folder its objects live under (runs/layouts.py). One listing per run: with thousands
+    of runs active within the window, listing each every minute would cost more than
+    the stream it checks, so the rest wait for the daily sweep (or a gap's)."""
+    keys = (
+        Run.objects.filter(bucket=bucket, last_event_at__gte=since)
+        .order_by("-last_event_at")
+        .values_list("run_key", flat=True)[: settings.RECONCILE_RECENT_MAX_RUNS]
+    )
     return sorted(f"{key}/" for key in keys)
