@@ -25,14 +25,16 @@ from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
-from runs.events import EventAction, ObjectEvent, RejectedMessage
+from runs.events import EventAction, ObjectEvent, RejectedMessage, is_probe_key
 from runs.models import KafkaTopic
 from runs.selectors.topics import enabled_topic_formats
+from runs.services.bucket_probes import ProbeArrival, probes_arrived
 from runs.services.ingest import IngestResult, ingest_errors_prune, ingest_events
 from streaming.ingest.filer_events import parse_filer_message
 from streaming.ingest.kafka_config import consumer_config
@@ -59,6 +61,7 @@ class ParsedBatch:
     counts: Counter
     size: int = 0  # messages in the batch, errors included
     by_bucket: Counter = field(default_factory=Counter)  # (action, bucket) -> events, for metrics
+    probes: list[ProbeArrival] = field(default_factory=list)  # created events of probe objects
 
 
 _SEAWEEDFS = KafkaTopic.MessageFormat.SEAWEEDFS_FILER.value
@@ -107,11 +110,23 @@ def parse_batch(messages, formats: Mapping[str, str] | None = None) -> ParsedBat
             batch.counts["rejected"] += 1
             continue
         for event in events:
+            if is_probe_key(event.key):
+                # The one place probe events leave the stream (docs/operations.md#probe):
+                # never resolved, never stored as artifacts; a created one times the probe.
+                if event.action == EventAction.CREATED:
+                    batch.probes.append(_probe_arrival(msg, event))
+                continue
             batch.counts[event.action.value] += 1
             batch.by_bucket[(event.action.value, event.bucket)] += 1
             if event.action in (EventAction.CREATED, EventAction.REMOVED):
                 batch.events.append(event)
     return batch
+
+
+def _probe_arrival(msg, event: ObjectEvent) -> ProbeArrival:
+    kind, timestamp_ms = msg.timestamp()  # kind 0: the broker has no timestamp
+    topic_at = datetime.fromtimestamp(timestamp_ms / 1000, UTC) if kind != 0 and timestamp_ms > 0 else None
+    return ProbeArrival(key=event.key, bucket=event.bucket, topic=event.topic, topic_at=topic_at)
 
 
 class IngestConsumer:
@@ -330,7 +345,10 @@ class IngestConsumer:
         while True:
             try:
                 close_old_connections()
-                return ingest_events(events=batch.events, rejected=batch.rejected, raw_messages=batch.raw)
+                result = ingest_events(events=batch.events, rejected=batch.rejected, raw_messages=batch.raw)
+                if batch.probes:  # after the batch committed: the probes' "stored" hop
+                    probes_arrived(arrivals=batch.probes)
+                return result
             except (OperationalError, InterfaceError) as exc:
                 log_event(
                     logger,
