@@ -33,6 +33,9 @@ from vizsite.logs import log_event
 
 logger = logging.getLogger("pipelens.probes")
 
+# Settled probes kept per bucket (the page shows the latest five).
+PROBES_KEPT = 20
+
 # How long a probe waits for its event before it fails. Generous: the target is
 # under 500 ms (bench/probe.py), so 10 s means something is broken, not slow.
 PROBE_TIMEOUT_S = 10.0
@@ -175,6 +178,11 @@ def _remove(probe: Probe) -> None:
 
 def probes_settle(*, bucket: Bucket) -> None:
     """Settle the bucket's earlier probes, so none stays pending or left in the store
-    (a page closed while waiting, a delete that failed)."""
+    (a page closed while waiting, a delete that failed), and forget all but the latest
+    ``PROBES_KEPT`` settled ones."""
     for probe in Probe.objects.filter(bucket=bucket, removed_at__isnull=True).select_related("bucket"):
         probe_refresh(probe=probe)
+    done = Probe.objects.filter(bucket=bucket, removed_at__isnull=False).order_by("-created_at", "-id")
+    old = list(done.values_list("pk", flat=True)[PROBES_KEPT:])
+    if old:
+        Probe.objects.filter(pk__in=old).delete()

@@ -395,6 +395,8 @@ class IngestConsumer:
             total.changed_artifact_ids += result.changed_artifact_ids
         if rejected:
             total.rejected += ingest_events(events=[], rejected=rejected).rejected
+        if batch.probes:
+            probes_arrived(arrivals=batch.probes)
         return total
 
     @staticmethod

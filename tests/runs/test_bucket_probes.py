@@ -16,7 +16,7 @@ from minio.error import S3Error
 
 from runs.events import PROBE_SEGMENT, is_probe_key
 from runs.models import Artifact, Bucket, BucketSweep, IngestError, Probe, Run
-from runs.services.bucket_probes import probe_key, probe_refresh, probe_send
+from runs.services.bucket_probes import PROBES_KEPT, probe_key, probe_refresh, probe_send
 from runs.services.buckets import bucket_create
 from runs.services.reconcile import bucket_reconcile
 from tests.helpers import put, wait_for
@@ -131,3 +131,32 @@ def test_a_sweep_of_a_bucket_holding_probe_objects_makes_nothing_of_them(minio, 
     assert keys == ["run-1/train/a.txt"]
     assert list(Run.objects.filter(bucket=live_bucket).values_list("run_key", flat=True)) == ["run-1"]
     assert not IngestError.objects.filter(error__contains=PROBE_SEGMENT).exists()
+
+
+def test_the_console_sends_a_probe_and_shows_why_it_failed(
+    admin_client, client, unique_name, django_user_model
+):
+    gone = Bucket.objects.create(name=unique_name("gone"))
+
+    response = admin_client.post(f"/admin/runs/bucket/{gone.pk}/probe/", follow=True)
+
+    page = response.content.decode()
+    assert "Probe failed: put failed: object store &#x27;default&#x27; refused: NoSuchBucket" in page
+    table = admin_client.get(f"/admin/runs/bucket/{gone.pk}/probes/").content.decode()
+    assert 'data-status="failed"' in table and 'data-pending="no"' in table
+    # Not staff: no probe, no table.
+    client.force_login(django_user_model.objects.create_user("plain", password="plain-pass-123"))
+    for response in (
+        client.post(f"/admin/runs/bucket/{gone.pk}/probe/"),
+        client.get(f"/admin/runs/bucket/{gone.pk}/probes/"),
+    ):
+        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert Probe.objects.filter(bucket=gone).count() == 1
+
+
+def test_only_the_latest_settled_probes_are_kept(unique_name):
+    gone = Bucket.objects.create(name=unique_name("gone"))
+    for _ in range(PROBES_KEPT + 3):
+        probe_send(bucket=gone)  # each fails at the put, settled at once
+
+    assert Probe.objects.filter(bucket=gone).count() == PROBES_KEPT + 1  # the latest one is kept too
