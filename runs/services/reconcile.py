@@ -42,7 +42,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from runs.events import EventAction, ObjectEvent
+from runs.events import EventAction, ObjectEvent, is_probe_key
 from runs.models import Artifact, Bucket, BucketSweep, IngestError, Run
 from runs.rendering.base import StorageUnavailable
 from runs.services.ingest import ingest_events
@@ -242,6 +242,8 @@ def _page(sweep: BucketSweep, bucket: Bucket, page: list[ListedObject], started_
     events: list[ObjectEvent] = []
     since = sweep.since
     for obj in page:
+        if is_probe_key(obj.key):
+            continue  # a probe left behind (docs/operations.md#probe): never a run
         row = stored.pop(obj.key, None)
         if since and obj.last_modified < since:
             continue

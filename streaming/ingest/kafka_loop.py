@@ -29,14 +29,16 @@ from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
-from runs.events import EventAction, ObjectEvent, RejectedMessage
+from runs.events import PROBE_SEGMENT, EventAction, ObjectEvent, RejectedMessage, is_probe_key
 from runs.models import KafkaTopic
 from runs.selectors.topics import enabled_topic_formats
+from runs.services.bucket_probes import ProbeArrival, probes_arrived
 from runs.services.changes import changes_run_with
 from runs.services.ingest import (
     IngestPlan,
@@ -75,6 +77,7 @@ class ParsedBatch:
     # Made on the consuming thread while the previous batch is stored (None if the
     # database was unreachable then: storing plans it, with its retries).
     plan: IngestPlan | None = None
+    probes: list[ProbeArrival] = field(default_factory=list)  # created events of probe objects
 
 
 _SEAWEEDFS = KafkaTopic.MessageFormat.SEAWEEDFS_FILER.value
@@ -140,12 +143,24 @@ def parse_batch(messages, formats: Mapping[str, str] | None = None) -> ParsedBat
             counts["rejected"] += 1
             continue
         for event in events:
+            if PROBE_SEGMENT in event.key and is_probe_key(event.key):
+                # The one place probe events leave the stream (docs/operations.md#probe):
+                # never resolved, never stored as artifacts; a created one times the probe.
+                if event.action == EventAction.CREATED:
+                    batch.probes.append(_probe_arrival(msg, event))
+                continue
             action = event.action
             counts[action.value] += 1
             by_bucket[(action.value, event.bucket)] += 1
             if action in _STORED:
                 events_out.append(event)
     return batch
+
+
+def _probe_arrival(msg, event: ObjectEvent) -> ProbeArrival:
+    kind, timestamp_ms = msg.timestamp()  # kind 0: the broker has no timestamp
+    topic_at = datetime.fromtimestamp(timestamp_ms / 1000, UTC) if kind != 0 and timestamp_ms > 0 else None
+    return ProbeArrival(key=event.key, bucket=event.bucket, topic=event.topic, topic_at=topic_at)
 
 
 class IngestConsumer:
@@ -382,8 +397,14 @@ class IngestConsumer:
             try:
                 close_old_connections()
                 if batch.plan is not None:
-                    return ingest_planned(plan=batch.plan)
-                return ingest_events(events=batch.events, rejected=batch.rejected, raw_messages=batch.raw)
+                    result = ingest_planned(plan=batch.plan)
+                else:
+                    result = ingest_events(
+                        events=batch.events, rejected=batch.rejected, raw_messages=batch.raw
+                    )
+                if batch.probes:  # after the batch committed: the probes' "stored" hop
+                    probes_arrived(arrivals=batch.probes)
+                return result
             except (OperationalError, InterfaceError) as exc:
                 log_event(
                     logger,
@@ -430,6 +451,8 @@ class IngestConsumer:
             total.changed_artifact_ids += result.changed_artifact_ids
         if rejected:
             total.rejected += ingest_events(events=[], rejected=rejected).rejected
+        if batch.probes:
+            probes_arrived(arrivals=batch.probes)
         return total
 
     @staticmethod

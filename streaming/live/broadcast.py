@@ -26,9 +26,10 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 
 from runs.selectors.run_state import artifact_states, run_summaries
+from runs.services.bucket_probes import probes_pushed
 from runs.services.changes import Changes
 from streaming.live import groups
-from streaming.live.messages import RunChanged, RunsChanged
+from streaming.live.messages import ProbeArrived, RunChanged, RunsChanged
 from vizsite import metrics
 from vizsite.logs import log_event
 
@@ -196,3 +197,26 @@ def on_access_changed(user_ids: frozenset[int]) -> None:
     messages = [(groups.user_group(uid), {"type": "access.changed"}) for uid in sorted(user_ids)]
     if messages:
         _send_loop().submit(_send_all(messages))
+
+
+async def _send_strict(messages: list[tuple[str, dict]]) -> None:
+    layer = get_channel_layer()
+    for group, event in messages:
+        await layer.group_send(group, event)
+
+
+def on_probes(probe_ids: list[int]) -> None:
+    """Probe listener (subscribed in streaming.apps), after the probes' event was stored: hand a
+    message per probe to the channel layer and record that hop (docs/operations.md#probe).
+    Waits for the send (probes are rare and tiny); a failed send leaves the hop missing, which
+    the console names."""
+    messages = [
+        (groups.probe_group(pid), {"type": "probe.arrived", "text": _json(ProbeArrived(probe_id=pid))})
+        for pid in probe_ids
+    ]
+    try:
+        _send_loop().submit(_send_strict(messages)).result(timeout=SEND_TIMEOUT_S)
+    except Exception as exc:
+        log_event(logger, "probe_push_failed", level=logging.WARNING, error=repr(exc)[:200])
+        return
+    probes_pushed(probe_ids=probe_ids)
