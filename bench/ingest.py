@@ -8,6 +8,7 @@ consumer's log, and the consumer's peak RSS. Target (issue 2): >= 5,000
 events/s, RSS <= 250 MB on 2 cores. Run with ``make bench B=ingest``.
 """
 
+import base64
 import json
 import os
 import random
@@ -20,11 +21,22 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote_plus
 
-from _common import ROOT, cpu_seconds, median, peak_rss_mb, percentile, report, setup_django
+from _common import (
+    ROOT,
+    cpu_seconds,
+    median,
+    peak_rss_mb,
+    percentile,
+    report,
+    setup_django,
+    thread_cpu_seconds,
+)
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONSUMERS = int(os.environ.get("BENCH_CONSUMERS", "1"))
+# "minio": MinIO's S3 event JSON; "seaweedfs": the SeaweedFS filer's protobuf notifications.
+STORE = os.environ.get("BENCH_STORE", "minio")
 BUCKET = "mlpipeline"
 
 
@@ -72,11 +84,12 @@ def record(bucket: str, key: str, name: str, at: datetime, seq: int) -> bytes:
     return json.dumps({"EventName": name, "Key": f"{bucket}/{key}", "Records": [rec]}).encode()
 
 
-def workload(n: int) -> tuple[list[tuple[bytes, bytes]], set[str]]:
-    """n messages over ~n/40 runs; returns (key, value) pairs and the live keys at the end."""
+def plan(n: int) -> tuple[list[tuple[str, str, datetime, int]], set[str]]:
+    """n object changes over ~n/40 runs: (event name, key, time, sequencer) and the live keys
+    at the end."""
     rng = random.Random(42)
     start = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
-    messages, keys, live = [], [], set()
+    changes, keys, live = [], [], set()
     outputs = ["mlpipeline-ui-metadata.tgz", "mlpipeline-metrics.tgz", "data.tgz", "model.tgz", "main.log"]
     run = 0
     while len(keys) < n:
@@ -103,16 +116,104 @@ def workload(n: int) -> tuple[list[tuple[bytes, bytes]], set[str]]:
         roll = rng.random()
         if roll < 0.02 and i > 10:
             target = keys[rng.randrange(i)]
-            messages.append(
-                (f"{BUCKET}/{target}".encode(), record(BUCKET, target, "s3:ObjectRemoved:Delete", at, seq))
-            )
+            changes.append(("s3:ObjectRemoved:Delete", target, at, seq))
             live.discard(target)
             continue
         if roll < 0.05 and i > 10:
             key = keys[rng.randrange(i)]
-        messages.append((f"{BUCKET}/{key}".encode(), record(BUCKET, key, "s3:ObjectCreated:Put", at, seq)))
+        changes.append(("s3:ObjectCreated:Put", key, at, seq))
         live.add(key)
-    return messages, live
+    return changes, live
+
+
+def workload(n: int) -> tuple[list[tuple[bytes, bytes]], set[str]]:
+    """n object changes as Kafka (key, value) pairs in the store's format, and the live keys.
+    (SeaweedFS: more messages than changes, see ``filer_messages``.)"""
+    changes, live = plan(n)
+    if STORE == "seaweedfs":
+        return filer_messages(changes), live
+    return [
+        (f"{BUCKET}/{key}".encode(), record(BUCKET, key, name, at, seq)) for name, key, at, seq in changes
+    ], live
+
+
+def filer_messages(changes) -> list[tuple[bytes, bytes, int]]:
+    """The notifications SeaweedFS's filer publishes for these changes (docs/stores.md).
+
+    As the filer does: the key is the entry's full path, the value an
+    ``EventNotification``; an overwrite carries the old entry too; a delete only
+    the old entry; and every directory the S3 gateway creates on the way
+    (``mkdir -p`` of the key's folders) has a notification of its own, which the
+    consumer reads and skips. So there are more messages than object changes.
+    """
+    from streaming.ingest import filer_pb2
+
+    rng = random.Random(7)
+    entries: dict[str, filer_pb2.Entry] = {}
+    made_dirs: set[str] = set()
+    out = []
+    # The filer's commit times end now, and each record is stamped with its change's
+    # time (the third element, ms), as the filer's producer does: the parser
+    # believes an entry's time only within SEQUENCER_MAX_SKEW_NS of the record's
+    # timestamp, and orders a removal by that timestamp.
+    shift = time.time_ns() - changes[-1][3]
+    for name, key, at, seq in changes:
+        seq += shift
+        at += timedelta(microseconds=shift // 1000)
+        path = f"/buckets/{BUCKET}/{key}"
+        directory, _, base = path.rpartition("/")
+        if name.startswith("s3:ObjectRemoved"):
+            old = entries.pop(key, None)
+            if old is None:
+                continue  # already deleted: the filer has no entry, so no notification
+            note = filer_pb2.EventNotification(delete_chunks=True, signatures=[906054812])
+            note.old_entry.CopyFrom(old)
+            out.append((path.encode(), note.SerializeToString(), seq // 10**6))
+            continue
+        # The folders, top down, the first time they appear.
+        parts = directory.split("/")
+        for depth in range(4, len(parts) + 1):  # below /buckets/<bucket>
+            folder = "/".join(parts[:depth])
+            if folder not in made_dirs:
+                made_dirs.add(folder)
+                parent, _, leaf = folder.rpartition("/")
+                note = filer_pb2.EventNotification(new_parent_path=parent, signatures=[906054812])
+                note.new_entry.name = leaf
+                note.new_entry.is_directory = True
+                note.new_entry.attributes.mtime = int(at.timestamp())
+                note.new_entry.attributes.file_mode = 0o20000000755
+                out.append((folder.encode(), note.SerializeToString(), seq // 10**6))
+        size = rng.randint(100, 10_000_000)
+        digest = uuid.UUID(int=rng.getrandbits(128)).bytes
+        new = filer_pb2.Entry(name=base, commit_ts_ns=seq)
+        attributes = new.attributes
+        attributes.file_size = size
+        attributes.mtime = seq // 10**9
+        attributes.mtime_ns = seq % 10**9
+        attributes.crtime = seq // 10**9
+        attributes.file_mode = 0o660
+        attributes.mime = "application/gzip"
+        attributes.md5 = digest
+        chunk = new.chunks.add(
+            file_id=f"3,{seq & 0xFFFFFF:x}{rng.getrandbits(32):08x}",
+            size=size,
+            modified_ts_ns=seq,
+            e_tag=base64.b64encode(digest).decode(),
+        )
+        chunk.fid.volume_id = 3
+        chunk.fid.file_key = seq & 0xFFFFFF
+        chunk.fid.cookie = rng.getrandbits(32)
+        new.extended["Seaweed-X-Amz-ETag"] = digest.hex().encode()
+        new.extended["X-Amz-Meta-Content-Type"] = b"application/gzip"
+        note = filer_pb2.EventNotification(new_parent_path=directory, signatures=[906054812])
+        old = entries.get(key)
+        if old is not None:
+            note.old_entry.CopyFrom(old)
+            note.delete_chunks = True
+        note.new_entry.CopyFrom(new)
+        entries[key] = new
+        out.append((path.encode(), note.SerializeToString(), seq // 10**6))
+    return out
 
 
 def produce(topic: str, messages) -> None:
@@ -130,10 +231,12 @@ def produce(topic: str, messages) -> None:
             "queue.buffering.max.messages": 200000,
         }
     )
-    for key, value in messages:
+    for key, value, *stamp in messages:
         while True:
             try:
-                producer.produce(topic, value=value, key=key)
+                # The filer's producer stamps each record when it sends it, just after
+                # the change: the removals are ordered by it (filer_events.py).
+                producer.produce(topic, value=value, key=key, timestamp=stamp[0] if stamp else 0)
                 break
             except BufferError:
                 producer.poll(0.1)
@@ -154,7 +257,9 @@ def all_committed(topic: str, *, group: str) -> bool:
         probe.close()
 
 
-def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[float, float, list[float], float]:
+def one_round(
+    db_url: str, messages, expected: int, log_path: str
+) -> tuple[float, float, list[float], float, dict, float]:
     from django.db import connection
 
     from runs.models import Artifact, Bucket, KafkaTopic
@@ -167,7 +272,13 @@ def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[floa
     topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
     try:
         produce(topic, messages)
-        Bucket.objects.create(name=BUCKET, topic=KafkaTopic.objects.create(name=topic, partitions=4))
+        message_format = (
+            KafkaTopic.MessageFormat.SEAWEEDFS_FILER if STORE == "seaweedfs" else KafkaTopic.MessageFormat.S3
+        )
+        Bucket.objects.create(
+            name=BUCKET,
+            topic=KafkaTopic.objects.create(name=topic, partitions=4, message_format=message_format),
+        )
         # Render batches go to a queue no `make run` worker reads (they expire unread).
         env = {
             **os.environ,
@@ -177,7 +288,7 @@ def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[floa
             "RENDER_QUEUE": "bench-ingest-render",
         }
         with open(log_path, "w") as log:
-            started = time.monotonic()
+            started, started_wall = time.monotonic(), time.time()
             prefix = os.environ.get("BENCH_CONSUMER_PREFIX", "").split()  # e.g. a profiler
             # CONSUMERS processes in one consumer group share the topic's 4
             # partitions: the way to use more than one core, as in production.
@@ -203,6 +314,7 @@ def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[floa
                 elapsed = time.monotonic() - started
                 rss = max(peak_rss_mb(p.pid) for p in procs)
                 cpu = sum(cpu_seconds(p.pid) for p in procs)
+                threads = thread_cpu_seconds(procs[0].pid)
             finally:
                 for p in procs:
                     p.terminate()
@@ -211,7 +323,16 @@ def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[floa
         live = Artifact.objects.filter(deleted=False).count()
         if live != expected:
             raise SystemExit(f"expected {expected} live artifacts, found {live}; see {log_path}")
-        durations = [float(m) for m in re.findall(r"duration_ms=([0-9.]+)", open(log_path).read())]
+        log_text = open(log_path).read()
+        durations = [float(m) for m in re.findall(r"duration_ms=([0-9.]+)", log_text)]
+        # Start-up (Python, Django, the first subscription), from the consumer's log:
+        # the part of the elapsed time that does not grow with the number of events.
+        subscribed = re.search(r"^(\S+ \S+) .*event=subscribed", log_text, re.MULTILINE)
+        startup = (
+            datetime.strptime(subscribed.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() - started_wall
+            if subscribed
+            else float("nan")
+        )
     finally:
         # The round's topic goes, also when the round failed. Keep the client until the
         # result: dropped at once (as before), it never sent the request and the topic stayed.
@@ -221,29 +342,42 @@ def one_round(db_url: str, messages, expected: int, log_path: str) -> tuple[floa
         from streaming.ingest.session_topics import topic_delete
 
         topic_delete(AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS}), topic=topic)
-    return elapsed, rss, durations, cpu
+    return elapsed, rss, durations, cpu, threads, startup
 
 
 def main() -> None:
-    db_url = setup_django("bench_ingest")
+    # BENCH_DB: a database of its own, e.g. to measure two checkouts side by side.
+    db_url = setup_django(os.environ.get("BENCH_DB", "bench_ingest"))
     messages, live = workload(EVENTS)
-    rates, rss_values, durations, cpu_per_event = [], [], [], []
+    rates, steady_rates, rss_values, durations, cpu_per_event = [], [], [], [], []
     for n in range(ROUNDS):
-        log_path = os.path.join(tempfile.gettempdir(), f"bench-ingest-{n}.log")
-        elapsed, rss, batch_ms, cpu = one_round(db_url, messages, len(live), log_path)
+        log_path = os.path.join(tempfile.gettempdir(), f"bench-ingest-{os.getpid()}-{n}.log")
+        elapsed, rss, batch_ms, cpu, threads, startup = one_round(db_url, messages, len(live), log_path)
         rates.append(len(messages) / elapsed)
+        steady_rates.append(len(messages) / (elapsed - startup))
         cpu_per_event.append(cpu / len(messages) * 1e6)
         rss_values.append(rss)
         durations += batch_ms
         print(
             f"round {n + 1}: {len(messages)} events in {elapsed:.2f} s = {rates[-1]:.0f} events/s, "
-            f"peak RSS {rss} MB, {len(batch_ms)} batches, consumer CPU {cpu:.1f} s"
+            f"peak RSS {rss} MB, {len(batch_ms)} batches, consumer CPU {cpu:.1f} s; "
+            f"start-up {startup:.2f} s, {steady_rates[-1]:.0f} events/s after it"
+        )
+        # Per thread: "python" = every Python thread (parse, store, announce, pushes);
+        # rdk:* = librdkafka's own threads.
+        by_thread = sorted(threads.items(), key=lambda kv: -kv[1])
+        print(
+            "  µs CPU per event by thread: "
+            + ", ".join(f"{n} {s / len(messages) * 1e6:.1f}" for n, s in by_thread if s)
         )
     report(
         {
+            "store": STORE,
             "events": len(messages),
+            "object_changes": EVENTS,
             "rounds": ROUNDS,
             "events_per_s": round(median(rates)),
+            "events_per_s_after_startup": round(median(steady_rates)),
             "batch_ms_p50": round(median(durations), 1),
             "batch_ms_p99": round(percentile(durations, 99), 1),
             "consumers": CONSUMERS,

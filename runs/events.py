@@ -21,6 +21,19 @@ class EventAction(enum.StrEnum):
     METADATA = "metadata"  # tags, retention, tiering, replication: content unchanged
 
 
+# Probes (docs/operations.md#probe) put their objects in a folder of this name,
+# under the bucket's prefix filter so that the bucket's notification covers
+# them. Both paths that turn objects into rows, the consumer and the
+# reconciler, drop every key holding this segment: a probe never becomes a
+# run, an artifact or an IngestError, not even one left behind.
+PROBE_SEGMENT = ".pipelens-probe"
+
+
+def is_probe_key(key: str) -> bool:
+    """Whether ``key`` lies in a probe folder (any path segment named ``PROBE_SEGMENT``)."""
+    return f"/{PROBE_SEGMENT}/" in f"/{key}"
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectEvent:
     """One object-level event of one Kafka message, ready for layout resolution."""

@@ -179,17 +179,12 @@ def resolve_key(key: str, layouts: Sequence[str] = DEFAULT_LAYOUTS) -> ResolvedK
     """
     if isinstance(layouts, str):
         validate_layout_names(layouts)  # raises: a string is not a list of names
-    chosen = _chosen(tuple(layouts))
+    chosen, fixed_prefixes = _chosen(tuple(layouts))
     _check_key(key)
     reasons = []
-    reserved = next(
-        (
-            layout.fixed_prefix
-            for layout in chosen
-            if layout.fixed_prefix and key.startswith(layout.fixed_prefix)
-        ),
-        "",
-    )
+    reserved = ""
+    if key.startswith(fixed_prefixes):  # one C call for the usual answer
+        reserved = next(prefix for prefix in fixed_prefixes if key.startswith(prefix))
     for layout in chosen:
         name = layout.name
         if reserved and not layout.fixed_prefix:
@@ -211,10 +206,12 @@ def resolve_key(key: str, layouts: Sequence[str] = DEFAULT_LAYOUTS) -> ResolvedK
 
 
 @functools.lru_cache(maxsize=64)
-def _chosen(names: tuple[str, ...]) -> tuple[Layout, ...]:
-    """The validated layouts for ``names``; cached, as every key of a bucket asks again."""
+def _chosen(names: tuple[str, ...]) -> tuple[tuple[Layout, ...], tuple[str, ...]]:
+    """The validated layouts for ``names`` and their fixed prefixes, in order; cached,
+    as every key of a bucket asks again."""
     validate_layout_names(names)
-    return tuple(_BY_NAME[name] for name in names)
+    chosen = tuple(_BY_NAME[name] for name in names)
+    return chosen, tuple(layout.fixed_prefix for layout in chosen if layout.fixed_prefix)
 
 
 def _check_key(key: str) -> None:

@@ -567,6 +567,57 @@ class ArtifactReference(models.Model):
         return f"{self.source_id}#{self.position} → {self.key} as {self.kind}"
 
 
+class Probe(models.Model):
+    """One probe of a bucket's event path (docs/operations.md#probe): an object put under
+    the reserved ``PROBE_SEGMENT`` folder, followed hop by hop until the consumer has
+    stored its event and handed the announcement to the channel layer, then removed.
+
+    The hop times are the clocks of the hops themselves: ``put_at`` is the service's
+    clock once ``put_object`` returned, ``topic_at`` the Kafka record's timestamp
+    (CreateTime, set by MinIO's or the filer's producer), ``stored_at`` the consumer's
+    clock once the batch holding the event was committed, ``pushed_at`` once the
+    announcement was handed to the channel layer.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for the event"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    bucket = models.ForeignKey(Bucket, on_delete=models.CASCADE, related_name="probes")
+    key = models.CharField(max_length=1024, unique=True, db_collation="C")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    put_at = models.DateTimeField(null=True, blank=True)
+    topic_at = models.DateTimeField(null=True, blank=True)
+    stored_at = models.DateTimeField(null=True, blank=True)
+    pushed_at = models.DateTimeField(null=True, blank=True)
+    event_topic = models.CharField(max_length=249, blank=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["bucket", "-created_at"], name="probe_bucket_recent_idx")]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"probe {self.key} {self.status}"
+
+    @staticmethod
+    def _ms(start, end) -> float | None:
+        return None if start is None or end is None else round((end - start).total_seconds() * 1000, 1)
+
+    def hops_ms(self) -> dict[str, float | None]:
+        """Milliseconds per hop and in total (None where a hop was not reached)."""
+        last = self.pushed_at or self.stored_at
+        return {
+            "put_to_topic": self._ms(self.put_at, self.topic_at),
+            "topic_to_stored": self._ms(self.topic_at, self.stored_at),
+            "stored_to_pushed": self._ms(self.stored_at, self.pushed_at),
+            "total": self._ms(self.put_at, last if self.pushed_at else None),
+        }
+
+
 class BucketMinute(models.Model):
     """Events stored for a bucket in one minute (the health page's chart).
 

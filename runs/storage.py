@@ -550,3 +550,22 @@ def store_restart(*, store: str) -> None:
     """Ask MinIO to restart (``service restart``): how it loads notification targets set
     through the admin API (notify_* are not among its dynamic sub-systems)."""
     _admin_call(store, lambda admin: admin.service_restart())
+
+
+# --- probes (runs/services/probes.py, docs/operations.md#probe) ----------------------
+
+
+def probe_object_put(*, store: str, bucket: str, key: str, data: bytes) -> None:
+    """Upload a probe's small object; raises StoreAdminError with the store's reason."""
+    try:
+        minio_client(store).put_object(bucket, key, io.BytesIO(data), len(data), content_type="text/plain")
+    except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise StoreAdminError(store_error_text(store, exc)) from exc
+
+
+def probe_object_remove(*, store: str, bucket: str, key: str) -> None:
+    """Delete a probe's object (absent is fine); raises StoreAdminError with the store's reason."""
+    try:
+        minio_client(store).remove_object(bucket, key)
+    except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise StoreAdminError(store_error_text(store, exc)) from exc

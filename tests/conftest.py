@@ -113,6 +113,20 @@ def live_bucket(transactional_db, minio, kafka_bootstrap, unique_name):
     minio.remove_bucket(bucket.name)
 
 
+@pytest.fixture
+def registered_bucket(transactional_db, minio, unique_name):
+    """A fresh MinIO bucket registered in Pipelens (its events go to the test topic; nothing
+    consumes them unless the test starts a consumer): what a reconciliation lists."""
+    from runs.services.buckets import bucket_register
+
+    bucket = bucket_register(name=unique_name("reg"))
+    yield bucket
+    minio.delete_bucket_notification(bucket.name)
+    for obj in minio.list_objects(bucket.name, recursive=True):
+        minio.remove_object(bucket.name, obj.object_name)
+    minio.remove_bucket(bucket.name)
+
+
 def skip_to_end(*, group_id: str, topic: str) -> None:
     """Commit the topic's current end offsets for ``group_id``, so a new test
     consumer reads only what the test itself produces."""

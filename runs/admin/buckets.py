@@ -4,7 +4,7 @@ MinIO's Kafka targets through runs/services/store_targets.py (docs/operations.md
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.http import HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -13,13 +13,15 @@ from django.views.decorators.http import require_POST
 
 from runs.admin.base import ServiceAdminMixin, ServiceForm
 from runs.brokers import BrokerError, bootstrap_for, broker_topic_exists
-from runs.models import Bucket, BucketSweep
+from runs.models import Bucket, BucketSweep, Probe
 from runs.selectors.buckets import (
     bucket_notification_check,
+    bucket_probes_recent,
     bucket_sweeps_recent,
     filter_value_problem,
     store_kafka_targets,
 )
+from runs.services.bucket_probes import probe_refresh, probe_send
 from runs.services.buckets import (
     BucketError,
     bucket_create,
@@ -115,8 +117,28 @@ def _target_choices(*, current: str) -> list[tuple[str, str]]:
     return unique
 
 
+def _probes_html(bucket: Bucket) -> str:
+    probes = bucket_probes_recent(bucket=bucket)
+    return render_to_string(
+        "admin/runs/bucket/_probes.html",
+        {
+            "bucket": bucket,
+            "probes": [(p, p.hops_ms()) for p in probes],
+            "pending": any(p.status == Probe.Status.PENDING for p in probes),
+            "kind": store_kind(bucket.store),
+        },
+    )
+
+
 # Shown on an existing bucket's page, never edited there.
-_STATE_FIELDS = ["notification_status", "notification_error", "last_event_at", "in_the_store", "sweeps"]
+_STATE_FIELDS = [
+    "notification_status",
+    "notification_error",
+    "last_event_at",
+    "in_the_store",
+    "probes",
+    "sweeps",
+]
 
 
 @admin.register(Bucket)
@@ -159,6 +181,10 @@ class BucketAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 context["filer_topic_error"] = str(exc)
         return render_to_string("admin/runs/bucket/_in_the_store.html", context)
 
+    @admin.display(description="Probes")
+    def probes(self, obj):
+        return _probes_html(obj)
+
     @admin.display(description="Reconciliation")
     def sweeps(self, obj):
         sweeps = bucket_sweeps_recent(bucket=obj)
@@ -191,6 +217,8 @@ class BucketAdmin(ServiceAdminMixin, admin.ModelAdmin):
             path(
                 "<int:pk>/reconcile/", wrap(require_POST(self.reconcile_view)), name="runs_bucket_reconcile"
             ),
+            path("<int:pk>/probe/", wrap(require_POST(self.probe_view)), name="runs_bucket_probe"),
+            path("<int:pk>/probes/", wrap(self.probes_view), name="runs_bucket_probes"),
             path("targets/", wrap(self.targets_view), name="runs_bucket_targets"),
             *super().get_urls(),
         ]
@@ -218,6 +246,28 @@ class BucketAdmin(ServiceAdminMixin, admin.ModelAdmin):
             "bucket within a few seconds and shows the outcome below.",
         )
         return HttpResponseRedirect(reverse("admin:runs_bucket_change", args=[pk]))
+
+    def probe_view(self, request, pk):
+        """Send a probe (docs/operations.md#probe); the page then follows it (probes_view)."""
+        bucket = get_object_or_404(Bucket, pk=pk)
+        if not self.has_change_permission(request, bucket):
+            return HttpResponseRedirect(reverse("admin:index"))
+        probe = probe_send(bucket=bucket)
+        if probe.status == Probe.Status.FAILED:
+            self.message_user(request, f"Probe failed: {probe.error}", messages.ERROR)
+        else:
+            self.message_user(request, f"Probe sent to {bucket.name}: waiting for its event.")
+        return HttpResponseRedirect(reverse("admin:runs_bucket_change", args=[pk]) + "#bucket-probes")
+
+    def probes_view(self, request, pk):
+        """The probes table, its pending probes settled first: polled by probe.js while one waits."""
+        bucket = get_object_or_404(Bucket, pk=pk)
+        if not self.has_change_permission(request, bucket):
+            return HttpResponseRedirect(reverse("admin:index"))
+        for probe in bucket_probes_recent(bucket=bucket):
+            if probe.status == Probe.Status.PENDING:
+                probe_refresh(probe=probe)
+        return HttpResponse(_probes_html(bucket))
 
     def targets_view(self, request):
         if not self.has_change_permission(request):

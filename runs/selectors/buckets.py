@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from runs.models import Bucket, BucketSweep
+from runs.models import Bucket, BucketSweep, Probe
 from runs.storage import (
     KafkaTarget,
     StoreAdminError,
@@ -144,3 +144,8 @@ def bucket_sweeps_recent(*, bucket: Bucket, limit: int = 10) -> list[BucketSweep
     """The bucket's latest reconciliation sweeps, open ones first (the console's bucket page)."""
     sweeps = BucketSweep.objects.filter(bucket=bucket).order_by("finished_at", "-requested_at", "-id")
     return list(sweeps[:limit])
+
+
+def bucket_probes_recent(*, bucket: Bucket, limit: int = 5) -> list:
+    """The bucket's latest probes, newest first (docs/operations.md#probe)."""
+    return list(Probe.objects.filter(bucket=bucket).order_by("-created_at", "-id")[:limit])

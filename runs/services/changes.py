@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -38,9 +39,26 @@ class Changes:
     artifact_ids: tuple[int, ...]
     ingested: bool
 
+    def merged(self, later: Changes) -> Changes:
+        """One change set for this one and a later one of the same kind (``ingested``):
+        announcing it once tells the listeners what announcing both would have."""
+        if later.ingested != self.ingested:
+            raise ValueError("only change sets of the same kind merge")
+        return Changes(
+            run_ids=self.run_ids | later.run_ids,
+            artifact_ids=tuple(sorted({*self.artifact_ids, *later.artifact_ids})),
+            ingested=self.ingested,
+        )
+
 
 Listener = Callable[[Changes], None]
 _listeners: list[Listener] = []
+# Who calls the listeners once the transaction has committed: by default the
+# committing thread, at once. A process may hand them to a runner of its own
+# (``changes_run_with``): the ingest consumer runs them on a thread of its own so
+# that the next batch is stored meanwhile (streaming/ingest/announcer.py).
+Runner = Callable[[list[Listener], Changes], None]
+_runner: Runner | None = None
 
 
 def changes_subscribe(listener: Listener) -> None:
@@ -66,7 +84,34 @@ def changes_on_commit(
         return
     listeners = list(_listeners)
     if listeners:
-        transaction.on_commit(lambda: _notify(listeners, changes))
+        transaction.on_commit(lambda: _announce(listeners, changes))
+
+
+@contextmanager
+def changes_run_with(runner: Runner):
+    """While in this block, committed changes are handed to ``runner(listeners, changes)``
+    instead of being announced in the committing thread. The runner must announce
+    them with ``changes_announce``, in commit order, later and from another thread
+    if it likes; it may announce several as one (``Changes.merged``)."""
+    global _runner
+    previous, _runner = _runner, runner
+    try:
+        yield
+    finally:
+        _runner = previous
+
+
+def changes_announce(listeners: list[Listener], changes: Changes) -> None:
+    """Call each listener with ``changes`` (for runners; see ``changes_run_with``)."""
+    _notify(listeners, changes)
+
+
+def _announce(listeners: list, changes: Changes) -> None:
+    runner = _runner
+    if runner is None:
+        _notify(listeners, changes)
+    else:
+        runner(listeners, changes)
 
 
 def _notify(listeners: list, changes) -> None:

@@ -7,6 +7,7 @@ used for the upserts because the ORM cannot say "update only if newer"
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -161,12 +162,15 @@ _UPSERT_STEPS = f"""
 # the rows as they were before this statement (one snapshot for the whole
 # statement), so each changed row comes back with its previous run, step and
 # deleted flag: enough to adjust live-artifact counts by difference instead
-# of recounting whole runs.
+# of recounting whole runs. ``old`` is MATERIALIZED: inlined, PostgreSQL
+# planned it as a nested loop that rescanned the whole batch for every changed
+# row (it estimates 100 rows for ``jsonb_array_elements``): a third of the
+# statement's time on a 2,000-event batch (docs/performance.md#ingest).
 _UPSERT_ARTIFACTS = f"""
     WITH v AS (
         SELECT * FROM {_json_rows(ArtifactRow)}
     ),
-    old AS (
+    old AS MATERIALIZED (
         SELECT a.bucket_id, a.key, a.run_id, a.step_id, a.deleted
         FROM runs_artifact a JOIN v ON a.bucket_id = v.bucket_id AND a.key = v.key
     ),
@@ -267,6 +271,10 @@ def _adjust_counts(cursor, changed: list[tuple]) -> None:
             cursor.execute(_ADD_COUNTS[table], [_rows_json(rows)])
 
 
+# Pure, and the same few artifact names come back in every run (KFP's outputs).
+_guess_kind = functools.lru_cache(maxsize=4096)(guess_kind)
+
+
 def _bucket_map(names: set[str]) -> dict[str, Bucket]:
     return {b.name: b for b in Bucket.objects.filter(name__in=names)}
 
@@ -289,8 +297,32 @@ def ingest_events(
     ``render=False`` (backfill, full sweeps) stores without queueing renders:
     those artifacts render when first viewed (``renditions_prepare_missing``).
     """
+    return _store_plan(
+        ingest_plan(events=events, rejected=rejected, raw_messages=raw_messages), render=render
+    )
+
+
+@dataclass(slots=True)
+class IngestPlan:
+    """A batch made ready to store by ``ingest_plan``: what ``ingest_events`` does before
+    it writes (dedupe, buckets, layouts, length checks)."""
+
+    resolved: list[tuple[ObjectEvent, Bucket, ResolvedKey]]
+    failures: list[RejectedMessage]  # will be IngestErrors
+    superseded: int  # events a newer event of the same key in the batch replaced
+
+
+def ingest_plan(
+    *,
+    events: Sequence[ObjectEvent],
+    rejected: Sequence[RejectedMessage] = (),
+    raw_messages: Mapping[tuple[str, int, int], tuple[bytes | None, bytes | None]] | None = None,
+) -> IngestPlan:
+    """The first half of ``ingest_events`` (same arguments), which writes nothing and
+    needs no transaction; ``ingest_planned`` stores its result. The consumer plans
+    batch N+1 while batch N is being stored (streaming/ingest/kafka_loop.py): on a
+    loaded machine this half was a third of the storing thread's time."""
     raw_messages = raw_messages or {}
-    result = IngestResult()
     failures = list(rejected)
     stored_events = [e for e in events if e.action in (EventAction.CREATED, EventAction.REMOVED)]
     newest = _newest_per_key(stored_events)
@@ -320,7 +352,19 @@ def ingest_events(
             failures.append(_reject(event, raw_messages, too_long))
             continue
         resolved.append((event, bucket, where))
+    return IngestPlan(resolved=resolved, failures=failures, superseded=len(stored_events) - len(newest))
 
+
+@transaction.atomic
+def ingest_planned(*, plan: IngestPlan, render: bool = True) -> IngestResult:
+    """Store a batch planned by ``ingest_plan``: the second half of ``ingest_events``, with
+    the same transaction, guarantees, ``render`` and result."""
+    return _store_plan(plan, render=render)
+
+
+def _store_plan(plan: IngestPlan, *, render: bool) -> IngestResult:
+    result = IngestResult()
+    resolved, failures = plan.resolved, plan.failures
     with connection.cursor() as cursor:
         if resolved:
             _store_resolved(cursor, resolved, result)
@@ -339,7 +383,7 @@ def ingest_events(
         )
     result.rejected = len(failures)
     # Superseded inside the batch, plus those the newer-wins guard refused.
-    result.stale = (len(stored_events) - len(newest)) + (len(resolved) - result.stored)
+    result.stale = plan.superseded + (len(resolved) - result.stored)
 
     # Renders and pushes follow the commit (runs.services.changes).
     changes_on_commit(run_ids=result.run_seqs, artifact_ids=result.changed_artifact_ids, ingested=render)
@@ -393,7 +437,7 @@ def _store_resolved(cursor, resolved, result: IngestResult) -> None:
                 bucket.id,
                 event.key,
                 where.artifact_name,
-                guess_kind(where.artifact_name, event.content_type),
+                _guess_kind(where.artifact_name, event.content_type),
                 event.size,
                 event.etag[:100],
                 event.content_type[:255],
@@ -424,7 +468,21 @@ _LENGTH_LIMITS = (
 )
 
 
+_LIMITS = {what: limit for what, _, limit in _LENGTH_LIMITS}
+
+
 def _too_long(event: ObjectEvent, where: ResolvedKey) -> str | None:
+    # Nearly every event fits: seven plain comparisons for those, the table for the rest.
+    if (
+        len(event.key) <= _LIMITS["object key"]
+        and len(where.artifact_name) <= _LIMITS["artifact name"]
+        and len(where.run_key) <= _LIMITS["run key"]
+        and len(where.run_name) <= _LIMITS["run name"]
+        and len(where.pipeline) <= _LIMITS["pipeline name"]
+        and len(where.namespace) <= _LIMITS["namespace"]
+        and len(where.step_name) <= _LIMITS["step name"]
+    ):
+        return None
     for what, value_of, limit in _LENGTH_LIMITS:
         value = value_of(event, where)
         if len(value) > limit:

@@ -42,7 +42,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from runs.events import EventAction, ObjectEvent
+from runs.events import EventAction, ObjectEvent, is_probe_key
 from runs.models import Artifact, Bucket, BucketSweep, IngestError, Run
 from runs.rendering.base import StorageUnavailable
 from runs.services.ingest import ingest_events
@@ -242,6 +242,8 @@ def _page(sweep: BucketSweep, bucket: Bucket, page: list[ListedObject], started_
     events: list[ObjectEvent] = []
     since = sweep.since
     for obj in page:
+        if is_probe_key(obj.key):
+            continue  # a probe left behind (docs/operations.md#probe): never a run
         row = stored.pop(obj.key, None)
         if since and obj.last_modified < since:
             continue
@@ -372,7 +374,14 @@ def full_sweep_due(*, bucket: Bucket, now: datetime | None = None) -> bool:
 
 
 def recent_run_prefixes(*, bucket: Bucket, since: datetime) -> list[str]:
-    """The key prefixes of the bucket's runs with an event since ``since``: what a recent
-    sweep lists. A run's key is the folder its objects live under (runs/layouts.py)."""
-    keys = Run.objects.filter(bucket=bucket, last_event_at__gte=since).values_list("run_key", flat=True)
+    """The key prefixes of the bucket's runs with an event since ``since``, the
+    RECONCILE_RECENT_MAX_RUNS most recent: what a recent sweep lists. A run's key is the
+    folder its objects live under (runs/layouts.py). One listing per run: with thousands
+    of runs active within the window, listing each every minute would cost more than
+    the stream it checks, so the rest wait for the daily sweep (or a gap's)."""
+    keys = (
+        Run.objects.filter(bucket=bucket, last_event_at__gte=since)
+        .order_by("-last_event_at")
+        .values_list("run_key", flat=True)[: settings.RECONCILE_RECENT_MAX_RUNS]
+    )
     return sorted(f"{key}/" for key in keys)

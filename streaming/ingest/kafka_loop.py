@@ -14,6 +14,10 @@ Guarantees:
   with back-off and nothing is committed until it is stored;
 - a stop request (SIGTERM/SIGINT) finishes the batch in hand, commits it,
   and closes the consumer, which leaves the group cleanly.
+
+Each committed batch's announcements (renders, pushes) run on a thread of
+their own (``streaming/ingest/announcer.py``), in order, while the next batch
+is stored; a stop waits for them.
 """
 
 from __future__ import annotations
@@ -25,16 +29,27 @@ from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
-from runs.events import EventAction, ObjectEvent, RejectedMessage
+from runs.events import PROBE_SEGMENT, EventAction, ObjectEvent, RejectedMessage, is_probe_key
 from runs.models import KafkaTopic
 from runs.selectors.topics import enabled_topic_formats
+from runs.services.bucket_probes import ProbeArrival, probes_arrived
+from runs.services.changes import changes_run_with
 from runs.services.health import bucket_minutes_add
-from runs.services.ingest import IngestResult, ingest_errors_prune, ingest_events
+from runs.services.ingest import (
+    IngestPlan,
+    IngestResult,
+    ingest_errors_prune,
+    ingest_events,
+    ingest_plan,
+    ingest_planned,
+)
+from streaming.ingest.announcer import Announcer
 from streaming.ingest.filer_events import parse_filer_message
 from streaming.ingest.kafka_config import consumer_config
 from streaming.ingest.maintenance import ConsumerStatus, Maintenance
@@ -60,6 +75,10 @@ class ParsedBatch:
     counts: Counter
     size: int = 0  # messages in the batch, errors included
     by_bucket: Counter = field(default_factory=Counter)  # (action, bucket) -> events, for metrics
+    # Made on the consuming thread while the previous batch is stored (None if the
+    # database was unreachable then: storing plans it, with its retries).
+    plan: IngestPlan | None = None
+    probes: list[ProbeArrival] = field(default_factory=list)  # created events of probe objects
 
 
 _SEAWEEDFS = KafkaTopic.MessageFormat.SEAWEEDFS_FILER.value
@@ -67,18 +86,26 @@ _SEAWEEDFS = KafkaTopic.MessageFormat.SEAWEEDFS_FILER.value
 
 def parse_one(msg, message_format: str) -> list[ObjectEvent]:
     """One Kafka message through the parser of its topic's format; raises EventParseError."""
-    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    return _parse_fields(
+        msg, message_format, msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()
+    )
+
+
+def _parse_fields(msg, message_format: str, topic, partition, offset, key, value) -> list[ObjectEvent]:
     if message_format == _SEAWEEDFS:
         kind, timestamp_ms = msg.timestamp()
         return parse_filer_message(
-            msg.value(),
-            key=msg.key(),
+            value,
+            key=key,
             topic=topic,
             partition=partition,
             offset=offset,
             timestamp_ms=timestamp_ms if kind != 0 else None,  # 0: TIMESTAMP_NOT_AVAILABLE
         )
-    return parse_message(msg.value(), key=msg.key(), topic=topic, partition=partition, offset=offset)
+    return parse_message(value, key=key, topic=topic, partition=partition, offset=offset)
+
+
+_STORED = (EventAction.CREATED, EventAction.REMOVED)
 
 
 def parse_batch(messages, formats: Mapping[str, str] | None = None) -> ParsedBatch:
@@ -87,6 +114,14 @@ def parse_batch(messages, formats: Mapping[str, str] | None = None) -> ParsedBat
     raise for bad message content."""
     formats = formats or {}
     batch = ParsedBatch([], [], {}, {}, Counter(), len(messages))
+    # Locals: this loop runs once per message, thousands of times a second.
+    offsets, raw, events_out, counts, by_bucket = (
+        batch.offsets,
+        batch.raw,
+        batch.events,
+        batch.counts,
+        batch.by_bucket,
+    )
     for msg in messages:
         err = msg.error()
         if err is not None:
@@ -98,21 +133,35 @@ def parse_batch(messages, formats: Mapping[str, str] | None = None) -> ParsedBat
                 log_event(logger, "kafka_notice", level=logging.WARNING, error=err.str())
             continue
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-        batch.offsets[(topic, partition)] = max(batch.offsets.get((topic, partition), 0), offset + 1)
+        if offsets.get((topic, partition), 0) <= offset:
+            offsets[(topic, partition)] = offset + 1
         key, value = msg.key(), msg.value()
-        batch.raw[(topic, partition, offset)] = (key, value)
+        raw[(topic, partition, offset)] = (key, value)
         try:
-            events = parse_one(msg, formats.get(topic, ""))
+            events = _parse_fields(msg, formats.get(topic, ""), topic, partition, offset, key, value)
         except EventParseError as exc:
             batch.rejected.append(RejectedMessage(topic, partition, offset, key, value, str(exc)))
-            batch.counts["rejected"] += 1
+            counts["rejected"] += 1
             continue
         for event in events:
-            batch.counts[event.action.value] += 1
-            batch.by_bucket[(event.action.value, event.bucket)] += 1
-            if event.action in (EventAction.CREATED, EventAction.REMOVED):
-                batch.events.append(event)
+            if PROBE_SEGMENT in event.key and is_probe_key(event.key):
+                # The one place probe events leave the stream (docs/operations.md#probe):
+                # never resolved, never stored as artifacts; a created one times the probe.
+                if event.action == EventAction.CREATED:
+                    batch.probes.append(_probe_arrival(msg, event))
+                continue
+            action = event.action
+            counts[action.value] += 1
+            by_bucket[(action.value, event.bucket)] += 1
+            if action in _STORED:
+                events_out.append(event)
     return batch
+
+
+def _probe_arrival(msg, event: ObjectEvent) -> ProbeArrival:
+    kind, timestamp_ms = msg.timestamp()  # kind 0: the broker has no timestamp
+    topic_at = datetime.fromtimestamp(timestamp_ms / 1000, UTC) if kind != 0 and timestamp_ms > 0 else None
+    return ProbeArrival(key=event.key, bucket=event.bucket, topic=event.topic, topic_at=topic_at)
 
 
 class IngestConsumer:
@@ -167,7 +216,11 @@ class IngestConsumer:
         storing: Future | None = None
         if self.maintenance is not None:
             self.maintenance.start()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-db") as db:
+        announcer = Announcer()  # renders and pushes of stored batches, off the storing thread
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-db") as db,
+            changes_run_with(announcer),
+        ):
             try:
                 while not self.stopping:
                     self._follow_topics(consumer)
@@ -177,6 +230,8 @@ class IngestConsumer:
                         continue
                     messages = consumer.consume(num_messages=self.batch_size, timeout=self.batch_timeout_s)
                     parsed = parse_batch(messages, self._formats) if messages else None
+                    if parsed is not None:
+                        parsed.plan = self._plan(parsed)
                     if storing is not None:
                         self._finish(consumer, storing)
                         storing = None
@@ -189,6 +244,7 @@ class IngestConsumer:
                 db.submit(lambda: connection.close()).result()
                 if self.maintenance is not None:
                     self.maintenance.stop()
+                announcer.close()  # after the last committer: what they announced goes out
                 consumer.close()
                 log_event(logger, "consumer_stopped")
 
@@ -280,6 +336,16 @@ class IngestConsumer:
             log_event(logger, "topic_missing", level=logging.WARNING, topics=",".join(missing))
         return [t for t in topics if t not in missing]
 
+    @staticmethod
+    def _plan(batch: ParsedBatch) -> IngestPlan | None:
+        """Dedupe and resolve the batch here, on the consuming thread, while the previous
+        batch waits on PostgreSQL in the storing thread (the two share one GIL)."""
+        try:
+            return ingest_plan(events=batch.events, rejected=batch.rejected, raw_messages=batch.raw)
+        except (OperationalError, InterfaceError, DatabaseError):
+            connection.close()  # this thread's; _follow_topics reconnects it
+            return None
+
     def _store_timed(self, batch: ParsedBatch) -> tuple[ParsedBatch, IngestResult | None, float]:
         started = time.monotonic()
         self._prune_now_and_then(started)
@@ -358,7 +424,15 @@ class IngestConsumer:
         while True:
             try:
                 close_old_connections()
-                return ingest_events(events=batch.events, rejected=batch.rejected, raw_messages=batch.raw)
+                if batch.plan is not None:
+                    result = ingest_planned(plan=batch.plan)
+                else:
+                    result = ingest_events(
+                        events=batch.events, rejected=batch.rejected, raw_messages=batch.raw
+                    )
+                if batch.probes:  # after the batch committed: the probes' "stored" hop
+                    probes_arrived(arrivals=batch.probes)
+                return result
             except (OperationalError, InterfaceError) as exc:
                 log_event(
                     logger,
@@ -405,6 +479,8 @@ class IngestConsumer:
             total.changed_artifact_ids += result.changed_artifact_ids
         if rejected:
             total.rejected += ingest_events(events=[], rejected=rejected).rejected
+        if batch.probes:
+            probes_arrived(arrivals=batch.probes)
         return total
 
     def _lag(self, consumer: Consumer) -> int:

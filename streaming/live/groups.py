@@ -28,3 +28,11 @@ def user_group(user_id: int) -> str:
     name = f"user.{int(user_id)}"
     assert _VALID.match(name), name
     return name
+
+
+def probe_group(probe_id: int) -> str:
+    """A bucket probe's group (docs/operations.md#probe): the probe's "pushed" hop is the
+    hand-over of its message to the channel layer; no socket needs to listen."""
+    name = f"probe.{int(probe_id)}"
+    assert _VALID.match(name), name
+    return name

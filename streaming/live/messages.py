@@ -8,6 +8,8 @@ Server → browser:
   batch larger than ``BROADCAST_MAX_ARTIFACTS``, ``partial: true`` and no
   artifacts: the page refetches the run's state);
 - ``runs.changed``: the same run summary for the runs list;
+- ``probe.arrived``: a bucket probe's event was stored (docs/operations.md#probe), sent to
+  the probe's own group; its hand-over to the channel layer is the probe's last hop;
 - ``pong``: answer to a ``ping``;
 - ``error``: a frame the server could not use (the socket stays open).
 
@@ -39,6 +41,15 @@ class MessageError(ValueError):
 class Hello:
     type: ClassVar[str] = "hello"
     seq: int | None = None  # the run's seq; None on the runs-list socket
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **_fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeArrived:
+    type: ClassVar[str] = "probe.arrived"
+    probe_id: int
 
     def as_dict(self) -> dict[str, Any]:
         return {"type": self.type, **_fields(self)}

@@ -1,7 +1,7 @@
-"""The operations console in Chromium (issue 9 items 1, 2, 4 and 5): a staff user creates a topic
-and a bucket, applies the bucket's notification, grants a group and sees the bucket's event on
-the health page; a member of that group then sees that bucket's runs and no others, and reaches
-none of the console.
+"""The operations console in Chromium (issue 9 items 1 to 5): a staff user creates a topic
+and a bucket, applies the bucket's notification, sends a probe and sees it succeed, grants a
+group and sees the bucket's events on the health page; a member of that group then sees that
+bucket's runs and no others, and reaches none of the console.
 
 Real daphne, real Kafka and MinIO, the real ingest consumer (in this process).
 The bucket publishes through MinIO's test target to the test topic: targets
@@ -120,6 +120,13 @@ def test_staff_wire_a_bucket_and_grant_it_and_the_member_sees_only_that(
     page.click("#reapply-notification")
     page.wait_for_selector("text=Notification of " + bucket_name + " applied.")
     shot(page, "bucket")
+    # 3b. Send a probe: the page follows it until its event came back, hop by hop.
+    page.click("#send-probe")
+    page.wait_for_selector("#bucket-probes tr.probe[data-status=succeeded]", timeout=20_000)
+    assert page.locator("#bucket-probes tr.probe").count() == 1
+    assert page.inner_text("#bucket-probes tr.probe .probe-total").endswith(" ms")
+    page.locator("#bucket-probes").scroll_into_view_if_needed()
+    shot(page, "probe")
 
     put(minio, bucket_name, "exp-1/train/metrics.csv", b"a,b\n1,2\n")
     wait_for(lambda: Run.objects.filter(bucket__name=bucket_name).exists(), timeout=30, what="the run")

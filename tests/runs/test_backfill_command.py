@@ -13,7 +13,6 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from runs.models import Artifact, BucketSweep, Run
-from runs.services.buckets import bucket_register
 from tests.helpers import database_url, put, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,13 +22,8 @@ RUN = "v2/artifacts/train/6f1e0c9a-aaaa-4bbb-8ccc-0123456789ab"
 
 
 @pytest.fixture
-def bucket(minio, unique_name):
-    b = bucket_register(name=unique_name("bf"))
-    yield b
-    minio.delete_bucket_notification(b.name)
-    for obj in minio.list_objects(b.name, recursive=True):
-        minio.remove_object(b.name, obj.object_name)
-    minio.remove_bucket(b.name)
+def bucket(registered_bucket):
+    return registered_bucket
 
 
 def _fill(minio, bucket, count: int) -> list[str]:

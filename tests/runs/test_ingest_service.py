@@ -254,3 +254,28 @@ def test_ingest_errors_past_their_retention_are_pruned(settings):
     IngestError.objects.update(created_at=timezone.now() - timedelta(days=30))
     call_command("prune_ingest_errors")
     assert not IngestError.objects.exists()
+
+
+def test_a_batch_planned_first_then_stored_is_stored_as_ingest_events_stores_it():
+    """The consumer plans a batch on one thread and stores it on another
+    (ingest_plan, then ingest_planned): same rows, same result, same errors."""
+    from runs.services.ingest import ingest_plan, ingest_planned
+
+    BucketFactory(name="b")
+    events = [
+        object_event("b", "run/step/a.csv", seconds=1),
+        object_event("b", "run/step/a.csv", seconds=3, etag="newer"),  # supersedes the first
+        object_event("b", "run/step/gone.txt", seconds=2, action=EventAction.REMOVED),
+        object_event("b", "just-a-file.txt", seconds=2, offset=9),  # no layout
+        object_event("nope", "run/step/a", offset=10),  # unknown bucket
+    ]
+    plan = ingest_plan(events=events)
+    assert Artifact.objects.count() == 0  # planning writes nothing
+    result = ingest_planned(plan=plan)
+    assert (result.stored, result.stale, result.rejected) == (2, 1, 2)
+    assert Artifact.objects.get(key="run/step/a.csv").etag == "newer"
+    assert Artifact.objects.get(key="run/step/gone.txt").deleted
+    assert sorted(IngestError.objects.values_list("offset", flat=True)) == [9, 10]
+    # Replayed through ingest_events: nothing new, the same accounting.
+    again = ingest_events(events=events)
+    assert (again.stored, again.stale, again.rejected) == (0, 3, 2)

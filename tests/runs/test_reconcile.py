@@ -11,7 +11,6 @@ import pytest
 from django.utils import timezone
 
 from runs.models import Artifact, BucketSweep, IngestError, Rendition, Run
-from runs.services.buckets import bucket_register
 from runs.services.reconcile import RECONCILE_ERROR_TOPIC, RECONCILED, bucket_reconcile, sweep_request
 from tests.conftest import ConsumerThread, skip_to_end
 from tests.helpers import put, wait_for
@@ -23,14 +22,8 @@ V2 = "v2/artifacts/train/0b5f1c2e-1111-4222-8333-944455556666/trainer"
 
 
 @pytest.fixture
-def bucket(minio, unique_name):
-    """A registered bucket (its events go to the test topic; nothing consumes them here)."""
-    b = bucket_register(name=unique_name("rec"))
-    yield b
-    minio.delete_bucket_notification(b.name)
-    for obj in minio.list_objects(b.name, recursive=True):
-        minio.remove_object(b.name, obj.object_name)
-    minio.remove_bucket(b.name)
+def bucket(registered_bucket):
+    return registered_bucket
 
 
 def _live(bucket) -> dict[str, str]:

@@ -248,6 +248,8 @@ HEALTH_QUEUE_TIMEOUT_S = env.float("HEALTH_QUEUE_TIMEOUT_S", default=0.3)
 RECONCILE_ENABLED = env.bool("RECONCILE_ENABLED", default=True)
 RECONCILE_RECENT_INTERVAL_S = env.float("RECONCILE_RECENT_INTERVAL_S", default=60.0)
 RECONCILE_RECENT_WINDOW_S = env.float("RECONCILE_RECENT_WINDOW_S", default=3600.0)
+# At most this many of a bucket's most recently active runs are listed per recent pass.
+RECONCILE_RECENT_MAX_RUNS = env.int("RECONCILE_RECENT_MAX_RUNS", default=100)
 RECONCILE_FULL_INTERVAL_S = env.float("RECONCILE_FULL_INTERVAL_S", default=86400.0)
 # Keys compared with the database per transaction; memory grows with it, not with the bucket.
 RECONCILE_PAGE_SIZE = env.int("RECONCILE_PAGE_SIZE", default=1000)

@@ -6,10 +6,13 @@ import copy
 import json
 import random
 from datetime import UTC, datetime
+from unittest import mock
 from urllib.parse import quote_plus
 
+import orjson
 import pytest
 
+from streaming.ingest import s3_events
 from streaming.ingest.s3_events import (
     MAX_MESSAGE_BYTES,
     EventAction,
@@ -97,6 +100,27 @@ def assert_rejected(value: bytes | None, reason: str) -> None:
     with pytest.raises(EventParseError) as excinfo:
         parse_message(value)
     assert reason in str(excinfo.value)
+    assert_same_both_ways(value)
+
+
+NOW_NS = 1795971700 * 10**9  # a fixed consumer clock, so that two parses can be compared
+
+
+def _outcome(value, now_ns: int):
+    try:
+        return "events", parse_message(value, topic="t", partition=1, offset=7, now_ns=now_ns)
+    except EventParseError as exc:
+        return "error", str(exc)
+
+
+def assert_same_both_ways(value, *, now_ns: int = NOW_NS):
+    """The fast path for MinIO's common shape (s3_events._parse_minio_common) gives what
+    the general path gives: the same events, or the same error."""
+    with_fast = _outcome(value, now_ns)
+    with mock.patch.object(s3_events, "_parse_minio_common", lambda *args: None):
+        general = _outcome(value, now_ns)
+    assert with_fast == general
+    return with_fast
 
 
 # --- well-formed messages -------------------------------------------------
@@ -576,13 +600,12 @@ def test_message_just_under_the_limit_is_accepted():
 
 
 def _parse_or_reject(value: bytes) -> None:
-    try:
-        events = parse_message(value)
-    except EventParseError as exc:
-        assert str(exc)  # every rejection carries a reason
+    outcome, result = assert_same_both_ways(value)
+    if outcome == "error":
+        assert result  # every rejection carries a reason
         return
-    assert isinstance(events, list)
-    assert all(isinstance(e, ObjectEvent) for e in events)
+    assert isinstance(result, list)
+    assert all(isinstance(e, ObjectEvent) for e in result)
 
 
 def test_fuzz_random_bytes_only_raise_event_parse_error():
@@ -673,3 +696,67 @@ def test_fuzz_structural_mutations_only_raise_event_parse_error():
         else:
             target[path[-1]] = copy.deepcopy(rng.choice(_WEIRD_VALUES))
         _parse_or_reject(json.dumps(doc).encode("utf-8", "surrogatepass"))
+
+
+# --- the fast path for MinIO's common shape ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        minio_message(),
+        minio_message("läufe/a b+c/%41.txt", version_id="null"),
+        minio_message(event_name="s3:ObjectRemoved:Delete"),
+        minio_message(event_name="s3:ObjectAccessed:Get"),
+        minio_message(event_name="s3:ObjectCreated:PutTagging"),
+        minio_message(etag='"quoted"', sequencer="zz", size=0, content_type=None),
+    ],
+)
+def test_the_fast_path_reads_minio_messages_as_the_general_path_does(doc):
+    value = encode(doc)
+    assert s3_events._parse_minio_common(orjson.loads(value), "t", 1, 7, NOW_NS) is not None  # taken
+    outcome, events = assert_same_both_ways(value)
+    assert outcome == "events" and len(events) == 1
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"Records": [minio_record()]},  # plain S3: no top-level Key
+        {"Records": [minio_record(), minio_record("runs/s/b.txt")]},
+        {**minio_message(), "EventName": "ObjectCreated:Put"},  # no "s3:" prefix
+        minio_message(event_time="2026-11-29T06:02:43.123+00:00"),
+        minio_message(event_time="2026-11-29T06:02:43.123456Z"),
+        minio_message(event_name="s3:BucketCreated:*"),
+    ],
+)
+def test_other_shapes_take_the_general_path(doc):
+    value = encode(doc)
+    assert s3_events._parse_minio_common(orjson.loads(value), "t", 1, 7, NOW_NS) is None
+    assert_same_both_ways(value)
+
+
+def test_fuzz_structural_mutations_read_the_same_both_ways():
+    """Every field of a MinIO message set to odd values, one at a time and in pairs,
+    near the clock's limit too: the fast path agrees with the general path."""
+    rng = random.Random(2026)
+    base = minio_message("runs/step/out put.csv")
+    paths = [p for p in _all_paths(base) if p]
+    values = [*_WEIRD_VALUES, "s3:ObjectRemoved:Delete", "mlpipeline/runs/x", "2026-11-29T06:02:43.999Z"]
+    for _ in range(3000):
+        doc = copy.deepcopy(base)
+        for _ in range(rng.randrange(1, 3)):
+            path = rng.choice(paths)
+            target = doc
+            try:
+                for part in path[:-1]:
+                    target = target[part]
+                if rng.random() < 0.2 and isinstance(target, dict):
+                    del target[path[-1]]
+                else:
+                    target[path[-1]] = copy.deepcopy(rng.choice(values))
+            except (KeyError, IndexError, TypeError):
+                continue  # the first mutation removed this path
+        value = json.dumps(doc).encode("utf-8", "surrogatepass")
+        assert_same_both_ways(value)
+        assert_same_both_ways(value, now_ns=EVENT_TIME_NS - 3600 * 10**9)  # event time just in/out of range
