@@ -623,7 +623,7 @@ class BucketMinute(models.Model):
 
     One upsert per stored batch (``runs.services.health.bucket_minutes_add``)
     so the page never counts the artifact table; rows older than
-    HEALTH_MINUTES_KEEP_S are pruned by the consumer's maintenance thread.
+    HEALTH_KEEP_S are pruned by the consumer's maintenance thread.
     """
 
     bucket = models.ForeignKey(Bucket, on_delete=models.CASCADE, related_name="+")
