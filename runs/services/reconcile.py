@@ -1,8 +1,8 @@
 """Reconciliation: bring the database in line with what a bucket holds (docs/reconcile.md).
 
 Events are the fast path; the bucket is the source of truth. A sweep lists a
-bucket (or a prefix of it) in key order and compares it, one page at a time,
-with the artifacts stored for the same key range, then stores the differences
+bucket (or a prefix of it) in key order and merges it with the stored
+artifacts, read in the same order, one page at a time; then it stores the differences
 through the ingest service, as synthetic events under the same newer-wins rule
 as real ones:
 
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -158,28 +158,46 @@ def _open(*, bucket, prefix, reason, lazy_render, since) -> BucketSweep:
 
 
 def _run(sweep, bucket, page_size, should_stop, progress) -> BucketSweep:
+    """Merge the listing with the stored rows, both in key order and both read a page at a
+    time: memory stays bounded even where the database holds millions of keys between two
+    listed ones (a bucket emptied by lifecycle rules). Every ``page_size`` keys, the
+    differences are stored and the cursor moves, in one transaction."""
     log_event(logger, "sweep_started", bucket=bucket.name, prefix=sweep.prefix, reason=sweep.reason)
     started_ns = _ns(sweep.started_at)
-    page: list[ListedObject] = []
+    since = sweep.since
     try:
         listing = objects_list(
             bucket=bucket.name, store=bucket.store, prefix=sweep.prefix, start_after=sweep.cursor
         )
-        for obj in listing:
-            page.append(obj)
-            if len(page) >= page_size:
-                _page(sweep, bucket, page, started_ns)
-                page = []
+        stored = _stored_after(bucket.pk, sweep.prefix, sweep.cursor, page_size)
+        obj, row = next(listing, None), next(stored, None)
+        events: list[ObjectEvent] = []
+        listed = seen = 0
+        last = sweep.cursor
+        while obj is not None or row is not None:
+            if row is None or (obj is not None and obj.key < row[0]):
+                last, listed = obj.key, listed + 1
+                events += _listed(bucket, obj, None, since)
+                obj = next(listing, None)
+            elif obj is None or row[0] < obj.key:
+                last = row[0]
+                if not since:  # a deliberately partial listing deletes nothing
+                    events += _removals(bucket, [row], sweep.started_at, started_ns)
+                row = next(stored, None)
+            else:
+                last, listed = obj.key, listed + 1
+                events += _listed(bucket, obj, row, since)
+                obj, row = next(listing, None), next(stored, None)
+            seen += 1
+            if seen >= page_size:
+                _store(sweep, bucket, events, listed=listed, cursor=last)
+                events, listed, seen = [], 0, 0
                 if progress:
                     progress(sweep)
                 if should_stop():
                     return sweep
-        if page:
-            _page(sweep, bucket, page, started_ns)
-        # Keys after the last listed one: the listing no longer shows them.
-        while not sweep.since and _tail(sweep, bucket, page_size, started_ns):
-            if should_stop():
-                return sweep
+        if seen:
+            _store(sweep, bucket, events, listed=listed, cursor=last)
     except (StorageUnavailable, ListingOutOfOrder) as exc:
         return _finish(sweep, BucketSweep.Status.FAILED, str(exc))
     if progress:
@@ -221,51 +239,42 @@ def _prune_history(bucket_id: int) -> None:
 # --- comparing --------------------------------------------------------------------
 
 
-def _stored_rows(bucket_id: int, prefix: str, after: str, through: str | None, limit: int | None = None):
-    """(key, etag, deleted, event_order, event_time, sequencer) of stored artifacts in (after, through]."""
+def _stored_rows(bucket_id: int, prefix: str, after: str, limit: int) -> list[tuple]:
+    """(key, etag, deleted, event_order, event_time, sequencer) of the first ``limit`` stored
+    artifacts after ``after`` in key order (the (bucket, key) index, "C" collation)."""
     rows = Artifact.objects.filter(bucket_id=bucket_id)
     if prefix:
         rows = rows.filter(key__startswith=prefix)
     if after:
         rows = rows.filter(key__gt=after)
-    if through is not None:
-        rows = rows.filter(key__lte=through)
-    rows = rows.order_by("key").values_list(
-        "key", "etag", "deleted", "event_order", "event_time", "sequencer"
-    )
-    return list(rows[:limit] if limit else rows)
+    fields = ("key", "etag", "deleted", "event_order", "event_time", "sequencer")
+    return list(rows.order_by("key").values_list(*fields)[:limit])
 
 
-def _page(sweep: BucketSweep, bucket: Bucket, page: list[ListedObject], started_ns: int) -> None:
-    """Compare one listing page with the stored rows of its key range and store the differences."""
-    stored = {row[0]: row for row in _stored_rows(bucket.pk, sweep.prefix, sweep.cursor, page[-1].key)}
-    events: list[ObjectEvent] = []
-    since = sweep.since
-    for obj in page:
-        if is_probe_key(obj.key):
-            continue  # a probe left behind (docs/operations.md#probe): never a run
-        row = stored.pop(obj.key, None)
-        if since and obj.last_modified < since:
-            continue
-        if row is not None and not row[2] and row[1] == obj.etag:
-            continue  # unchanged
-        order = _ns(obj.last_modified)
-        if row is not None and row[2] and row[5] == RECONCILED:
-            order = max(order, row[3] + 1)  # our own removal was wrong: the listing wins
-        events.append(_created(bucket, obj, order))
-    if not since:
-        events += _removals(bucket, stored.values(), sweep.started_at, started_ns)
-    _store(sweep, bucket, events, listed=len(page), cursor=page[-1].key)
+def _stored_after(bucket_id: int, prefix: str, after: str, page_size: int) -> Iterator[tuple]:
+    """Stored rows after ``after`` in key order, read ``page_size`` at a time (keyset pages)."""
+    while True:
+        rows = _stored_rows(bucket_id, prefix, after, page_size)
+        yield from rows
+        if len(rows) < page_size:
+            return
+        after = rows[-1][0]
 
 
-def _tail(sweep: BucketSweep, bucket: Bucket, page_size: int, started_ns: int) -> bool:
-    """Remove a page of stored keys after the cursor (the listing ended before them).
-    Returns whether there may be more."""
-    rows = _stored_rows(bucket.pk, sweep.prefix, sweep.cursor, None, limit=page_size)
-    if not rows:
-        return False
-    _store(sweep, bucket, _removals(bucket, rows, sweep.started_at, started_ns), listed=0, cursor=rows[-1][0])
-    return len(rows) == page_size
+def _listed(
+    bucket: Bucket, obj: ListedObject, row: tuple | None, since: datetime | None
+) -> list[ObjectEvent]:
+    """The created event a listed object needs, if any (``row``: what is stored for its key)."""
+    if is_probe_key(obj.key):
+        return []  # a probe left behind (docs/operations.md#probe): never a run
+    if since and obj.last_modified < since:
+        return []
+    if row is not None and not row[2] and row[1] == obj.etag:
+        return []  # unchanged
+    order = _ns(obj.last_modified)
+    if row is not None and row[2] and row[5] == RECONCILED:
+        order = max(order, row[3] + 1)  # our own removal was wrong: the listing wins
+    return [_created(bucket, obj, order)]
 
 
 def _removals(bucket: Bucket, rows, listing_started: datetime, started_ns: int) -> list[ObjectEvent]:

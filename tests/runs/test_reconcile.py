@@ -281,3 +281,36 @@ def test_maintenance_sweeps_a_followed_bucket_whole_once_per_period(minio, bucke
     assert BucketSweep.objects.filter(
         bucket=bucket, prefix="run-h/", reason=BucketSweep.Reason.RECENT
     ).exists()
+
+
+def test_many_stored_keys_between_two_listed_ones_are_removed_page_by_page(minio, bucket):
+    """The database may hold far more keys than the listing (a bucket emptied by lifecycle
+    rules): they are read a page at a time, and every one of them is marked deleted."""
+    from runs.events import EventAction, ObjectEvent
+    from runs.services.ingest import ingest_events
+
+    put(minio, bucket.name, "run-m/step/a-first.txt")
+    put(minio, bucket.name, "run-m/step/z-last.txt")
+    past = timezone.now() - timezone.timedelta(minutes=5)
+    gone = [f"run-m/step/m-{i:03d}.txt" for i in range(25)]
+    ingest_events(
+        events=[
+            ObjectEvent(
+                bucket=bucket.name,
+                key=key,
+                action=EventAction.CREATED,
+                event_name="s3:ObjectCreated:Put",
+                event_time=past,
+                order=int(past.timestamp() * 1e9) + i,
+                size=1,
+                etag="f" * 32,
+            )
+            for i, key in enumerate(gone)
+        ]
+    )
+
+    sweep = bucket_reconcile(bucket=bucket, page_size=4)
+
+    assert (sweep.status, sweep.listed, sweep.stored, sweep.deleted) == (BucketSweep.Status.DONE, 2, 2, 25)
+    assert _live(bucket) == _listing(minio, bucket)
+    assert Run.objects.get(bucket=bucket).artifact_count == 2
