@@ -371,15 +371,24 @@ def sweeps_requested() -> list[BucketSweep]:
 
 
 def full_sweep_due(*, bucket: Bucket, now: datetime | None = None) -> bool:
-    """Whether the bucket's last finished whole-bucket sweep is older than RECONCILE_FULL_INTERVAL_S."""
+    """Whether the bucket's last finished whole-bucket sweep is older than
+    RECONCILE_FULL_INTERVAL_S, unless one failed within RECONCILE_RETRY_S (a store that
+    refuses the listing is retried now and then, not on every tick of the thread)."""
     now = now or timezone.now()
-    last = (
-        BucketSweep.objects.filter(bucket=bucket, prefix="", status=BucketSweep.Status.DONE, since=None)
+    whole = BucketSweep.objects.filter(bucket=bucket, prefix="", since=None)
+    last_done = (
+        whole.filter(status=BucketSweep.Status.DONE)
         .order_by("-finished_at")
         .values_list("finished_at", flat=True)
-        .first()
-    )
-    return last is None or now - last >= timedelta(seconds=settings.RECONCILE_FULL_INTERVAL_S)
+    ).first()
+    if last_done is not None and now - last_done < timedelta(seconds=settings.RECONCILE_FULL_INTERVAL_S):
+        return False
+    last_failed = (
+        whole.filter(status=BucketSweep.Status.FAILED)
+        .order_by("-finished_at")
+        .values_list("finished_at", flat=True)
+    ).first()
+    return last_failed is None or now - last_failed >= timedelta(seconds=settings.RECONCILE_RETRY_S)
 
 
 def recent_run_prefixes(*, bucket: Bucket, since: datetime) -> list[str]:

@@ -314,3 +314,23 @@ def test_many_stored_keys_between_two_listed_ones_are_removed_page_by_page(minio
     assert (sweep.status, sweep.listed, sweep.stored, sweep.deleted) == (BucketSweep.Status.DONE, 2, 2, 25)
     assert _live(bucket) == _listing(minio, bucket)
     assert Run.objects.get(bucket=bucket).artifact_count == 2
+
+
+def test_a_failing_full_sweep_is_retried_after_a_while_not_on_every_tick(minio, bucket, settings):
+    from streaming.ingest.maintenance import Maintenance
+
+    settings.RECONCILE_ENABLED = True
+    minio.delete_bucket_notification(bucket.name)
+    minio.remove_bucket(bucket.name)  # the store now refuses the listing (NoSuchBucket)
+    try:
+        maintenance = Maintenance(topics=lambda: [bucket.topic.name])
+        maintenance.tick()
+        maintenance.tick()
+        failed = BucketSweep.objects.filter(bucket=bucket, reason=BucketSweep.Reason.FULL)
+        assert failed.count() == 1 and failed.get().status == BucketSweep.Status.FAILED
+
+        settings.RECONCILE_RETRY_S = 0
+        maintenance.tick()
+        assert failed.count() == 2
+    finally:
+        minio.make_bucket(bucket.name)

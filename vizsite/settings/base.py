@@ -251,6 +251,8 @@ RECONCILE_RECENT_WINDOW_S = env.float("RECONCILE_RECENT_WINDOW_S", default=3600.
 # At most this many of a bucket's most recently active runs are listed per recent pass.
 RECONCILE_RECENT_MAX_RUNS = env.int("RECONCILE_RECENT_MAX_RUNS", default=100)
 RECONCILE_FULL_INTERVAL_S = env.float("RECONCILE_FULL_INTERVAL_S", default=86400.0)
+# A whole-bucket sweep that failed (store unreachable, listing refused) is retried after this long.
+RECONCILE_RETRY_S = env.float("RECONCILE_RETRY_S", default=300.0)
 # Keys compared with the database per transaction; memory grows with it, not with the bucket.
 RECONCILE_PAGE_SIZE = env.int("RECONCILE_PAGE_SIZE", default=1000)
 # Finished sweeps kept per bucket for the record (older rows are pruned).
