@@ -119,3 +119,17 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
         name = name.rstrip("0123456789-")  # rdk:broker1, rdk:broker2, ... as one
         out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return out
+
+
+def server_times(client, url: str, requests: int) -> list[float]:
+    """Milliseconds of ``requests`` GETs of ``url`` through Django's test client (server
+    time, no network); each must answer 200."""
+    import time
+
+    timings = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get(url)
+        timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    return timings

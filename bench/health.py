@@ -13,7 +13,7 @@ Run with ``make bench B=health``.
 import os
 import time
 
-from _common import median, percentile, report, setup_django
+from _common import median, percentile, report, server_times, setup_django
 
 BUCKETS = 100
 ARTIFACTS = int(os.environ.get("BENCH_ARTIFACTS", "1000000"))
@@ -165,12 +165,7 @@ def main() -> None:
     queries = []
     with connection.execute_wrapper(lambda execute, sql, *a: queries.append(sql) or execute(sql, *a)):
         client.get(url)
-    timings = []
-    for _ in range(REQUESTS):
-        started = time.perf_counter()
-        response = client.get(url)
-        timings.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200
+    timings = server_times(client, url, REQUESTS)
     report(
         {
             "buckets": BUCKETS,

@@ -7,10 +7,9 @@ time without the network. Run with ``make bench B=run_page``.
 """
 
 import os
-import time
 from datetime import UTC
 
-from _common import median, percentile, report, setup_django
+from _common import median, percentile, report, server_times, setup_django
 
 ARTIFACTS = int(os.environ.get("BENCH_ARTIFACTS", "1000"))
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "50"))
@@ -73,11 +72,7 @@ def main() -> None:
     with connection.execute_wrapper(lambda execute, sql, *a: queries.append(sql) or execute(sql, *a)):
         response = client.get(url)
     size = len(response.content)
-    for _ in range(REQUESTS):
-        started = time.perf_counter()
-        response = client.get(url)
-        timings.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200
+    timings += server_times(client, url, REQUESTS)
     report(
         {
             "artifacts": ARTIFACTS,

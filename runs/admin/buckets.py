@@ -223,9 +223,14 @@ class BucketAdmin(ServiceAdminMixin, admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def reapply_view(self, request, pk):
+    def _changeable(self, request, pk) -> Bucket | None:
+        """The bucket an action view acts on, or None when the user may not change it."""
         bucket = get_object_or_404(Bucket, pk=pk)
-        if not self.has_change_permission(request, bucket):
+        return bucket if self.has_change_permission(request, bucket) else None
+
+    def reapply_view(self, request, pk):
+        bucket = self._changeable(request, pk)
+        if bucket is None:
             return HttpResponseRedirect(reverse("admin:index"))
         bucket = bucket_notification_configure(bucket=bucket)
         if bucket.notification_status == Bucket.NotificationStatus.FAILED:
@@ -236,8 +241,8 @@ class BucketAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def reconcile_view(self, request, pk):
         """Ask the consumer to list the bucket and bring the database in line (docs/reconcile.md)."""
-        bucket = get_object_or_404(Bucket, pk=pk)
-        if not self.has_change_permission(request, bucket):
+        bucket = self._changeable(request, pk)
+        if bucket is None:
             return HttpResponseRedirect(reverse("admin:index"))
         sweep = sweep_request(bucket=bucket, reason=BucketSweep.Reason.MANUAL)
         self.message_user(
@@ -249,8 +254,8 @@ class BucketAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def probe_view(self, request, pk):
         """Send a probe (docs/operations.md#probe); the page then follows it (probes_view)."""
-        bucket = get_object_or_404(Bucket, pk=pk)
-        if not self.has_change_permission(request, bucket):
+        bucket = self._changeable(request, pk)
+        if bucket is None:
             return HttpResponseRedirect(reverse("admin:index"))
         probe = probe_send(bucket=bucket)
         if probe.status == Probe.Status.FAILED:
@@ -261,8 +266,8 @@ class BucketAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def probes_view(self, request, pk):
         """The probes table, its pending probes settled first: polled by probe.js while one waits."""
-        bucket = get_object_or_404(Bucket, pk=pk)
-        if not self.has_change_permission(request, bucket):
+        bucket = self._changeable(request, pk)
+        if bucket is None:
             return HttpResponseRedirect(reverse("admin:index"))
         for probe in bucket_probes_recent(bucket=bucket):
             if probe.status == Probe.Status.PENDING:
