@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 
-from _common import median, percentile, report, setup_django
+from _common import median, percentile, report, server_times, setup_django
 
 RUNS = int(os.environ.get("BENCH_RUNS", "2000"))
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "30"))
@@ -76,16 +76,6 @@ def seed() -> None:
     print(f"seeded in {time.monotonic() - started:.0f} s")
 
 
-def timed(client, url: str) -> list[float]:
-    times = []
-    for _ in range(REQUESTS):
-        started = time.perf_counter()
-        response = client.get(url)
-        times.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200, (url, response.status_code)
-    return times
-
-
 def main() -> None:
     setup_django("bench")
     from django.contrib.auth import get_user_model
@@ -106,16 +96,16 @@ def main() -> None:
         bucket_grant_create(group=group, bucket=bucket)
     figures = {"runs": RUNS, "artifacts": Artifact.objects.filter(bucket=bucket).count()}
     for who, user in (("admin", admin), ("reader", reader)):
-        client = Client()
+        client = Client(HTTP_HOST="127.0.0.1")
         client.force_login(user)
         for name, url in (
-            ("first", "/runs/"),
-            ("idle", "/runs/?status=idle"),
-            ("search", "/runs/?q=train-run-17"),
-            ("page_30", "/runs/?page=30"),
+            ("first", "/"),
+            ("idle", "/?status=idle"),
+            ("search", "/?q=train-run-17"),
+            ("page_30", "/?page=30"),
         ):
             client.get(url)  # warm
-            times = timed(client, url)
+            times = server_times(client, url, REQUESTS)
             figures[f"{who}_{name}_p50_ms"] = round(median(times), 1)
             figures[f"{who}_{name}_p99_ms"] = round(percentile(times, 99), 1)
     report(figures)
