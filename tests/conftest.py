@@ -130,7 +130,7 @@ def registered_bucket(transactional_db, minio, unique_name):
 def skip_to_end(*, group_id: str, topic: str) -> None:
     """Commit the topic's current end offsets for ``group_id``, so a new test
     consumer reads only what the test itself produces."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     from streaming.ingest.kafka_config import consumer_config
 
@@ -143,7 +143,17 @@ def skip_to_end(*, group_id: str, topic: str) -> None:
         for p in partitions:
             _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
             ends.append(TopicPartition(topic, p, high))
-        consumer.commit(offsets=ends, asynchronous=False)
+        # A fresh broker may still be loading the group's coordinator: that error is
+        # retriable, and a clean clone's first tests met it.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                consumer.commit(offsets=ends, asynchronous=False)
+                break
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     finally:
         consumer.close()
 
