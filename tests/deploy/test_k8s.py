@@ -70,6 +70,8 @@ def test_every_deployment_has_probes_limits_and_a_non_root_security_context(path
         name = obj["metadata"]["name"]
         deployments += obj["kind"] == "Deployment"
         pod_ctx = pod.get("securityContext", {})
+        # Kubeflow's namespace injects Istio sidecars; Pipelens' pods opt out (docs/deploy.md#istio).
+        assert obj["spec"]["template"]["metadata"]["labels"]["sidecar.istio.io/inject"] == "false", name
         assert pod.get("automountServiceAccountToken") is False, name
         for c in pod["containers"]:
             ctx = {**pod_ctx, **c.get("securityContext", {})}

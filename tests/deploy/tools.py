@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,8 +44,9 @@ def kustomize() -> str:
 
 @functools.cache
 def yaml2json() -> str:
-    """The schema module's yaml2json, built into .local/bin (the project has no YAML library)."""
-    out = ROOT / ".local" / "bin" / "pipelens-yaml2json"
+    """The schema module's yaml2json, built once per session into a private directory
+    (.local is shared by checkouts whose sources may differ; the project has no YAML library)."""
+    out = Path(tempfile.mkdtemp(prefix="pipelens-yaml2json-")) / "yaml2json"
     run(["go", "build", "-o", str(out), "./cmd/yaml2json"], cwd=SCHEMA_MODULE, env=go_env())
     return str(out)
 
