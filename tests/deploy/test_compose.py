@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from tests.deploy.tools import COMPOSE_DIR, FIX, ROOT, run, to_json
+from tests.deploy.tools import COMPOSE_DIR, FIX, ROOT, run, settings_with, to_json
 
 pytestmark = pytest.mark.integration
 
@@ -125,3 +125,20 @@ def test_every_env_example_variable_is_documented():
     documented = (ROOT / "docs" / "configuration.md").read_text()
     for name in _env_example():
         assert f"`{name}`" in documented, name
+
+
+def test_production_settings_start_with_the_env_example():
+    # The image's processes load vizsite.settings.production with this file alone.
+    got = settings_with(_env_example())
+    assert got["DEBUG"] is False
+    assert got["ALLOWED_HOSTS"] == ["127.0.0.1"]
+    assert got["SECURE_SSL_REDIRECT"] is False and got["TRUSTED_PROXY_COUNT"] == 0
+    assert got["DATABASE_HOST"] == "postgres"
+    assert got["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert got["OBJECT_STORES"] == {
+        "default": {"endpoint": "minio:9000", "access_key": "pipelens", "secure": False, "kind": "minio"}
+    }
+    # MinIO's target PIPELENS is the ARN buckets are wired to, on the topic it publishes to.
+    assert got["MINIO_NOTIFY_ARN"] == "arn:minio:sqs::PIPELENS:kafka"
+    assert got["MINIO_KAFKA_TOPIC"] == _env_example()["MINIO_NOTIFY_KAFKA_TOPIC_PIPELENS"]
+    assert got["RECIPES_ENABLED"] is True

@@ -6,7 +6,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy.tools import BUILDS, OVERLAYS, SCHEMA_MODULE, build, go_env, kustomize, run
+from tests.deploy.tools import (
+    BUILDS,
+    OVERLAYS,
+    ROOT,
+    SCHEMA_MODULE,
+    build,
+    go_env,
+    kustomize,
+    run,
+    settings_with,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +188,59 @@ def test_overlays_read_the_store_with_kfp_credentials(path):
                 "name": "mlpipeline-minio-artifact",
                 "key": key,
             }, obj["metadata"]["name"]
+
+
+def _config(objects) -> dict[str, str]:
+    (config,) = [
+        o
+        for o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("pipelens-config-")
+    ]
+    return config["data"]
+
+
+@pytest.mark.parametrize("path", BUILDS[:1] + OVERLAYS)
+def test_every_config_variable_is_documented(path):
+    documented = (ROOT / "docs" / "configuration.md").read_text()
+    for name in _config(build(path)):
+        assert f"`{name}`" in documented, name
+
+
+@pytest.mark.parametrize(
+    ("path", "endpoint", "kind"),
+    [
+        ("base", "minio:9000", "minio"),
+        ("overlays/kubeflow", "minio-service.kubeflow:9000", "minio"),
+        ("overlays/seaweedfs", "seaweedfs.kubeflow:8333", "seaweedfs"),
+    ],
+)
+def test_production_settings_start_with_each_builds_config(path, endpoint, kind):
+    # A pod's environment: the ConfigMap, the Secret's keys (stand-ins here) and the
+    # DATABASE_URL each container composes from POSTGRES_PASSWORD.
+    objects = build(path)
+    secret = {
+        "DJANGO_SECRET_KEY": "x" * 50,
+        "POSTGRES_PASSWORD": "0123abcd",
+        "MINIO_ACCESS_KEY": "ak",
+        "MINIO_SECRET_KEY": "sk",
+    }
+    (web,) = [pod for obj, pod in _pipelens_pods(objects) if obj["metadata"]["name"] == "pipelens-web"]
+    (database_url,) = [e["value"] for e in web["containers"][0]["env"] if e["name"] == "DATABASE_URL"]
+    env = {
+        **_config(objects),
+        **secret,
+        "DATABASE_URL": database_url.replace("$(POSTGRES_PASSWORD)", secret["POSTGRES_PASSWORD"]),
+    }
+    got = settings_with(env)
+    assert got["DEBUG"] is False and got["SECURE_SSL_REDIRECT"] is True
+    assert got["DATABASE_HOST"] == "pipelens-postgres"
+    assert got["KAFKA_BOOTSTRAP_SERVERS"] == "pipelens-kafka:9092"
+    assert got["OBJECT_STORES"] == {
+        "default": {"endpoint": endpoint, "access_key": "ak", "secure": False, "kind": kind}
+    }
+    assert got["WEBAPP_ORIGIN"] != "http://localhost:8001"
+    if kind == "seaweedfs":
+        toml = next(o for o in objects if o["metadata"]["name"] == "seaweedfs-filer-notification")["data"][
+            "notification.toml"
+        ]
+        assert f'topic = "{got["SEAWEEDFS_KAFKA_TOPIC"]}"' in toml

@@ -59,3 +59,39 @@ def to_json(stream: bytes) -> list[dict]:
 def build(path: str) -> tuple[dict, ...]:
     """The objects `kustomize build deploy/k8s/<path>` prints."""
     return tuple(to_json(run([kustomize(), "build", str(K8S / path)])))
+
+
+# What a process of the image would see: the settings module loaded in a clean
+# environment holding only the given variables (no PIPELENS_DEVELOPMENT), reporting
+# the settings the deployment files mean to set.
+_SETTINGS_PROBE = """
+import json, django
+django.setup()
+from django.conf import settings as s
+print(json.dumps({
+    "DEBUG": s.DEBUG,
+    "ALLOWED_HOSTS": s.ALLOWED_HOSTS,
+    "SECURE_SSL_REDIRECT": s.SECURE_SSL_REDIRECT,
+    "TRUSTED_PROXY_COUNT": s.TRUSTED_PROXY_COUNT,
+    "WEBAPP_ORIGIN": s.WEBAPP_ORIGIN,
+    "DATABASE_HOST": s.DATABASES["default"]["HOST"],
+    "OBJECT_STORES": {
+        a: {k: v for k, v in store.items() if k != "secret_key"} for a, store in s.OBJECT_STORES.items()
+    },
+    "KAFKA_BOOTSTRAP_SERVERS": s.KAFKA_BOOTSTRAP_SERVERS,
+    "SEAWEEDFS_KAFKA_TOPIC": s.SEAWEEDFS_KAFKA_TOPIC,
+    "MINIO_KAFKA_TOPIC": s.MINIO_KAFKA_TOPIC,
+    "MINIO_NOTIFY_ARN": s.MINIO_NOTIFY_ARN,
+    "RECIPES_ENABLED": s.RECIPES_ENABLED,
+}))
+"""
+
+
+def settings_with(env: dict[str, str]) -> dict:
+    """The settings a process started with exactly ``env`` gets (ImproperlyConfigured fails)."""
+    clean = {"PATH": os.environ["PATH"], **env}
+    # The pod's emptyDir (the compose file's tmpfs) for the metrics files: prometheus-client
+    # opens it at import, so it must exist.
+    clean["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pipelens-metrics-")
+    out = run([str(ROOT / ".venv" / "bin" / "python"), "-c", _SETTINGS_PROBE], env=clean)
+    return json.loads(out.decode().strip().splitlines()[-1])
