@@ -244,3 +244,18 @@ def test_production_settings_start_with_each_builds_config(path, endpoint, kind)
             "notification.toml"
         ]
         assert f'topic = "{got["SEAWEEDFS_KAFKA_TOPIC"]}"' in toml
+
+
+@pytest.mark.parametrize("path", BUILDS[:1] + OVERLAYS)
+def test_every_pipelens_container_can_write_where_it_must(path):
+    # The root file system is read-only: /tmp and the metrics directory are volumes. A
+    # PROMETHEUS_MULTIPROC_DIR that does not exist stops the process when Django loads.
+    objects = build(path)
+    metrics_dir = _config(objects)["PROMETHEUS_MULTIPROC_DIR"]
+    for obj, pod in _pipelens_pods(objects):
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        (container,) = pod["containers"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        for path_ in ("/tmp", metrics_dir):
+            assert "emptyDir" in volumes[mounts[path_]], (obj["metadata"]["name"], path_)
