@@ -4,6 +4,8 @@ the services; marked integration so `make test-fast` stays seconds."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from tests.deploy.tools import (
@@ -16,6 +18,7 @@ from tests.deploy.tools import (
     kustomize,
     run,
     settings_with,
+    to_json,
 )
 
 pytestmark = pytest.mark.integration
@@ -109,7 +112,7 @@ def test_http_roles_probe_healthz_for_liveness_and_readyz_for_readiness(path):
     assert webapp["readinessProbe"]["httpGet"]["path"] == "/healthz"
     for name, pod in pods.items():
         (container,) = pod["containers"]
-        assert container["image"] == "localhost/pipelens:latest", name
+        assert container["image"] == ("pipelens" if path == "base" else "localhost/pipelens:latest"), name
         assert container["args"] == [name.removeprefix("pipelens-")], name
 
 
@@ -259,3 +262,19 @@ def test_every_pipelens_container_can_write_where_it_must(path):
         mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
         for path_ in ("/tmp", metrics_dir):
             assert "emptyDir" in volumes[mounts[path_]], (obj["metadata"]["name"], path_)
+
+
+@pytest.mark.parametrize("path", OVERLAYS)
+def test_kustomize_edit_set_image_retargets_every_pipelens_container(path, tmp_path):
+    # What docs/deploy.md tells operators to run, on a copy of deploy/k8s.
+    copy = tmp_path / "k8s"
+    shutil.copytree(ROOT / "deploy" / "k8s", copy, ignore=shutil.ignore_patterns("schema-test"))
+    run([kustomize(), "edit", "set", "image", "pipelens=registry.example.org/pipelens:1.0"], cwd=copy / path)
+    images = [
+        c["image"]
+        for obj in to_json(run([kustomize(), "build", str(copy / path)]))
+        if obj["kind"] in ("Deployment", "Job")
+        and obj["metadata"]["labels"]["app.kubernetes.io/name"] == "pipelens"
+        for c in obj["spec"]["template"]["spec"]["containers"]
+    ]
+    assert images == ["registry.example.org/pipelens:1.0"] * 6
