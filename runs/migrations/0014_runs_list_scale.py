@@ -71,6 +71,10 @@ class Migration(migrations.Migration):
             model_name='run',
             index=models.Index(fields=['artifact_count', 'last_event_at', 'id'], name='run_artifacts_idx'),
         ),
+        migrations.AddIndex(
+            model_name='run',
+            index=models.Index(fields=['bucket', 'namespace'], name='run_bucket_ns_idx'),
+        ),
         # Raw SQL: Django 5.2 wraps an OpClass expression of a GinIndex in one pair of
         # parentheses too many for PostgreSQL; the state is the model's index.
         migrations.RunSQL(

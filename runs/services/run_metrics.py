@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 
 from runs.kinds import Viewer
@@ -100,3 +100,34 @@ def on_changes(changes: Changes) -> None:
     )
     for run_id in sorted(run_ids):
         run_metrics_refresh(run_ids=[run_id])
+
+
+# The rule of ``_current_metrics`` as one set-based statement, for every run at once
+# (migration 0014 holds a frozen copy): later artifacts win, then later positions,
+# then later entries of one rendition's list.
+_BACKFILL = """
+INSERT INTO runs_runmetric (run_id, name, value, display)
+SELECT DISTINCT ON (a.run_id, left(m.e->>'name', 200))
+       a.run_id, left(m.e->>'name', 200), (m.e->>'value')::float8, left(coalesce(m.e->>'display', ''), 200)
+FROM runs_rendition r
+JOIN runs_artifact a ON a.id = r.artifact_id
+CROSS JOIN LATERAL jsonb_array_elements(
+    CASE WHEN jsonb_typeof(r.payload->'metrics') = 'array' THEN r.payload->'metrics' ELSE '[]'::jsonb END
+) WITH ORDINALITY AS m(e, i)
+WHERE r.viewer = 'metrics' AND r.status = 'ready' AND r.etag = a.etag AND NOT a.deleted
+  AND jsonb_typeof(m.e) = 'object' AND jsonb_typeof(m.e->'name') = 'string'
+  AND jsonb_typeof(m.e->'value') = 'number'
+ORDER BY a.run_id, left(m.e->>'name', 200), a.event_time DESC, a.id DESC, r.position DESC, m.i DESC
+"""
+
+
+@transaction.atomic
+def run_metrics_backfill() -> int:
+    """Rebuild the whole RunMetric table from the renditions (after seeding data with SQL,
+    or if it ever drifted); returns the rows written."""
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM runs_runmetric")
+        cursor.execute(_BACKFILL)
+        written = cursor.rowcount
+        cursor.execute("ANALYZE runs_runmetric")
+    return written
