@@ -7,7 +7,7 @@ Run ``g`` (1..RUNS) is in bucket ``bench-list-<g % 10>``, namespace
 tiebreak of keyset pages is exercised). 60 % are idle, the rest succeeded,
 failed, running or active. 90 % have a ready METRICS rendition (accuracy,
 loss, and f1 on half of them); 10 % a progress rendition. ``runs_runmetric``
-is not seeded here: the migration's backfill (or ``runmetrics_backfill``)
+is not seeded here: the migration's backfill (or ``run_metrics_backfill``)
 builds it from the renditions, which measures the backfill too.
 """
 
@@ -89,7 +89,8 @@ def seed(runs: int) -> float:
             FROM runs_step st JOIN runs_run r ON r.id = st.run_id, generate_series(1, %s) AS a,
                  LATERAL (SELECT CASE WHEN st.name = %s AND a = 1 THEN 'mlpipeline-metrics.json'
                                       ELSE 'file-' || a || '.csv' END AS name,
-                                 CASE WHEN st.name = %s AND a = 1 THEN 'kfp_metrics' ELSE 'table' END AS kind) f
+                                 CASE WHEN st.name = %s AND a = 1 THEN 'kfp_metrics'
+                                      ELSE 'table' END AS kind) f
             WHERE r.bucket_id = ANY(%s)
             """,
             [PER_STEP, f"step-{STEPS - 1}", f"step-{STEPS - 1}", ids],
@@ -102,10 +103,13 @@ def seed(runs: int) -> float:
             SELECT a.id, a.etag, 0, 'metrics', 'Metrics', 'ready',
                    jsonb_build_object('metrics',
                      jsonb_build_array(
-                       jsonb_build_object('name', 'accuracy', 'value', v.acc, 'display', to_char(v.acc, 'FM0.0000')),
-                       jsonb_build_object('name', 'loss', 'value', v.loss, 'display', to_char(v.loss, 'FM0.0000')))
+                       jsonb_build_object('name', 'accuracy', 'value', v.acc,
+                                          'display', to_char(v.acc, 'FM0.0000')),
+                       jsonb_build_object('name', 'loss', 'value', v.loss,
+                                          'display', to_char(v.loss, 'FM0.0000')))
                      || CASE WHEN r.id %% 2 = 0 THEN jsonb_build_array(
-                       jsonb_build_object('name', 'f1', 'value', v.acc * 0.9, 'display', to_char(v.acc * 0.9, 'FM0.0000')))
+                       jsonb_build_object('name', 'f1', 'value', v.acc * 0.9,
+                                          'display', to_char(v.acc * 0.9, 'FM0.0000')))
                         ELSE '[]'::jsonb END),
                    '', '', 1, now(), now()
             FROM runs_artifact a JOIN runs_run r ON r.id = a.run_id,

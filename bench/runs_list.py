@@ -78,7 +78,8 @@ def main() -> None:
         bucket_grant_create(group=group, bucket=granted)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM runs_artifact a JOIN runs_bucket b ON b.id = a.bucket_id WHERE b.name LIKE %s",
+            "SELECT count(*) FROM runs_artifact a JOIN runs_bucket b ON b.id = a.bucket_id"
+            " WHERE b.name LIKE %s",
             [PREFIX + "%"],
         )
         (artifacts,) = cursor.fetchone()
@@ -93,7 +94,10 @@ def main() -> None:
             "list": ["/"],
             "deep_page": [f"/?after={quote(recent)}"],
             "filter": [f"/?status=idle&bucket={PREFIX}0", "/?q=train-run-1234"],
-            "metric_sort": ["/?metric=accuracy&order=desc", f"/?metric=accuracy&order=desc&after={quote(by_metric)}"],
+            "metric_sort": [
+                "/?metric=accuracy&order=desc",
+                f"/?metric=accuracy&order=desc&after={quote(by_metric)}",
+            ],
         }
         for kind, urls in pages.items():
             for i, url in enumerate(urls):

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from runs.kinds import Viewer
 from runs.models import Bucket, Rendition, Run, RunMetric
-from runs.selectors.access import access_scope_for, grant_q, runs_visible_to
+from runs.selectors.access import AccessScope, access_scope_for, grant_q, runs_visible_to
 
 # Each sort: the columns of its index (runs.models.Run.Meta.indexes), the id last,
 # and one direction for all of them (a row comparison walks one index range).
@@ -155,9 +155,9 @@ _PARSE = {
 # --- filters and pages ----------------------------------------------------------------
 
 
-def runs_filtered(*, user, filters: RunFilters) -> QuerySet[Run]:
+def runs_filtered(*, user, filters: RunFilters, scope: AccessScope | None = None) -> QuerySet[Run]:
     """Visible runs matching ``filters``, unordered (``runs_page`` orders and pages them)."""
-    runs = runs_visible_to(user=user)
+    runs = runs_visible_to(user=user, scope=scope)
     if filters.q:
         # icontains is UPPER(col) LIKE UPPER('%q%'): the trigram indexes on UPPER(col) serve it.
         runs = runs.filter(
@@ -197,7 +197,7 @@ class RunsPage:
 
     @property
     def count_label(self) -> str:
-        """"3 runs", or "more than 10,000 runs" past the cap."""
+        """ "3 runs", or "more than 10,000 runs" past the cap."""
         if self.count > COUNT_CAP:
             return f"more than {COUNT_CAP:,} runs"
         return f"{self.count:,} run{'' if self.count == 1 else 's'}"
@@ -244,14 +244,20 @@ def _cursor_of(filters: RunFilters, segment: int, run: Run) -> str:
 
 
 def runs_page(
-    *, user, filters: RunFilters, size: int, after: Cursor | None = None, before: Cursor | None = None
+    *,
+    user,
+    filters: RunFilters,
+    size: int,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
+    scope: AccessScope | None = None,
 ) -> RunsPage:
     """The page of visible runs after ``after`` (or before ``before``; neither = the first page).
 
     One query per segment the page touches (one; two where a metric sort reaches the
     runs without the metric), plus the capped count.
     """
-    runs = runs_filtered(user=user, filters=filters).select_related("bucket")
+    runs = runs_filtered(user=user, filters=filters, scope=scope).select_related("bucket")
     segments = _segments(runs, filters)
     keys = _segment_keys(filters)
     rows: list[tuple[int, Run]] = []
@@ -289,7 +295,7 @@ def runs_page(
         has_next=has_next,
         has_previous=has_previous,
         first=not has_previous,
-        count=runs.values("pk")[: COUNT_CAP + 1].count(),
+        count=runs.order_by().values("pk")[: COUNT_CAP + 1].count(),
     )
     if rows:
         page.next_cursor = _cursor_of(filters, *rows[-1]) if has_next else ""
@@ -300,7 +306,7 @@ def runs_page(
 # --- filter choices, progress and metric columns ----------------------------------------
 
 
-def run_filter_choices(*, user) -> dict[str, list[str]]:
+def run_filter_choices(*, user, scope: AccessScope | None = None) -> dict[str, list[str]]:
     """Buckets and namespaces the user can filter by.
 
     Buckets: every bucket for a superuser, the granted ones for others (the small
@@ -308,7 +314,7 @@ def run_filter_choices(*, user) -> dict[str, list[str]]:
     the visible runs, read by skipping through the (bucket, namespace) index
     (``_distinct_namespaces``), a few index probes per namespace however many runs.
     """
-    scope = access_scope_for(user=user)
+    scope = scope or access_scope_for(user=user)
     buckets = Bucket.objects.order_by("name")
     if not scope.everything:
         buckets = buckets.filter(pk__in={b for b, _, _ in scope.grants})
@@ -400,14 +406,14 @@ def run_progress_and_metrics(*, run_ids) -> dict[int, dict]:
 _NAMES_CHECKED = 200
 
 
-def metric_names(*, user, limit: int) -> list[str]:
+def metric_names(*, user, limit: int, scope: AccessScope | None = None) -> list[str]:
     """The first ``limit`` metric names (sorted) of the runs ``user`` may see.
 
     The distinct names come from skipping through RunMetric's (name, value, run)
     index (a handful of probes, not a scan of every run's metrics); for a user who
     does not see everything, each name is kept only if one visible run has it.
     """
-    scope = access_scope_for(user=user)
+    scope = scope or access_scope_for(user=user)
     if scope.run_filter() is None:
         return []
     with connection.cursor() as cursor:
@@ -427,8 +433,8 @@ def metric_names(*, user, limit: int) -> list[str]:
         return names[:limit]
     visible = runs_visible_to(user=user, scope=scope)
     checks = [
-        RunMetric.objects.filter(name=name, run__in=visible).values("name")[:1] for name in names[:_NAMES_CHECKED]
+        RunMetric.objects.filter(name=name, run__in=visible).values("name")[:1]
+        for name in names[:_NAMES_CHECKED]
     ]
     present = {row["name"] for row in checks[0].union(*checks[1:], all=True)}
     return [name for name in names if name in present][:limit]
-

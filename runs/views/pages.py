@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET
 
 from runs.forms import RunFilterForm
 from runs.rendering.base import human_bytes
-from runs.selectors.access import artifact_get_visible, run_get_visible
+from runs.selectors.access import access_scope_for, artifact_get_visible, run_get_visible
 from runs.selectors.recipes import recipes_for_artifact
 from runs.selectors.run_page import artifact_get_for_preview, run_page_steps
 from runs.selectors.runs_list import metric_names, run_filter_choices, run_progress_and_metrics, runs_page
@@ -43,7 +43,8 @@ def _visible_run(request, run_id: int):
 def run_list(request):
     """Runs the user may see: search, filters, sort, keyset pages; live via /ws/runs/."""
     form = RunFilterForm(request.GET)
-    context = {"form": form, "choices": run_filter_choices(user=request.user), "page": None}
+    scope = access_scope_for(user=request.user)  # once per page, for every read below
+    context = {"form": form, "choices": run_filter_choices(user=request.user, scope=scope), "page": None}
     if not form.is_valid():
         return render(request, "runs/run_list.html", context, status=400)
     filters = form.filters()
@@ -53,6 +54,7 @@ def run_list(request):
         size=settings.RUNS_PAGE_SIZE,
         after=form.cleaned_data["after_cursor"],
         before=form.cleaned_data["before_cursor"],
+        scope=scope,
     )
     # Pager links keep the filters and the sort; sort links keep the filters only.
     query = request.GET.copy()
@@ -61,7 +63,7 @@ def run_list(request):
     sort_query = query.copy()
     for name in ("metric", "order", "sort"):
         sort_query.pop(name, None)
-    metric_columns = _with_progress_and_metrics(request.user, page.runs, filters)
+    metric_columns = _with_progress_and_metrics(request.user, scope, page.runs, filters)
     context.update(
         page=page,
         filters=filters,
@@ -75,13 +77,13 @@ def run_list(request):
     return render(request, template, context)
 
 
-def _with_progress_and_metrics(user, runs, filters) -> list[dict]:
+def _with_progress_and_metrics(user, scope, runs, filters) -> list[dict]:
     """Attach ``progress`` and ``metric_cells`` to the page's runs; return the metric columns.
 
     Columns are the metric names of the runs the user may see (at most
     RUNS_LIST_METRIC_COLUMNS), each with its sort link state.
     """
-    names = metric_names(user=user, limit=settings.RUNS_LIST_METRIC_COLUMNS)
+    names = metric_names(user=user, scope=scope, limit=settings.RUNS_LIST_METRIC_COLUMNS)
     extras = run_progress_and_metrics(run_ids=[run.pk for run in runs])
     for run in runs:
         extra = extras.get(run.pk, {"progress": None, "metrics": {}})
