@@ -233,6 +233,22 @@ class RunMetric(models.Model):
         return f"{self.run_id} {self.name}={self.display}"
 
 
+class RunProgress(models.Model):
+    """A run's latest progress, as the runs list's progress bar shows it (docs/portal.md#metrics).
+
+    Denormalised like RunMetric, by the same service, from the run's current,
+    ready PROGRESS renditions (the latest artifact wins): a page reads 50 rows
+    here instead of every artifact of its 50 runs.
+    """
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, primary_key=True, related_name="progress_row")
+    percent = models.FloatField(null=True, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.percent}%"
+
+
 class Step(models.Model):
     """A step (Kubeflow pod or task) of a run."""
 

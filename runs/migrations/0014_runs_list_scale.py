@@ -2,7 +2,8 @@
 
 Keyset indexes for each sort, trigram indexes for search (pg_trgm, in
 PostgreSQL's contrib, which Debian's postgresql package includes), and
-RunMetric, backfilled here from the current, ready METRICS renditions.
+RunMetric and RunProgress, backfilled here from the current, ready METRICS
+and PROGRESS renditions.
 """
 
 import django.contrib.postgres.indexes
@@ -33,9 +34,26 @@ ORDER BY a.run_id, left(m.e->>'name', 200), a.event_time DESC, a.id DESC, r.posi
 """
 
 
+# Every run's latest ready, current progress rendition (its latest artifact wins).
+BACKFILL_PROGRESS = """
+INSERT INTO runs_runprogress (run_id, percent, message)
+SELECT DISTINCT ON (a.run_id)
+       a.run_id,
+       CASE WHEN jsonb_typeof(r.payload->'percent') = 'number' THEN (r.payload->>'percent')::float8 END,
+       left(CASE WHEN jsonb_typeof(r.payload->'message') = 'string' THEN r.payload->>'message'
+                 ELSE '' END, 500)
+FROM runs_rendition r
+JOIN runs_artifact a ON a.id = r.artifact_id
+WHERE r.viewer = 'progress' AND r.status = 'ready' AND r.etag = a.etag AND NOT a.deleted
+ORDER BY a.run_id, a.event_time DESC, a.id DESC, r.position DESC
+"""
+
+
 def backfill(apps, schema_editor):
     schema_editor.execute(BACKFILL)
+    schema_editor.execute(BACKFILL_PROGRESS)
     schema_editor.execute("ANALYZE runs_runmetric")
+    schema_editor.execute("ANALYZE runs_runprogress")
 
 
 class Migration(migrations.Migration):
@@ -123,6 +141,14 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name='runmetric',
             constraint=models.UniqueConstraint(fields=('run', 'name'), name='runmetric_unique'),
+        ),
+        migrations.CreateModel(
+            name='RunProgress',
+            fields=[
+                ('run', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='progress_row', serialize=False, to='runs.run')),
+                ('percent', models.FloatField(blank=True, null=True)),
+                ('message', models.CharField(blank=True, max_length=500)),
+            ],
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop, elidable=True),
     ]

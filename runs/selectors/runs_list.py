@@ -24,8 +24,7 @@ from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from runs.kinds import Viewer
-from runs.models import Bucket, Rendition, Run, RunMetric
+from runs.models import Bucket, Run, RunMetric, RunProgress
 from runs.selectors.access import AccessScope, access_scope_for, grant_q, runs_visible_to
 
 # Each sort: the columns of its index (runs.models.Run.Meta.indexes), the id last,
@@ -373,31 +372,21 @@ def _distinct_namespaces(*, scope) -> list[str]:
 
 def run_progress_and_metrics(*, run_ids) -> dict[int, dict]:
     """Per run: the latest ready progress (``{"percent", "message"}`` or None) and its
-    metrics (``{name: {"value", "display"}}``): progress from current renditions,
-    metrics from RunMetric (the same rule, kept by runs/services/run_metrics.py)."""
+    metrics (``{name: {"value", "display"}}``), from RunProgress and RunMetric (kept from
+    the current renditions by runs/services/run_metrics.py): two index lookups per page."""
     ids = list(run_ids)
-    rows = (
-        Rendition.objects.filter(
-            artifact__run_id__in=ids,
-            artifact__deleted=False,
-            etag=F("artifact__etag"),
-            status=Rendition.Status.READY,
-            viewer=Viewer.PROGRESS,
-        )
-        .order_by("artifact__event_time", "artifact_id", "position")
-        .values_list("artifact__run_id", "payload")
-    )
     out: dict[int, dict] = {}
-    for run_id, payload in rows:
-        entry = out.setdefault(run_id, {"progress": None, "metrics": {}})
-        entry["progress"] = {"percent": payload.get("percent"), "message": payload.get("message", "")}
-    for run_id, name, value, display in RunMetric.objects.filter(run_id__in=ids).values_list(
-        "run_id", "name", "value", "display"
+    for run_id, percent, message in RunProgress.objects.filter(run_id__in=ids).values_list(
+        "run_id", "percent", "message"
+    ):
+        out[run_id] = {"progress": {"percent": percent, "message": message}, "metrics": {}}
+    for run_id, name, value, display in (
+        RunMetric.objects.filter(run_id__in=ids)
+        .order_by("name")
+        .values_list("run_id", "name", "value", "display")
     ):
         entry = out.setdefault(run_id, {"progress": None, "metrics": {}})
         entry["metrics"][name] = {"value": value, "display": display}
-    for entry in out.values():
-        entry["metrics"] = dict(sorted(entry["metrics"].items()))
     return out
 
 

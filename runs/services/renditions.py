@@ -43,7 +43,7 @@ from runs.selectors.access import grant_allows
 from runs.selectors.references import reference_sources_to_retry, references_effective
 from runs.services.changes import Changes, changes_on_commit, runs_touch
 from runs.services.references import references_record
-from runs.services.run_metrics import run_metrics_refresh
+from runs.services.run_metrics import LIST_VIEWERS, run_metrics_refresh
 from runs.storage import ObjectSource, minio_client, preview_prefix, preview_put
 from vizsite import metrics
 from vizsite.logs import log_event
@@ -204,7 +204,7 @@ def renditions_rerender(*, artifact_ids: Sequence[int], retry_sources: bool = Fa
     running finds the kind changed and stores nothing (``_store``)."""
     ids = sorted(set(artifact_ids))
     metric_runs = set(
-        Rendition.objects.filter(artifact_id__in=ids, viewer=Viewer.METRICS).values_list(
+        Rendition.objects.filter(artifact_id__in=ids, viewer__in=LIST_VIEWERS).values_list(
             "artifact__run_id", flat=True
         )
     )
@@ -301,9 +301,9 @@ def _store(
         return False
     if kind is not None and artifact.kind != kind:
         return False
-    # The runs list's metric values follow the METRICS renditions (runs/services/run_metrics.py).
-    metrics_touched = any(o.viewer == Viewer.METRICS for o in outputs) or (
-        Rendition.objects.filter(artifact_id=artifact_id, viewer=Viewer.METRICS).exists()
+    # The runs list's metric values and progress follow these renditions (runs/services/run_metrics.py).
+    list_touched = any(o.viewer in LIST_VIEWERS for o in outputs) or (
+        Rendition.objects.filter(artifact_id=artifact_id, viewer__in=LIST_VIEWERS).exists()
     )
     _builtin(Rendition.objects.filter(artifact_id=artifact_id, etag=etag)).delete()
     if final:  # older versions' renditions are superseded
@@ -327,7 +327,7 @@ def _store(
         ]
     )
     _changed(artifacts=[artifact])
-    if metrics_touched:
+    if list_touched:
         run_metrics_refresh(run_ids=[artifact.run_id])
     return True
 

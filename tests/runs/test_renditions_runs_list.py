@@ -118,6 +118,29 @@ def test_overwriting_or_deleting_a_metrics_file_updates_the_list_values(
     assert values_of(a) == {}
 
 
+def test_progress_follows_the_latest_progress_file(db, django_capture_on_commit_callbacks):
+    from runs.services.ingest import ingest_events
+    from tests.factories import EventAction
+
+    bucket = BucketFactory()
+    ingest(bucket, "a/prep/progress.json", seconds=0)
+    ingest(bucket, "a/train/progress.json", seconds=10)
+    rendition("a/train/progress.json", "progress", {"percent": 30.0, "message": "training"})
+    rendition("a/prep/progress.json", "progress", {"percent": 100.0, "message": "prepared"})
+    a = run_of(bucket, "a")
+    assert run_progress_and_metrics(run_ids=[a.pk])[a.pk]["progress"] == {
+        "percent": 30.0,
+        "message": "training",
+    }
+    removed = object_event(bucket.name, "a/train/progress.json", seconds=20, action=EventAction.REMOVED)
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest_events(events=[removed])
+    assert run_progress_and_metrics(run_ids=[a.pk])[a.pk]["progress"] == {
+        "percent": 100.0,
+        "message": "prepared",
+    }
+
+
 @pytest.fixture
 def minio_bucket(db, minio, unique_name):
     name = unique_name("metrics")
