@@ -16,8 +16,7 @@ Built for 200,000 runs and millions of artifacts (docs/performance.md):
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from django.core import signing
 from django.db import connection
@@ -189,10 +188,10 @@ class RunsPage:
     has_previous: bool
     next_cursor: str = ""
     previous_cursor: str = ""
-    # Matching runs, counted up to COUNT_CAP + 1 (``count_capped``: there are more).
+    # Matching runs, counted up to COUNT_CAP + 1 (past the cap: "more than", ``count_label``).
     count: int = 0
+    # No page before this one: the first page, where live inserts may apply.
     first: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def count_label(self) -> str:
