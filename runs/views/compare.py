@@ -20,6 +20,7 @@ from runs.rendering.base import RenderError, StorageUnavailable
 from runs.rendering.merged_table import merged_page
 from runs.rendering.readback import Busy
 from runs.selectors.compare import RunsNotFound, comparison_load, merged_table_parts
+from runs.views.compare_html import image_grid_html, names_table_html
 from runs.views.viewers import _int, _json_error
 
 
@@ -51,6 +52,10 @@ def compare_runs(request):
         raise Http404("No such run.") from None
     context = {
         "c": comparison,
+        "matching_html": names_table_html(
+            comparison, comparison.rows, first="Match key", table_class="matching"
+        ),
+        "images_html": image_grid_html(comparison),
         "run_ids": ",".join(str(r) for r in run_ids),
         "share_url": compare_url(run_ids, pairs),
         "pair_values": [f"{run}:{aid}={key}" for (run, aid), key in sorted(pairs.items())],

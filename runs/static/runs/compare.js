@@ -73,7 +73,11 @@
       },
       series: series,
       hooks: {draw: [function () {
-        if (!el.dataset.paintMs) el.dataset.paintMs = String(Math.round(performance.now() - t0));
+        // Read by bench/compare.py: the chart's own time, and its first paint since navigation.
+        if (!el.dataset.paintMs) {
+          el.dataset.paintMs = String(Math.round(performance.now() - t0));
+          el.dataset.paintAt = String(Math.round(performance.now()));
+        }
       }]}
     }, data, el);
   }
@@ -176,9 +180,36 @@
     });
   }
 
+  // --- re-pair form: its choices are the matching table's cells (one copy of the names) ---
+  function initMatching(root) {
+    var select = root.querySelector("#repair-artifact"), keys = root.querySelector("#match-keys");
+    if (!select) return;
+    var heads = Array.prototype.map.call(root.querySelectorAll("table.matching thead th[data-run]"), function (th) {
+      return {run: th.dataset.run, label: th.textContent.trim()};
+    });
+    heads.forEach(function (head) {
+      var group = document.createElement("optgroup");
+      group.label = head.label;
+      root.querySelectorAll('table.matching td[data-pair^="' + head.run + ':"]').forEach(function (td) {
+        var o = document.createElement("option");
+        o.value = td.dataset.pair;
+        o.textContent = td.textContent + " → " + td.dataset.key;
+        group.appendChild(o);
+      });
+      select.appendChild(group);
+    });
+    var seen = {};
+    root.querySelectorAll("table.matching td[data-key]").forEach(function (td) {
+      if (seen[td.dataset.key]) return;
+      seen[td.dataset.key] = true;
+      var o = document.createElement("option"); o.value = td.dataset.key; keys.appendChild(o);
+    });
+  }
+
   function wire(root) {
     var section = root.dataset.section;
     try {
+      if (section === "matching") initMatching(root);
       if (section === "roc") root.querySelectorAll(".roc-compare").forEach(initRoc);
       if (section === "confusion_matrix") root.querySelectorAll(".cm-diff").forEach(initConfusionDiff);
       if (section === "metrics") initMetrics(root);
