@@ -242,3 +242,26 @@ def test_queries_do_not_grow_with_the_number_of_artifacts(client, alice, bucket)
             assert compare(client, ids(runs)).status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
+
+
+def test_the_roc_overlay_uses_the_cut_the_renderer_stored(client, alice, bucket, three_runs, settings):
+    lines = ["fpr,tpr,thresholds"] + [f"{i / 999},{(i / 999) ** 0.3},{1 - i / 999}" for i in range(1000)]
+    payload = roc.curve("\n".join(lines), max_points=1000, overlay_points=settings.COMPARE_ROC_POINTS)
+    assert len(payload["fpr"]) == 1000 and len(payload["overlay"]["fpr"]) == settings.COMPARE_ROC_POINTS
+    art = three_runs[0].artifacts.get(name="roc.csv")
+    Rendition.objects.filter(artifact=art).update(payload=payload)
+    (chart,) = compare(client, ids(three_runs)).context["c"].roc
+    assert chart["curves"][0]["fpr"] == payload["overlay"]["fpr"]
+    assert chart["curves"][0]["auc"] == payload["auc"]  # the whole curve's
+
+
+def test_merged_tables_need_the_same_columns(client, alice, three_runs):
+    a, b = (run.artifacts.get(name="main.log") for run in three_runs[:2])
+    ra = rendition(a, "table", {"columns": [{"name": "x", "type": "text"}], "indexed": True}, position=5)
+    rb = rendition(b, "table", {"columns": [{"name": "y", "type": "text"}], "indexed": True}, position=5)
+    url = reverse("runs:compare_table_rows")
+    rows = client.get(url + f"?tables={a.run_id}:{a.pk}:{ra.pk},{b.run_id}:{b.pk}:{rb.pk}")
+    assert rows.status_code == 400 and "same columns" in rows.json()["error"]
+    assert client.get(url + "?tables=1:2").status_code == 400
+    # a rendition named with another run's id is not found
+    assert client.get(url + f"?tables={b.run_id}:{a.pk}:{ra.pk},{b.run_id}:{b.pk}:{rb.pk}").status_code == 404
