@@ -17,7 +17,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Case, F, JSONField, Value, When
+from django.db.models import F, JSONField
+from django.db.models.expressions import RawSQL
 
 from runs import compare_match
 from runs.compare_match import CompareInputError
@@ -185,9 +186,15 @@ def comparison_load(*, user, run_ids: list[int], pairs: dict[tuple[int, int], st
     )
     renditions: dict[int, list[Rendition]] = {}
     # Payloads only of the viewers the page shows: the others (files without a preview, often
-    # half of a run's artifacts) are listed by name, and decoding their JSON was wasted.
-    shown_payload = Case(
-        When(viewer__in=_PAGE_VIEWERS, then=F("payload")), default=Value(None), output_field=JSONField()
+    # half of a run's artifacts) are listed by name, and decoding their JSON was wasted. A ROC
+    # curve's full point lists are left in the database when its overlay cut is there.
+    table = Rendition._meta.db_table
+    shown_payload = RawSQL(
+        f'CASE WHEN "{table}"."viewer" = %s AND ("{table}"."payload" -> \'overlay\') IS NOT NULL '
+        f"THEN \"{table}\".\"payload\" - 'fpr' - 'tpr' - 'thresholds' "
+        f'WHEN "{table}"."viewer" = ANY(%s) THEN "{table}"."payload" END',
+        [Viewer.ROC, list(_PAGE_VIEWERS)],
+        output_field=JSONField(),
     )
     current = [
         _RenditionRow(*values)
@@ -321,16 +328,16 @@ def _roc_charts(rows: list[Row], runs: list[Run]) -> list[dict]:
                 missing.append({"run": run.pk, "reason": _absent_reason(cell)})
                 continue
             p = cell.rendition.payload
-            # The renderer stores the curve cut for overlays (roc.curve's "overlay"); renditions
-            # made before it, or with another COMPARE_ROC_POINTS, are cut here.
-            small = p.get("overlay") if len((p.get("overlay") or {}).get("fpr", ())) <= cap else None
-            source = small or p
+            # The renderer stores the curve cut for overlays (roc.curve's "overlay", and the
+            # query leaves the full lists out then); renditions made before it, or with a larger
+            # COMPARE_ROC_POINTS than now, are cut here.
+            source = p.get("overlay") or p
             points = list(
                 zip(
                     source.get("fpr", []), source.get("tpr", []), source.get("thresholds") or [], strict=False
                 )
             )
-            shown = points if small else lttb(points, cap)
+            shown = points if len(points) <= cap else lttb(points, cap)
             curves.append(
                 {
                     "run": run.pk,
