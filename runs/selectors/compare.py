@@ -92,6 +92,7 @@ class Comparison:
     pairing: list[dict] = field(default_factory=list)  # per run: its artifacts for the re-pair form
     pairs: dict[tuple[int, int], str] = field(default_factory=dict)
     sigs: dict[str, str] = field(default_factory=dict)  # per section: changes when its content does
+    unrendered: list[int] = field(default_factory=list)  # artifacts without a rendition of their version
     base_keys: list[str] = field(default_factory=list)  # every match key, for the re-pair form
 
     @property
@@ -258,6 +259,7 @@ def comparison_load(*, user, run_ids: list[int], pairs: dict[tuple[int, int], st
                 )
     rows = sorted(table.values(), key=lambda r: r.key)
     comparison = Comparison(runs=runs, rows=rows, pairing=pairing, pairs=pairs)
+    comparison.unrendered = [a[0] for a in artifacts if a[0] not in renditions]
     for run in runs:
         run.kind_counts = sorted(Counter(a[5] for a in by_run.get(run.pk, [])).items())
     for viewer in _SECTION_VIEWERS:

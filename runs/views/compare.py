@@ -20,6 +20,7 @@ from runs.rendering.base import RenderError, StorageUnavailable
 from runs.rendering.merged_table import merged_page
 from runs.rendering.readback import Busy
 from runs.selectors.compare import RunsNotFound, comparison_load, merged_table_parts
+from runs.services.renditions import renditions_enqueue
 from runs.views.compare_html import image_grid_html, names_table_html
 from runs.views.viewers import _int, _json_error
 
@@ -46,6 +47,10 @@ def compare_runs(request):
             comparison_load(user=request.user, run_ids=run_ids, pairs=pairs)  # validates
             return HttpResponseRedirect(compare_url(run_ids, pairs))
         comparison = comparison_load(user=request.user, run_ids=run_ids, pairs=pairs)
+        if comparison.unrendered:
+            # Render on first view, as the run page does (renditions_prepare_missing): backfilled
+            # artifacts are stored without rendering. Known from the rows already read.
+            renditions_enqueue(artifact_ids=comparison.unrendered)
     except CompareInputError as exc:
         return render(request, "runs/compare.html", {"error": str(exc)}, status=400)
     except RunsNotFound:

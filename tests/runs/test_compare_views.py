@@ -265,3 +265,23 @@ def test_merged_tables_need_the_same_columns(client, alice, three_runs):
     assert client.get(url + "?tables=1:2").status_code == 400
     # a rendition named with another run's id is not found
     assert client.get(url + f"?tables={b.run_id}:{a.pk}:{ra.pk},{b.run_id}:{b.pk}:{rb.pk}").status_code == 404
+
+
+def test_artifacts_without_a_rendition_are_queued_when_compared(
+    client, alice, three_runs, monkeypatch, django_capture_on_commit_callbacks
+):
+    from types import SimpleNamespace
+
+    from runs.services import renditions
+
+    queued = []
+    monkeypatch.setattr(
+        renditions, "current_app", SimpleNamespace(send_task=lambda name, **kw: queued.append(kw["kwargs"]))
+    )
+    logs = sorted(a.pk for r in three_runs[:2] for a in r.artifacts.filter(name="main.log"))
+    with django_capture_on_commit_callbacks(execute=True):
+        page = compare(client, ids(three_runs))
+    assert page.status_code == 200
+    # runs 1 and 2 have no rendition of their log (run 3's failed one counts as rendered)
+    assert queued == [{"artifact_ids": logs}]
+    assert "Waiting for the preview" in page.content.decode()
