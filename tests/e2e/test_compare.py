@@ -253,6 +253,18 @@ def check_compare(minio, live_bucket, portal, page, django_user_model):  # noqa:
         "'#sec-markdown tr[data-key=\"report/notes-final.md\"] .markdown-body')",
         timeout=60_000,
     )
+    # a changed metric: run 1 writes a new metrics file; the best mark moves to it
+    better = {
+        "metrics": [{"name": "accuracy", "numberValue": 0.99}, {"name": "val_loss", "numberValue": 0.31}]
+    }
+    put(minio, b, f"{RUNS[0]}/train/metrics.json", json.dumps(better).encode(), "application/json")
+    page.wait_for_function(
+        "() => { const td = document.querySelector('#sec-metrics tr[data-metric=\"accuracy\"] td.best');"
+        " return td && td.textContent.startsWith('0.99'); }",
+        timeout=60_000,
+    )
+    # the only-differences choice survived the section's swap
+    assert page.locator("#sec-metrics .only-differences").is_checked()
     assert page.evaluate("window.__notReloaded") is True
     screenshot(page, "compare-08-live-new-artifacts")
 
