@@ -79,14 +79,31 @@ def match_key(*, step_name: str, artifact_name: str, run_name: str = "", layout:
     return f"{step}/{path}" if step else path
 
 
-def unique_keys(keys: Sequence[str]) -> list[str]:
-    """The keys of one run's artifacts (in the run's step order), repeats numbered ``#2``, ``#3``…"""
+def unique_keys(keys: Sequence[str], *, fixed: dict[int, str] | None = None) -> list[str]:
+    """The keys of one run's artifacts (in the run's step order), repeats numbered ``#2``, ``#3``…
+
+    ``fixed`` (position → key) are the user's re-pairings: those artifacts get exactly that
+    key, and an artifact whose own key it was moves on to the next free number, so a
+    re-paired artifact never hides another one."""
+    fixed = fixed or {}
+    if len(set(fixed.values())) < len(fixed):
+        raise CompareInputError("Two artifacts of one run are paired with the same match key.")
+    taken = set(fixed.values())
     seen: dict[str, int] = {}
     out = []
-    for key in keys:
-        n = seen.get(key, 0) + 1
+    for i, key in enumerate(keys):
+        if i in fixed:
+            out.append(fixed[i])
+            continue
+        n = seen.get(key, 0)
+        while True:
+            n += 1
+            candidate = key if n == 1 else f"{key}#{n}"
+            if candidate not in taken:
+                break
         seen[key] = n
-        out.append(key if n == 1 else f"{key}#{n}")
+        taken.add(candidate)
+        out.append(candidate)
     return out
 
 

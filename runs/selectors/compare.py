@@ -233,10 +233,11 @@ def comparison_load(*, user, run_ids: list[int], pairs: dict[tuple[int, int], st
                     layout=run.layout,
                 )
                 for _aid, _rid, step_id, _key, name, _kind in rows
-            ]
+            ],
+            fixed={i: pairs[(run.pk, a[0])] for i, a in enumerate(rows) if (run.pk, a[0]) in pairs},
         )
         for (aid, *_rest), key in zip(rows, keys, strict=True):
-            base_keys[aid] = pairs.get((run.pk, aid), key)
+            base_keys[aid] = key
         pairing.append(
             {"run": run, "artifacts": [{"id": a[0], "name": a[4], "key": base_keys[a[0]]} for a in rows]}
         )

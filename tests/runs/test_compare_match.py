@@ -93,6 +93,14 @@ def test_repeated_keys_in_one_run_are_numbered_in_order():
     assert unique_keys(["a", "b", "a", "a"]) == ["a", "b", "a#2", "a#3"]
 
 
+def test_a_re_paired_artifact_takes_its_key_and_the_one_it_displaces_moves_on():
+    # position 1 ("a2") is paired by hand with "a": the artifact that was "a" becomes "a#2"
+    assert unique_keys(["a", "a2", "b"], fixed={1: "a"}) == ["a#2", "a", "b"]
+    assert unique_keys(["a", "a", "x"], fixed={2: "a#2"}) == ["a", "a#3", "a#2"]
+    with pytest.raises(CompareInputError, match="same match key"):
+        unique_keys(["a", "b", "c"], fixed={0: "k", 1: "k"})
+
+
 def _random_segment(rng: random.Random) -> str:
     # Starts with a letter: a v2 output folder named only by digits cannot be told from a
     # numeric execution id (docs/compare.md says so); a re-pairing fixes that rare case.

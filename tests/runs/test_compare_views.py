@@ -191,6 +191,9 @@ def test_re_pairing_by_hand_is_kept_in_the_url(client, alice, bucket, three_runs
     (chart,) = [ch for ch in c.roc if ch["key"] == "evaluate/roc.csv"]
     # run 3's curve is now the hand-paired one; its own roc.csv becomes "evaluate/roc.csv#2"
     assert chart["curves"][2]["auc"] == roc_payload(0.9)["auc"]
+    (displaced,) = [ch for ch in c.roc if ch["key"] == "evaluate/roc.csv#2"]
+    assert [cv["run"] for cv in displaced["curves"]] == [three_runs[2].pk]
+    assert displaced["curves"][0]["auc"] == roc_payload(0.7)["auc"]
     # undo: an empty target
     undone = compare(
         client,
