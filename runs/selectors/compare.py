@@ -252,12 +252,15 @@ def comparison_load(*, user, run_ids: list[int], pairs: dict[tuple[int, int], st
                 item_key += f" › {rendition.title or rendition.viewer}"
             viewer = rendition.viewer if rendition is not None else _viewer_of_kind(kind)
             row = table.get(item_key)
+            if row is not None and row.cells[column[run_id]] is not None:
+                # two outputs of one file with the same title: keep both, apart
+                item_key += f" #{rendition.position if rendition is not None else 0}"
+                row = table.get(item_key)
             if row is None:
                 row = table[item_key] = Row(key=item_key, viewer=viewer, cells=[None] * len(runs))
-            if row.cells[column[run_id]] is None:
-                row.cells[column[run_id]] = Cell(
-                    run_id=run_id, artifact=ns, rendition=rendition, base_key=base_keys[aid]
-                )
+            row.cells[column[run_id]] = Cell(
+                run_id=run_id, artifact=ns, rendition=rendition, base_key=base_keys[aid]
+            )
     rows = sorted(table.values(), key=lambda r: r.key)
     comparison = Comparison(runs=runs, rows=rows, pairing=pairing, pairs=pairs)
     comparison.unrendered = [a[0] for a in artifacts if a[0] not in renditions]

@@ -288,3 +288,26 @@ def test_artifacts_without_a_rendition_are_queued_when_compared(
     # runs 1 and 2 have no rendition of their log (run 3's failed one counts as rendered)
     assert queued == [{"artifact_ids": logs}]
     assert "Waiting for the preview" in page.content.decode()
+
+
+def test_outputs_of_one_file_are_rows_of_their_own_even_with_one_title(client, alice, bucket, three_runs):
+    for i, run in enumerate(three_runs[:2]):
+        ingest(bucket, f"exp-{i}/evaluate/mlpipeline-ui-metadata.json", seconds=200 + i)
+        meta = run.artifacts.get(name="mlpipeline-ui-metadata.json")
+        for position, shift in ((0, 0.5), (1, 0.6)):
+            Rendition.objects.create(
+                artifact=meta,
+                etag=meta.etag,
+                viewer="roc",
+                payload=roc_payload(shift),
+                status="ready",
+                position=position,
+                title="ROC curve",
+            )
+    c = compare(client, ids(three_runs)).context["c"]
+    keys = sorted(ch["key"] for ch in c.roc if "mlpipeline" in ch["key"])
+    assert keys == [
+        "evaluate/mlpipeline-ui-metadata.json › ROC curve",
+        "evaluate/mlpipeline-ui-metadata.json › ROC curve #1",
+    ]
+    assert all(len([cv for cv in ch["curves"]]) == 2 for ch in c.roc if "mlpipeline" in ch["key"])
