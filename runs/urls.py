@@ -6,7 +6,7 @@ Every view asks runs.selectors for access.
 
 from django.urls import path
 
-from runs.views import api, pages, recipes, viewers
+from runs.views import api, compare, pages, recipes, viewers
 
 _artifact = "runs/<int:run_id>/artifacts/<int:artifact_id>/"
 _rendition = _artifact + "renditions/<int:rendition_id>/"
@@ -18,6 +18,9 @@ portal_urlpatterns = [
     path(_artifact + "download", pages.artifact_download, name="artifact_download"),
     path(_artifact + "preview", pages.artifact_preview, name="artifact_preview"),
     path("api/runs/<int:run_id>/state", api.api_run_state, name="api_run_state"),
+    # Compare runs (docs/compare.md)
+    path("compare/", compare.compare_runs, name="compare"),
+    path("compare/table-rows", compare.merged_table_rows, name="compare_table_rows"),
     # Recipes (docs/recipes.md)
     path("recipes/", recipes.recipe_list, name="recipe_list"),
     path("recipes/new", recipes.recipe_new, name="recipe_new"),

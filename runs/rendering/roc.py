@@ -44,7 +44,9 @@ def lttb(points: list[tuple[float, float, float | None]], n: int) -> list:
     return out
 
 
-def curve(text: str, *, schema: list[dict] | None = None, max_points: int = 500) -> dict:
+def curve(
+    text: str, *, schema: list[dict] | None = None, max_points: int = 500, overlay_points: int | None = None
+) -> dict:
     try:  # newline="": "\r" and "\r\n" end lines too
         rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
     except csv.Error as exc:
@@ -87,7 +89,7 @@ def curve(text: str, *, schema: list[dict] | None = None, max_points: int = 500)
     notices = [f"{skipped} rows were not numeric fpr,tpr pairs and were skipped."] if skipped else []
     if len(shown) < len(points):
         notices.append(f"{len(points):,} points drawn as {len(shown)} (shape-preserving downsampling).")
-    return {
+    out = {
         "fpr": [p[0] for p in shown],
         "tpr": [p[1] for p in shown],
         "thresholds": [p[2] for p in shown],
@@ -95,6 +97,16 @@ def curve(text: str, *, schema: list[dict] | None = None, max_points: int = 500)
         "points": len(points),
         "notices": notices,
     }
+    if overlay_points and len(shown) > overlay_points:
+        # The compare page overlays up to 50 curves (docs/compare.md): each cut again, here
+        # once, rather than in every request of the page.
+        small = lttb(shown, overlay_points)
+        out["overlay"] = {
+            "fpr": [p[0] for p in small],
+            "tpr": [p[1] for p in small],
+            "thresholds": [p[2] for p in small],
+        }
+    return out
 
 
 def render(source: Source, ctx: Context, *, schema=None, title: str = "") -> list[Output]:
@@ -103,6 +115,11 @@ def render(source: Source, ctx: Context, *, schema=None, title: str = "") -> lis
         Output(
             viewer=VIEWER,
             title=title or "ROC curve",
-            payload=curve(text, schema=schema, max_points=settings.ROC_MAX_POINTS),
+            payload=curve(
+                text,
+                schema=schema,
+                max_points=settings.ROC_MAX_POINTS,
+                overlay_points=settings.COMPARE_ROC_POINTS,
+            ),
         )
     ]

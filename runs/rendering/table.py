@@ -267,6 +267,9 @@ def _sort_key(kind: str) -> Callable[[list[str], int], tuple]:
     return key
 
 
+# The same order for pages merged across tables (runs/rendering/merged_table.py).
+row_sort_key = _sort_key
+
 SORTED_OFFSET_EVERY = 100
 
 

@@ -3,6 +3,7 @@
 Server → browser:
 - ``hello``: sent on connect with the run's current ``seq`` (run sockets) so
   that the page notices changes made between its render and the connect;
+- ``hello`` on the compare socket (``CompareHello``): ``seqs``, every compared run's seq;
 - ``run.changed``: one per run per committed batch: the run's summary, its
   new ``seq`` and the current state of the artifacts that changed (or, for a
   batch larger than ``BROADCAST_MAX_ARTIFACTS``, ``partial: true`` and no
@@ -41,6 +42,18 @@ class MessageError(ValueError):
 class Hello:
     type: ClassVar[str] = "hello"
     seq: int | None = None  # the run's seq; None on the runs-list socket
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **_fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class CompareHello:
+    """Sent on connect by the compare socket: every compared run's current ``seq``
+    (keys are run ids as strings, as JSON has them)."""
+
+    type: ClassVar[str] = "hello"
+    seqs: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"type": self.type, **_fields(self)}

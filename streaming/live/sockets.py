@@ -25,16 +25,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import parse_qs
 
 import orjson
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from runs.compare_match import CompareInputError, parse_run_ids
 from runs.models import Run
-from runs.selectors.access import AccessScope, access_scope_for, run_get_visible, session_user_get
+from runs.selectors.access import (
+    AccessScope,
+    access_scope_for,
+    run_get_visible,
+    runs_visible_to,
+    session_user_get,
+)
 from streaming.live import groups
-from streaming.live.messages import Error, Hello, MessageError, Pong, parse_client_frame
+from streaming.live.messages import CompareHello, Error, Hello, MessageError, Pong, parse_client_frame
 from vizsite import metrics
 from vizsite.logs import log_event
 
@@ -80,9 +88,9 @@ class _PortalSocket(AsyncWebsocketConsumer):
         session = self.scope.get("session")
         return getattr(session, "session_key", None) if session is not None else None
 
-    async def _admit(self, user, group: str) -> None:
-        """Join the page's group and the user's, accept, and start the watchdog."""
-        self.groups_joined = [group, groups.user_group(user.pk)]
+    async def _admit(self, user, *page_groups: str) -> None:
+        """Join the page's groups and the user's, accept, and start the watchdog."""
+        self.groups_joined = [*page_groups, groups.user_group(user.pk)]
         for name in self.groups_joined:
             await self.channel_layer.group_add(name, self.channel_name)
         await self.accept()
@@ -182,6 +190,57 @@ class RunConsumer(_PortalSocket):
 
     def still_allowed(self, user) -> int | None:
         return None if run_get_visible(user=user, run_id=self.run_id) is not None else CLOSE_ACCESS_REVOKED
+
+    async def run_changed(self, event):
+        await self.send(text_data=event["text"])
+        self._pushes.inc()
+
+
+class CompareConsumer(_PortalSocket):
+    """``/ws/compare/?runs=12,15,19``: pushes for every compared run (docs/compare.md#live).
+
+    One socket for up to 50 runs rather than a run socket each: browsers cap the
+    sockets per host (and each socket is a watchdog, a recheck and a connection on the
+    server). It joins each run's group, so it receives the very ``run.changed`` pushes
+    of the run pages, and admits only when the user may see every run: one run that is
+    missing or invisible refuses the whole socket (4404), and a recheck that finds one
+    no longer visible closes it (4403), as the run page's socket does for its run.
+    """
+
+    run_ids: list[int]
+    socket_label = "compare"
+    _pushes = metrics.WEBSOCKET_PUSHES.labels(socket="compare")
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            log_event(logger, "socket_refused", reason="anonymous", run="compare")
+            await self.close(code=CLOSE_LOGGED_OUT)
+            return
+        try:
+            query = parse_qs(self.scope.get("query_string", b"").decode("ascii"))
+            self.run_ids = parse_run_ids(query.get("runs", []))
+        except (CompareInputError, UnicodeDecodeError, ValueError):
+            log_event(logger, "socket_refused", reason="bad_runs", run="compare", user=user.pk)
+            await self.close(code=CLOSE_NOT_VISIBLE)
+            return
+        if await database_sync_to_async(self._all_visible)(user) is False:
+            log_event(logger, "socket_refused", reason="not_visible", run="compare", user=user.pk)
+            await self.close(code=CLOSE_NOT_VISIBLE)
+            return
+        await self._admit(user, *(groups.run_group(rid) for rid in self.run_ids))
+        # Seqs read after joining, as on the run socket: a change is in the hello or in a push.
+        seqs = await database_sync_to_async(
+            lambda: dict(Run.objects.filter(pk__in=self.run_ids).values_list("pk", "seq"))
+        )()
+        await self.send(text_data=_dumps(CompareHello(seqs={str(k): v for k, v in seqs.items()})))
+
+    def _all_visible(self, user) -> bool:
+        visible = runs_visible_to(user=user).filter(pk__in=self.run_ids).count()
+        return visible == len(self.run_ids)
+
+    def still_allowed(self, user) -> int | None:
+        return None if self._all_visible(user) else CLOSE_ACCESS_REVOKED
 
     async def run_changed(self, event):
         await self.send(text_data=event["text"])

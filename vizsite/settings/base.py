@@ -424,6 +424,12 @@ MARKDOWN_ALLOW_REMOTE_IMAGES = env.bool("MARKDOWN_ALLOW_REMOTE_IMAGES", default=
 TEXT_TAIL_BYTES = env.int("TEXT_TAIL_BYTES", default=64 * 1024)
 # ROC curves longer than this are downsampled (shape-preserving) for the browser.
 ROC_MAX_POINTS = env.int("ROC_MAX_POINTS", default=500)
+# The compare page overlays up to 50 runs' ROC curves in one chart: each is cut
+# again (LTTB) to this many points so the chart paints within a second (docs/compare.md).
+COMPARE_ROC_POINTS = env.int("COMPARE_ROC_POINTS", default=250)
+# A merged table sorted on the server merges the runs' sorted copies from their first
+# row: sorted pages go this deep at most (a run's own table pages deeper).
+COMPARE_MERGED_SORT_MAX_ROWS = env.int("COMPARE_MERGED_SORT_MAX_ROWS", default=5000)
 CONFUSION_MATRIX_MAX_LABELS = env.int("CONFUSION_MATRIX_MAX_LABELS", default=100)
 # KFP metadata: outputs per file, objects a wildcard source may concatenate.
 KFP_METADATA_MAX_OUTPUTS = env.int("KFP_METADATA_MAX_OUTPUTS", default=20)

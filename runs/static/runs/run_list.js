@@ -60,6 +60,8 @@
     tr.id = "run-" + run.id;
     var link = field(tr, "name");
     link.setAttribute("href", link.getAttribute("href").replace(/\/0\/$/, "/" + run.id + "/"));
+    field(tr, "pick").value = String(run.id);
+    field(tr, "pick").setAttribute("aria-label", "Compare " + run.name);
     return tr;
   }
 
@@ -93,6 +95,18 @@
         document.getElementById("run-rows").replaceWith(holder.querySelector("tbody"));
       });
   }
+
+  // Compare: count the ticked runs (their checkboxes submit the compare form themselves).
+  function countPicked() {
+    var n = document.querySelectorAll("input.compare-pick:checked").length;
+    var out = document.getElementById("compare-count");
+    if (!out) return;
+    out.textContent = n === 0 ? "Tick 2 to 50 runs to compare them." :
+      n + " run" + (n === 1 ? "" : "s") + " ticked" + (n < 2 ? ": tick at least 2." : n > 50 ? ": at most 50." : ".");
+    document.getElementById("compare-button").disabled = n < 2 || n > 50;
+  }
+  table.addEventListener("change", function (e) { if (e.target.classList.contains("compare-pick")) countPicked(); });
+  countPicked();
 
   L.connect("/ws/runs/", {onMessage: onMessage, onOpen: function (again) { if (again) reloadRows(); }});
 })();

@@ -37,7 +37,7 @@
       clearTimeout(timer);
       if (!retrying) attempt = 0;
       var mine = ++seq;
-      var q = url + "?start=" + to + "&count=" + pageRows + (sort === null ? "" : "&sort=" + sort + (desc ? "&desc=1" : ""));
+      var q = url + (url.indexOf("?") >= 0 ? "&" : "?") + "start=" + to + "&count=" + pageRows + (sort === null ? "" : "&sort=" + sort + (desc ? "&desc=1" : ""));
       if (!retrying) msg.textContent = "Loading…";
       getJSON(q).then(function (res) {
         if (mine !== seq) return;
@@ -63,7 +63,7 @@
     if (root.dataset.sortable) {
       root.querySelector("thead").addEventListener("click", function (e) {
         var th = e.target.closest("th");
-        if (!th) return;
+        if (!th || th.dataset.col === undefined) return;  // the compare page's run column
         var col = Number(th.dataset.col);
         desc = sort === col ? !desc : false;
         sort = col;
