@@ -26,8 +26,6 @@ need=()
 command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || need+=(runc)
 command -v debootstrap >/dev/null || need+=(debootstrap)
-# podman needs these for rootful builds with overlay storage and host networking.
-command -v fuse-overlayfs >/dev/null || need+=(fuse-overlayfs)
 if ((${#need[@]})); then
     say "installing ${need[*]} (Debian packages; log in .local/log/install-apt.log)"
     apt_install "${need[@]}"
