@@ -41,7 +41,8 @@ from django.conf import settings
 
 from tests.helpers import put, wait_for
 
-pytestmark = pytest.mark.integration
+# Startup, three waits of up to WORK_S and the clean-up exceed the suite default (300 s).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGS_FILE = "deploy/docker/podman-flags.sh"
