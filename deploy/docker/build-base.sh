@@ -10,8 +10,8 @@
 # it. Idempotent: an existing image is reused (PIPELENS_REBUILD_BASE=1 rebuilds).
 #
 # Also installs what building and running images needs on this machine kind
-# (podman, runc, debootstrap; see /work/shared/MACHINE-NOTES.md-like facts in
-# docs/deploy.md): podman's default crun cannot run here, runc can.
+# (podman, runc, debootstrap; docs/deploy.md, "Podman on this machine kind"):
+# podman's default crun cannot run here, runc can.
 set -euo pipefail
 # shellcheck source=../local/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../local/common.sh"

@@ -6,6 +6,8 @@
 # packages first (build-base.sh, reused once made). Elsewhere, build with the
 # Containerfile's default base: BASE_IMAGE=docker.io/library/python:3.11-slim.
 # pip reaches PyPI through the host's network (--network host).
+# PODMAN_BUILD_ARGS adds flags to `podman build` (e.g. --no-cache: build from
+# nothing; with PIPELENS_REBUILD_BASE=1 the base is made again too).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../local/common.sh
@@ -28,6 +30,8 @@ ca="${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}"
 secret=()
 [[ -s "$ca" ]] && secret=(--secret "id=pip-ca,src=$ca")
 
+read -r -a extra <<<"${PODMAN_BUILD_ARGS:-}"
+
 log="$LOG_DIR/image-build.log"
 : >"$log"
 say "building $IMAGE:$VERSION on $BASE_IMAGE (log: .local/log/image-build.log)"
@@ -37,6 +41,7 @@ podman build "${PODMAN_RUNTIME_FLAGS[@]}" \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" \
     --build-arg "VERSION=$VERSION" \
     "${secret[@]}" \
+    "${extra[@]}" \
     --tag "$IMAGE:$VERSION" --tag "$IMAGE:latest" \
     "$ROOT" >>"$log" 2>&1 || { tail_log "$log"; die "podman build failed"; }
 size="$(podman image inspect --format '{{.Size}}' "$IMAGE:$VERSION")"
