@@ -3,8 +3,9 @@
 Every role runs from the image built by ``make image``, with podman and host
 networking, against the local services already running (``make services``):
 
-- ``migrate`` creates the schema in a database of its own (``<db>_image``,
-  made afresh here), so the shared database is never migrated under anyone;
+- ``migrate`` creates the schema in a database of its own (``<db>_image_<run>``,
+  made here, dropped at the end), so the shared database is never migrated
+  under anyone;
 - ``manage setup_demo`` makes a login and registers a bucket of our own, wired
   to the test notification target (the test topic, held like a test session);
 - ``web``, ``webapp``, ``consume``, ``worker`` and ``sandbox-worker`` start
@@ -85,13 +86,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def own_database_url() -> str:
-    """DATABASE_URL (the shared local database) with the database renamed ``<name>_image``."""
+def own_database_url(tag: str) -> str:
+    """DATABASE_URL (the shared local database) renamed ``<name>_image_<tag>``: this run's own."""
     url = os.environ.get("DATABASE_URL")
     if not url:
         pytest.fail("DATABASE_URL is not set: run through deploy/local/with-env.sh (make image-smoke)")
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_image"))
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + f"_image_{tag}"))
 
 
 def recreate_database(url: str) -> None:
@@ -260,7 +261,7 @@ def deployment(minio, kafka_bootstrap):
         pytest.fail(f"no image {IMAGE}: build it with `make image`", pytrace=False)
     tag = uuid.uuid4().hex[:8]
     web_port, webapp_port = free_port(), free_port()
-    database_url = own_database_url()
+    database_url = own_database_url(tag)
     recreate_database(database_url)
     store = settings.OBJECT_STORES["default"]
     env = {
@@ -286,7 +287,7 @@ def deployment(minio, kafka_bootstrap):
         "MINIO_NOTIFY_ARN": settings.MINIO_NOTIFY_ARN,
         "CHANNEL_LAYER_PREFIX": f"pipelens-image-{tag}",
         "CACHE_KEY_PREFIX": f"pipelens-image-{tag}",
-        "PREVIEW_BUCKET": "pipelens-image-previews",
+        "PREVIEW_BUCKET": f"pipelens-image-previews-{tag}",
         "RECIPES_ENABLED": "true",
         "KAFKA_TOPIC_REFRESH_S": "1",
     }
