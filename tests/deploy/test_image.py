@@ -14,7 +14,8 @@ networking, against the local services already running (``make services``):
 - ``/readyz`` answers 200; an object uploaded with the MinIO client appears in
   the portal (logged in, through the image's consumer) and its preview is made
   by the image's render worker; a recipe posted through the portal's API runs
-  in the image's sandbox worker; ``backfill`` runs to the end.
+  in the image's sandbox worker; ``backfill`` runs to the end; and each role
+  ends by itself, exit code 0, on SIGTERM.
 
 Slow (the image must exist: ``make image``), so ``make test`` does not collect
 it: ``make image-smoke`` runs it (tests/deploy/conftest.py). Nothing is skipped:
@@ -146,7 +147,8 @@ class Deployment:
     def start(self, role: str) -> None:
         name = f"pipelens-smoke-{self.tag}-{role}"
         self.podman(
-            "run", "--rm", "--detach", "--name", name, *self.flags, "--read-only", "--tmpfs", "/tmp",
+            # No --rm: the exit code of a stopped role is read before its removal.
+            "run", "--detach", "--name", name, *self.flags, "--read-only", "--tmpfs", "/tmp",
             *self.sandbox_flags(role), *self.env_args(), IMAGE, role,
         )  # fmt: skip
         self.containers[role] = name
@@ -174,6 +176,12 @@ class Deployment:
             out = self.podman("logs", "--tail", "40", name, check=False)
             parts.append(f"---- {role} ({name}) ----\n{out.stdout}{out.stderr}")
         return "\n".join(parts)
+
+    def stop(self, role: str) -> int:
+        """SIGTERM, as an orchestrator sends it, up to 30 s before SIGKILL; the exit code."""
+        name = self.containers[role]
+        self.podman("stop", "--time", "30", name, timeout=60)
+        return int(self.podman("inspect", "--format", "{{.State.ExitCode}}", name).stdout.strip())
 
     def stop_all(self) -> None:
         for name in self.containers.values():
@@ -409,3 +417,11 @@ def test_backfill_imports_the_bucket(deployment, minio):
     put(minio, d.bucket, key, b"imported by backfill")
     out = d.run_once("backfill", d.bucket)
     assert d.bucket in out.stdout + out.stderr
+
+
+def test_every_role_stops_on_sigterm(deployment):
+    """What a rolling update does: each role ends by itself on SIGTERM, exit code 0
+    (the consumer's graceful stop, Celery's warm shutdown, daphne's), not by SIGKILL."""
+    d = deployment
+    codes = {role: d.stop(role) for role in ROLES}
+    assert codes == dict.fromkeys(ROLES, 0), f"{codes}\n{d.logs()}"
