@@ -13,17 +13,41 @@ role="${1:-web}"
 
 bind="${PIPELENS_BIND:-0.0.0.0}"
 
-# Prometheus multiprocess files (vizsite/metrics.py) need their directory.
+# port NAME VALUE: VALUE when it is a port number, else stop with why. Kubernetes'
+# service links set PIPELENS_WEB_PORT=tcp://10.0.0.1:8000 for a Service named
+# pipelens-web (the manifests turn them off: enableServiceLinks: false).
+port() {
+    case "$2" in
+        '' | *[!0-9]*)
+            echo "pipelens: $1=$2 is not a port number (Kubernetes service links? set enableServiceLinks: false)" >&2
+            exit 2
+            ;;
+    esac
+    echo "$2"
+}
+
+# Prometheus multiprocess files (vizsite/metrics.py): the directory must exist before
+# Django loads. A long-running role empties it first: figures of processes that ended
+# (a container restarted in the same pod keeps its emptyDir) would be added up again.
+# One-off commands (check-ready as an exec probe, manage, backfill) leave it alone,
+# since they run beside the live process.
 if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
     mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+    case "$role" in
+        web | webapp | consume | worker | sandbox-worker)
+            find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -type f -name '*.db' -delete
+            ;;
+    esac
 fi
 
 case "$role" in
     web)
-        exec daphne -b "$bind" -p "${PIPELENS_WEB_PORT:-8000}" "$@" vizsite.asgi:application
+        web_port="$(port PIPELENS_WEB_PORT "${PIPELENS_WEB_PORT:-8000}")"
+        exec daphne -b "$bind" -p "$web_port" "$@" vizsite.asgi:application
         ;;
     webapp)
-        exec daphne -b "$bind" -p "${PIPELENS_WEBAPP_PORT:-8001}" "$@" vizsite.webapp_asgi:application
+        webapp_port="$(port PIPELENS_WEBAPP_PORT "${PIPELENS_WEBAPP_PORT:-8001}")"
+        exec daphne -b "$bind" -p "$webapp_port" "$@" vizsite.webapp_asgi:application
         ;;
     consume)
         exec python manage.py consume_events "$@"
