@@ -61,6 +61,7 @@ migrate: services
 
 test: services sandbox
 	bash deploy/local/install-browser.sh
+	bash deploy/install-deploy-tools.sh
 	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 # The tier that needs no service: parsers, layouts, renderers, import rules, settings.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django import forms
 
-from runs.selectors.runs_list import RUN_SORTS, RUN_STATUS_CHOICES, RunFilters
+from runs.selectors.runs_list import RUN_SORTS, RUN_STATUS_CHOICES, BadCursor, RunFilters, cursor_decode
 
 
 class RunFilterForm(forms.Form):
-    """The runs list's search, filters, sort and page."""
+    """The runs list's search, filters, sort and page (a keyset cursor: docs/portal.md#pages)."""
 
     q = forms.CharField(
         required=False,
@@ -24,15 +24,38 @@ class RunFilterForm(forms.Form):
     )
     date_to = forms.DateField(required=False, label="until", widget=forms.DateInput(attrs={"type": "date"}))
     sort = forms.ChoiceField(required=False, choices=[(k, k.replace("_", " ")) for k in RUN_SORTS])
-    page = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
     # Sort by a metric column (KFP mlpipeline-metrics); overrides ``sort``.
     metric = forms.CharField(required=False, max_length=200)
     order = forms.ChoiceField(required=False, choices=[("desc", "highest first"), ("asc", "lowest first")])
+    # The page: the runs after (or before) a place in the order, as the pager's links give it.
+    after = forms.CharField(required=False, max_length=2000, label="Page link")
+    before = forms.CharField(required=False, max_length=2000, label="Page link")
+    # Numbered pages gave way to cursors; an old link's page=N gets an explanation.
+    page = forms.IntegerField(required=False, min_value=1, max_value=1)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["page"].error_messages["max_value"] = (
+            "Pages have no numbers any more: use the Next and Previous links."
+        )
 
     def clean(self):
         data = super().clean()
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
             raise forms.ValidationError("The start date is after the end date.")
+        if data.get("after") and data.get("before"):
+            raise forms.ValidationError("A page link has either after or before, not both.")
+        if self.errors:
+            return data
+        filters = self.filters()
+        for name in ("after", "before"):
+            token = data.get(name)
+            data[f"{name}_cursor"] = None
+            if token:
+                try:
+                    data[f"{name}_cursor"] = cursor_decode(token, filters=filters)
+                except BadCursor as exc:
+                    self.add_error(name, str(exc))
         return data
 
     def filters(self) -> RunFilters:

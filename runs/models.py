@@ -4,8 +4,10 @@ See docs/architecture.md for how an event becomes rows here. Models hold
 data and constraints only; every write goes through ``runs/services/``.
 """
 
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Upper
 
 from runs.layouts import DEFAULT_LAYOUTS, validate_layout_names
 
@@ -184,8 +186,19 @@ class Run(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["bucket", "run_key"], name="run_unique_key_per_bucket")
         ]
+        # The runs list's keyset pages (runs/selectors/runs_list.py): one index per sort,
+        # its last column the id tiebreak; chosen by EXPLAIN ANALYZE on 200,000 runs
+        # (docs/performance.md). Search uses trigram indexes on the upper-cased text
+        # (icontains is UPPER(col) LIKE UPPER(pattern) on PostgreSQL).
         indexes = [
-            models.Index(fields=["-last_event_at"], name="run_last_event_idx"),
+            models.Index(fields=["last_event_at", "id"], name="run_recent_idx"),
+            models.Index(fields=["name", "id"], name="run_name_idx"),
+            models.Index(fields=["artifact_count", "last_event_at", "id"], name="run_artifacts_idx"),
+            # The namespace filter's choices: skipped through per bucket (runs_list._distinct_namespaces).
+            models.Index(fields=["bucket", "namespace"], name="run_bucket_ns_idx"),
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="run_name_trgm_idx"),
+            GinIndex(OpClass(Upper("pipeline"), name="gin_trgm_ops"), name="run_pipeline_trgm_idx"),
+            GinIndex(OpClass(Upper("run_key"), name="gin_trgm_ops"), name="run_key_trgm_idx"),
             # The few runs still moving: what runs_mark_idle and steps_mark_ended scan.
             models.Index(
                 fields=["last_event_at"], name="run_live_idx", condition=models.Q(status__in=LIVE_STATUSES)
@@ -195,6 +208,45 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class RunMetric(models.Model):
+    """A run's value of one metric, as the runs list shows and sorts it (docs/portal.md#metrics).
+
+    Denormalised from the run's current, ready METRICS renditions (later
+    artifacts win) by runs/services/run_metrics.py whenever they change, so
+    the list sorts and shows metric columns from an index, never from JSON.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics", db_index=False)
+    name = models.CharField(max_length=200)
+    value = models.FloatField()
+    display = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="runmetric_unique")]
+        # A metric-sorted page walks this index from either end; its distinct names
+        # are read by skipping through it (runs.selectors.runs_list.metric_names).
+        indexes = [models.Index(fields=["name", "value", "run"], name="runmetric_sort_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.name}={self.display}"
+
+
+class RunProgress(models.Model):
+    """A run's latest progress, as the runs list's progress bar shows it (docs/portal.md#metrics).
+
+    Denormalised like RunMetric, by the same service, from the run's current,
+    ready PROGRESS renditions (the latest artifact wins): a page reads 50 rows
+    here instead of every artifact of its 50 runs.
+    """
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, primary_key=True, related_name="progress_row")
+    percent = models.FloatField(null=True, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.percent}%"
 
 
 class Step(models.Model):

@@ -9,7 +9,9 @@ default lets the document load nothing from and send nothing to the network
 (no beacons, no tracking pixels, no fetch). Besides documents it serves
 exactly the vendored Vega files of ``VENDOR`` (``/vendor/vega/*.min.js``,
 read-only, long cache) so that Vega-Lite recipe outputs can load them under
-``script-src 'self'``; any other path answers 404. Run it on its own origin —
+``script-src 'self'``, and ``/healthz`` (``{"ok": true}``, touching nothing:
+the liveness and readiness probe of its pods, docs/deploy.md); any other path
+answers 404. Run it on its own origin —
 another host name, not just another port of the portal's host, so that
 browsers do not even send the portal's cookies here (docs/viewers.md).
 """
@@ -97,6 +99,10 @@ async def application(scope, receive, send) -> None:
     if scope["type"] != "http":
         return
     path = scope.get("path", "")
+    if scope.get("method") in ("GET", "HEAD") and path == "/healthz":
+        # No database or store read: a probe must not take the origin down with them.
+        await _respond(send, 200, b'{"ok": true}', b"application/json")
+        return
     if scope.get("method") in ("GET", "HEAD") and path in VENDOR:
         body = _vendor_file(path)
         await send(

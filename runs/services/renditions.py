@@ -43,6 +43,7 @@ from runs.selectors.access import grant_allows
 from runs.selectors.references import reference_sources_to_retry, references_effective
 from runs.services.changes import Changes, changes_on_commit, runs_touch
 from runs.services.references import references_record
+from runs.services.run_metrics import LIST_VIEWERS, run_metrics_refresh
 from runs.storage import ObjectSource, minio_client, preview_prefix, preview_put
 from vizsite import metrics
 from vizsite.logs import log_event
@@ -202,7 +203,14 @@ def renditions_rerender(*, artifact_ids: Sequence[int], retry_sources: bool = Fa
     their built-in renditions are dropped and new ones queued. A render of the old kind still
     running finds the kind changed and stores nothing (``_store``)."""
     ids = sorted(set(artifact_ids))
+    metric_runs = set(
+        Rendition.objects.filter(artifact_id__in=ids, viewer__in=LIST_VIEWERS).values_list(
+            "artifact__run_id", flat=True
+        )
+    )
     _builtin(Rendition.objects.filter(artifact_id__in=ids, etag=F("artifact__etag"))).delete()
+    if metric_runs:
+        run_metrics_refresh(run_ids=metric_runs)
     return renditions_prepare(artifact_ids=ids, retry_sources=retry_sources)
 
 
@@ -293,6 +301,10 @@ def _store(
         return False
     if kind is not None and artifact.kind != kind:
         return False
+    # The runs list's metric values and progress follow these renditions (runs/services/run_metrics.py).
+    list_touched = any(o.viewer in LIST_VIEWERS for o in outputs) or (
+        Rendition.objects.filter(artifact_id=artifact_id, viewer__in=LIST_VIEWERS).exists()
+    )
     _builtin(Rendition.objects.filter(artifact_id=artifact_id, etag=etag)).delete()
     if final:  # older versions' renditions are superseded
         Rendition.objects.filter(artifact_id=artifact_id).exclude(etag=etag).delete()
@@ -315,6 +327,8 @@ def _store(
         ]
     )
     _changed(artifacts=[artifact])
+    if list_touched:
+        run_metrics_refresh(run_ids=[artifact.run_id])
     return True
 
 

@@ -13,7 +13,6 @@ from types import SimpleNamespace
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -24,10 +23,10 @@ from django.views.decorators.http import require_GET
 
 from runs.forms import RunFilterForm
 from runs.rendering.base import human_bytes
-from runs.selectors.access import artifact_get_visible, run_get_visible, runs_visible_to
+from runs.selectors.access import access_scope_for, artifact_get_visible, run_get_visible
 from runs.selectors.recipes import recipes_for_artifact
 from runs.selectors.run_page import artifact_get_for_preview, run_page_steps
-from runs.selectors.runs_list import metric_names, run_filter_choices, run_progress_and_metrics, runs_list
+from runs.selectors.runs_list import metric_names, run_filter_choices, run_progress_and_metrics, runs_page
 from runs.services.renditions import renditions_prepare_missing
 from runs.storage import ObjectGone, object_stream
 
@@ -42,24 +41,29 @@ def _visible_run(request, run_id: int):
 @require_GET
 @login_required
 def run_list(request):
-    """Runs the user may see: search, filters, sort, server-side pages; live via /ws/runs/."""
+    """Runs the user may see: search, filters, sort, keyset pages; live via /ws/runs/."""
     form = RunFilterForm(request.GET)
-    context = {"form": form, "choices": run_filter_choices(user=request.user), "page": None}
+    scope = access_scope_for(user=request.user)  # once per page, for every read below
+    context = {"form": form, "choices": run_filter_choices(user=request.user, scope=scope), "page": None}
     if not form.is_valid():
         return render(request, "runs/run_list.html", context, status=400)
     filters = form.filters()
-    paginator = Paginator(runs_list(user=request.user, filters=filters), settings.RUNS_PAGE_SIZE)
-    number = form.cleaned_data["page"] or 1
-    if number > paginator.num_pages:
-        form.add_error("page", f"Page {number} does not exist; there are {paginator.num_pages}.")
-        return render(request, "runs/run_list.html", context, status=404)
-    page = paginator.page(number)
+    page = runs_page(
+        user=request.user,
+        filters=filters,
+        size=settings.RUNS_PAGE_SIZE,
+        after=form.cleaned_data["after_cursor"],
+        before=form.cleaned_data["before_cursor"],
+        scope=scope,
+    )
+    # Pager links keep the filters and the sort; sort links keep the filters only.
     query = request.GET.copy()
-    query.pop("page", None)
-    metric_columns = _with_progress_and_metrics(request.user, page.object_list, filters)
-    sort_query = request.GET.copy()
-    for name in ("page", "metric", "order", "sort", "fragment"):
+    for name in ("page", "after", "before", "fragment"):
+        query.pop(name, None)
+    sort_query = query.copy()
+    for name in ("metric", "order", "sort"):
         sort_query.pop(name, None)
+    metric_columns = _with_progress_and_metrics(request.user, scope, page.runs, filters)
     context.update(
         page=page,
         filters=filters,
@@ -67,19 +71,19 @@ def run_list(request):
         metric_columns=metric_columns,
         sort_query=sort_query.urlencode(),
         row_template=_run_row_template(metric_columns),
-        live_inserts=(number == 1 and not filters.active and filters.sort == "recent" and not filters.metric),
+        live_inserts=(page.first and not filters.active and filters.sort == "recent" and not filters.metric),
     )
     template = "runs/_run_rows.html" if request.GET.get("fragment") == "rows" else "runs/run_list.html"
     return render(request, template, context)
 
 
-def _with_progress_and_metrics(user, runs, filters) -> list[dict]:
+def _with_progress_and_metrics(user, scope, runs, filters) -> list[dict]:
     """Attach ``progress`` and ``metric_cells`` to the page's runs; return the metric columns.
 
     Columns are the metric names of the runs the user may see (at most
     RUNS_LIST_METRIC_COLUMNS), each with its sort link state.
     """
-    names = metric_names(runs=runs_visible_to(user=user))[: settings.RUNS_LIST_METRIC_COLUMNS]
+    names = metric_names(user=user, scope=scope, limit=settings.RUNS_LIST_METRIC_COLUMNS)
     extras = run_progress_and_metrics(run_ids=[run.pk for run in runs])
     for run in runs:
         extra = extras.get(run.pk, {"progress": None, "metrics": {}})

@@ -343,12 +343,13 @@ def test_every_role_stays_up_and_web_is_ready(deployment):
         START_S,
         "/readyz of the image's web role to answer 200",
     )
-    # The web-app origin serves its vendored Vega files (and nothing else).
+    # The web-app origin: its probe, its vendored Vega files, and nothing else.
     d.wait(
-        lambda: http_status(f"http://127.0.0.1:{d.webapp_port}/vendor/vega/vega.min.js") == 200,
+        lambda: http_status(f"http://127.0.0.1:{d.webapp_port}/healthz") == 200,
         START_S,
-        "the webapp role to serve /vendor/vega/vega.min.js",
+        "/healthz of the image's webapp role to answer 200",
     )
+    assert http_status(f"http://127.0.0.1:{d.webapp_port}/vendor/vega/vega.min.js") == 200
     assert http_status(f"http://127.0.0.1:{d.webapp_port}/") == 404
     # Static files collected at build time, served by WhiteNoise (behind the proxy: plain
     # http is redirected to https by the production settings).

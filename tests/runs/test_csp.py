@@ -95,6 +95,18 @@ def test_webapp_origin_serves_the_vendored_vega_files_and_nothing_else():
         assert headers["cache-control"] == "private, no-store", path
 
 
+def test_webapp_origin_answers_its_probe_without_the_database():
+    # No django_db mark: a database query here would raise, so the probe is proven
+    # to read nothing (pods stay up while the database is away, docs/deploy.md).
+    status, headers, body = webapp_request("/healthz")
+    assert (status, body) == (200, b'{"ok": true}')
+    assert headers["content-type"] == "application/json"
+    assert headers["cache-control"] == "private, no-store"
+    assert "sandbox allow-scripts" in headers["content-security-policy"]
+    assert webapp_request("/healthz", method="POST")[0] == 404
+    assert webapp_request("/healthz/")[0] == 404
+
+
 @pytest.mark.django_db
 def test_webapp_policy_is_a_setting_and_keeps_the_sandbox(settings):
     settings.WEBAPP_CSP = "default-src 'none'; script-src https://cdn.example.org 'unsafe-inline'"
