@@ -94,4 +94,4 @@ image:
 # The image's acceptance test: migrate, web, webapp, consume, worker, sandbox-worker and
 # backfill from the image against the running local services (tests/deploy/test_image.py).
 image-smoke: image services
-	PIPELENS_IMAGE_SMOKE=1 PIPELENS_IMAGE=$(IMAGE):latest $(WITH_ENV) $(PY) -m pytest tests/deploy -v $(PYTEST_ARGS)
+	PIPELENS_IMAGE_SMOKE=1 PIPELENS_IMAGE=$(IMAGE):latest $(WITH_ENV) $(PY) -m pytest tests/deploy/test_image.py -v $(PYTEST_ARGS)

@@ -2,7 +2,7 @@
 of work, so the whole suite (`make test`) does not collect it: `make image-smoke`
 sets PIPELENS_IMAGE_SMOKE=1 and runs it. Run by hand the same way:
 
-    PIPELENS_IMAGE_SMOKE=1 bash deploy/local/with-env.sh .venv/bin/python -m pytest tests/deploy -v
+    PIPELENS_IMAGE_SMOKE=1 bash deploy/local/with-env.sh .venv/bin/python -m pytest tests/deploy/test_image.py -v
 """
 
 import os
