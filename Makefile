@@ -7,8 +7,10 @@ PY := $(VENV)/bin/python
 WITH_ENV := bash deploy/local/with-env.sh
 B ?=
 PYTEST_ARGS ?=
+# The OCI image (deploy/docker/Containerfile): its name, tagged <git describe> and latest.
+IMAGE ?= localhost/pipelens
 
-.PHONY: help venv proto sandbox services services-down migrate test test-fast lint format run bench check-first-run
+.PHONY: help venv proto sandbox services services-down migrate test test-fast lint format run bench check-first-run image image-smoke
 
 help:
 	@echo "make run    - start the portal with its real services and a demo login"
@@ -20,6 +22,8 @@ help:
 	@echo "make format - apply ruff's fixes and formatting"
 	@echo "make services-down - stop the local services"
 	@echo "make check-first-run - clone HEAD into a mode-700 dir with a space, then make test and make run there"
+	@echo "make image  - build the OCI image $(IMAGE):<version> and :latest (podman; docs/deploy.md)"
+	@echo "make image-smoke - run every role from that image against the local services and check them"
 
 $(VENV)/.installed: requirements.txt
 	python3.11 -m venv $(VENV)
@@ -80,3 +84,14 @@ bench: migrate
 
 check-first-run:
 	bash deploy/local/check-first-run.sh
+
+# One OCI image with every role (docs/deploy.md, "The image"). No registry is reachable
+# here: the base is made from Debian's packages first (deploy/docker/build-base.sh,
+# reused once made); podman's layer cache makes a rebuild after a code change short.
+image:
+	IMAGE=$(IMAGE) bash deploy/docker/build-image.sh
+
+# The image's acceptance test: migrate, web, webapp, consume, worker, sandbox-worker and
+# backfill from the image against the running local services (tests/deploy/test_image.py).
+image-smoke: image services
+	PIPELENS_IMAGE_SMOKE=1 PIPELENS_IMAGE=$(IMAGE):latest $(WITH_ENV) $(PY) -m pytest tests/deploy/test_image.py -v $(PYTEST_ARGS)
