@@ -139,7 +139,7 @@ def check_compare(minio, live_bucket, portal, page, django_user_model):  # noqa:
     assert page.locator("#sec-overview thead th[data-run]").count() == 3
     # the shareable form of the same comparison
     page.goto(f"{portal.url}/compare/?runs={','.join(str(r) for r in run_ids)}")
-    page.wait_for_function("document.getElementById('live-status').dataset.state === 'live'")
+    page.wait_for_function("() => document.getElementById('live-status').dataset.state === 'live'")
     page.evaluate("window.__notReloaded = true")
     screenshot(page, "compare-02-page")
 
