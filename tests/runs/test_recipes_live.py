@@ -153,6 +153,11 @@ def test_hostile_recipes_end_with_a_reason_on_the_recipe_page_and_the_worker_car
     client.post(f"/runs/{artifact.run_id}/artifacts/{artifact.pk}/recipes/{good.pk}/run")
     assert final_rendition(artifact, good).status == "ready"
     assert sandbox_worker_process.proc.poll() is None
+    # Every run went through the sandbox worker, which has no database (its DATABASE_URL
+    # points at a closed port) and never tried one.
+    log = sandbox_worker_process.log()
+    assert log.count(b"Task runs.recipe_sandbox[") >= len(HOSTILE) + 1
+    assert b"OperationalError" not in log and b"could not connect" not in log
 
 
 @pytest.mark.django_db
@@ -258,3 +263,64 @@ def test_recipes_off_means_every_recipe_url_is_gone(client, django_user_model, s
     assert client.get("/recipes/").status_code == 404
     assert client.get("/recipes/new").status_code == 404
     assert client.post("/api/recipes", "{}", "application/json").status_code == 404
+
+
+def test_a_run_whose_result_never_comes_back_fails_as_lost_and_a_late_result_is_dropped(
+    minio, live_bucket, running_consumer, django_user_model, django_capture_on_commit_callbacks, settings
+):
+    """The trusted steps alone (no worker): dispatch claims and would send the job; no
+    result comes (the sandbox worker was lost); the deadline fails the run; a late result
+    changes nothing."""
+    from runs.services.recipes import (
+        recipe_run_deadline,
+        recipe_run_dispatch,
+        recipe_run_request,
+        recipe_run_store,
+    )
+
+    settings.RECIPES_ENABLED = True
+    user, _group = author(django_user_model, bucket=live_bucket)
+    put(minio, live_bucket.name, "r3/step/data.csv", b"a,b\n1,2\n")
+    artifact = artifact_of(live_bucket, "r3/step/data.csv")
+    recipe = recipe_save(user=user, name="lost", source="def render(path, meta):\n    return 'x'\n")
+    with django_capture_on_commit_callbacks(execute=False):  # nothing reaches the broker
+        run = recipe_run_request(recipe=recipe, artifact=artifact, user=user)
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        assert recipe_run_dispatch(run_id=run.pk) == "dispatched"
+    # The job and its deadline go out after commit (runs/services/recipes.py _claim's send).
+    assert [getattr(c, "__name__", "") for c in sent].count("send") == 1
+    assert recipe_run_dispatch(run_id=run.pk) == "skipped"  # a redelivered message
+    rendition = Rendition.objects.get(artifact=artifact, viewer="recipe", payload__recipe_id=recipe.pk)
+    assert rendition.status == "rendering"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert recipe_run_deadline(run_id=run.pk, deadline_at=0) == "failed"
+    run.refresh_from_db()
+    rendition.refresh_from_db()
+    assert run.reason == "lost" and "sandbox worker" in run.message
+    assert rendition.status == "failed" and "No result came back" in rendition.error
+    late = {"reason": "ok", "output": {"type": "html", "html": "<p>late</p>"}, "message": ""}
+    assert recipe_run_store(run_id=run.pk, result=late) == "skipped"
+    rendition.refresh_from_db()
+    assert rendition.status == "failed" and rendition.preview_key == ""
+
+
+def test_an_input_over_the_limit_fails_before_anything_is_sent(
+    minio, live_bucket, running_consumer, django_user_model, django_capture_on_commit_callbacks, settings
+):
+    from runs.services.recipes import recipe_run_dispatch, recipe_run_request
+
+    settings.RECIPES_ENABLED = True
+    settings.SANDBOX_INPUT_MAX_BYTES = 4
+    user, _group = author(django_user_model, bucket=live_bucket)
+    put(minio, live_bucket.name, "r4/step/data.csv", b"a,b\n1,2\n")
+    artifact = artifact_of(live_bucket, "r4/step/data.csv")
+    recipe = recipe_save(user=user, name="big", source="def render(path, meta):\n    return 'x'\n")
+    with django_capture_on_commit_callbacks(execute=False):
+        run = recipe_run_request(recipe=recipe, artifact=artifact, user=user)
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        assert recipe_run_dispatch(run_id=run.pk) == "failed"
+    assert [getattr(c, "__name__", "") for c in sent].count("send") == 0  # no job for the sandbox
+    run.refresh_from_db()
+    assert run.reason == "input" and "4" in run.message
+    rendition = Rendition.objects.get(artifact=artifact, viewer="recipe", payload__recipe_id=recipe.pk)
+    assert rendition.status == "failed" and rendition.error == run.message

@@ -67,6 +67,9 @@ MIDDLEWARE = [
     # /healthz, /readyz and /metrics are answered here, before the host check, the HTTPS
     # redirect and the login machinery (vizsite/probes.py says why).
     "vizsite.probes.probe_middleware",
+    # The web-app origin's document fetch (/internal/webapp/<token>), for the same reasons
+    # (vizsite/internal.py).
+    "vizsite.internal.internal_middleware",
     "django.middleware.security.SecurityMiddleware",
     # A strict Content-Security-Policy on every portal response (vizsite/csp.py); near the
     # top, so responses made by the middleware below (400, 403, redirects) carry it too.
@@ -437,6 +440,14 @@ KFP_SOURCE_MAX_LISTED = env.int("KFP_SOURCE_MAX_LISTED", default=10_000)
 # cookies by host, so a different site never receives the portal's session.
 WEBAPP_ORIGIN = env("WEBAPP_ORIGIN", default="http://localhost:8001")
 WEBAPP_URL_MAX_AGE_S = env.int("WEBAPP_URL_MAX_AGE_S", default=300)
+# The web-app origin has no database or object store access (docs/security.md#web-app-origin):
+# it fetches each document from the portal's web processes at
+# WEBAPP_PORTAL_URL/internal/webapp/<token> (vizsite/internal.py), which check the same
+# signed token. Inside a cluster: the portal's Service (http://web:8000); locally the
+# portal's daphne. Answers are bounded by TEXT_MAX_BYTES; a portal that does not answer
+# within WEBAPP_PORTAL_TIMEOUT_S seconds gets the browser a 504 page.
+WEBAPP_PORTAL_URL = env("WEBAPP_PORTAL_URL", default="http://127.0.0.1:8000")
+WEBAPP_PORTAL_TIMEOUT_S = env.float("WEBAPP_PORTAL_TIMEOUT_S", default=10.0)
 # Content-Security-Policy of web-app documents (runs/webapp.py), besides the
 # "sandbox allow-scripts" always sent. The default lets a self-contained document
 # run its inline scripts and styles but load nothing from, and send nothing to, the
