@@ -522,5 +522,8 @@ SANDBOX_PROCESSES = env.int("SANDBOX_PROCESSES", default=32)
 SANDBOX_LOG_BYTES = env.int("SANDBOX_LOG_BYTES", default=32 * 1024)
 SANDBOX_FLOOD_BYTES = env.int("SANDBOX_FLOOD_BYTES", default=4 * 1024 * 1024)
 SANDBOX_RESULT_BYTES = env.int("SANDBOX_RESULT_BYTES", default=8 * 1024 * 1024)
-# Largest artifact a recipe is given (the bytes are copied into the sandbox's directory).
-SANDBOX_INPUT_MAX_BYTES = env.int("SANDBOX_INPUT_MAX_BYTES", default=256 * 1024 * 1024)
+# Largest artifact a recipe is given. The render worker reads it and sends it to the
+# sandbox worker inside the job message (base64 in Celery's JSON, which the Redis transport
+# base64-encodes again: about 1.8 times the bytes in Redis and in each worker's memory),
+# since the sandbox worker may not reach the object store (runs/sandbox/task.py).
+SANDBOX_INPUT_MAX_BYTES = env.int("SANDBOX_INPUT_MAX_BYTES", default=32 * 1024 * 1024)
