@@ -440,7 +440,7 @@ KFP_SOURCE_MAX_LISTED = env.int("KFP_SOURCE_MAX_LISTED", default=10_000)
 # cookies by host, so a different site never receives the portal's session.
 WEBAPP_ORIGIN = env("WEBAPP_ORIGIN", default="http://localhost:8001")
 WEBAPP_URL_MAX_AGE_S = env.int("WEBAPP_URL_MAX_AGE_S", default=300)
-# The web-app origin has no database or object store access (docs/security.md#web-app-origin):
+# The web-app origin has no database or object store access (docs/deploy.md#network-policy):
 # it fetches each document from the portal's web processes at
 # WEBAPP_PORTAL_URL/internal/webapp/<token> (vizsite/internal.py), which check the same
 # signed token. Inside a cluster: the portal's Service (http://web:8000); locally the
