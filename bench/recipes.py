@@ -90,7 +90,8 @@ def main():
             rendition = Rendition.objects.get(
                 artifact=artifact, viewer="recipe", payload__recipe_id=recipe.pk
             )
-            assert status == "ok" and rendition.status == "ready", (status, run.pk)
+            run.refresh_from_db()
+            assert status == "ok" and rendition.status == "ready", (status, run.reason, run.message[:300])
     finally:
         for obj in client.list_objects(name, recursive=True):
             client.remove_object(name, obj.object_name)
