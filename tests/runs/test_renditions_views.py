@@ -220,3 +220,35 @@ def test_webapp_origin_says_so_when_the_portal_is_down_or_silent(webapp_origin):
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(f"http://127.0.0.1:{slow.port}/app/some-token/", timeout=60)
         assert err.value.code == 504 and b"did not answer in time" in err.value.read()
+
+
+def test_webapp_origin_refuses_a_portal_answer_past_its_bound_or_not_a_document(webapp_origin):
+    """A misbehaving peer where the portal should be: more than TEXT_MAX_BYTES, or bytes
+    without the document type the portal sends, end as a 502 page, never as the document."""
+    import http.server
+    import threading
+
+    class Peer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<p>" + b"x" * 5000
+            self.send_response(200)
+            if self.path.endswith("/typed"):
+                self.send_header("X-Pipelens-Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Peer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        app = webapp_origin(portal_url=f"http://127.0.0.1:{server.server_port}", TEXT_MAX_BYTES="1000")
+        for token, sentence in (("typed", b"larger than TEXT_MAX_BYTES"), ("plain", b"not a document")):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(f"http://127.0.0.1:{app.port}/app/{token}/")
+            assert err.value.code == 502 and sentence in err.value.read(), token
+    finally:
+        server.shutdown()
+        server.server_close()
