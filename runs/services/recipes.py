@@ -235,8 +235,11 @@ def _send_deadline(*, run_id: int, deadline_at: float) -> None:
 def _claim(run_id: int, *, job: dict | None = None) -> RecipeRun | None:
     """QUEUED → RUNNING (its rendition: rendering). With ``job``, after commit: the job to the
     sandbox worker, and the deadline by which its result must be back."""
+    # Only the run's row is locked (of=self): a FOR UPDATE over the joined rows would lock
+    # the artifact and its pipeline run too, in an order that deadlocks with
+    # recipe_run_request (artifact, then runs_touch) on the same artifact.
     run = (
-        RecipeRun.objects.select_for_update()
+        RecipeRun.objects.select_for_update(of=("self",))
         .select_related("recipe", "artifact", "artifact__bucket", "artifact__run")
         .filter(pk=run_id)
         .first()
