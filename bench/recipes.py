@@ -5,10 +5,11 @@
   rlimits and the harness.
 - calibration_ms: "run" to rendition stored, median of 20, for the calibration
   starter recipe on a 100,000-row predictions CSV in the real MinIO: the
-  service path of the sandbox worker (claim, read the object from MinIO,
-  sandbox, PNG to the preview bucket, rendition ready, after-commit push),
-  measured in-process (the Redis hop to the worker adds ~a few ms and is not
-  included).
+  three steps of a run (render worker: claim, read the object from MinIO;
+  sandbox worker: the job through JSON as over the broker, base64 input,
+  sandbox; render worker: PNG to the preview bucket, rendition ready,
+  after-commit push), measured in-process (``recipe_run_execute``; the two
+  Redis hops between the workers add a few ms and are not included).
 
 Last line: {"runs": 20, "sandbox_overhead_ms": …, "calibration_ms": …}.
 """
@@ -89,7 +90,8 @@ def main():
             rendition = Rendition.objects.get(
                 artifact=artifact, viewer="recipe", payload__recipe_id=recipe.pk
             )
-            assert status == "ok" and rendition.status == "ready", (status, run.pk)
+            run.refresh_from_db()
+            assert status == "ok" and rendition.status == "ready", (status, run.reason, run.message[:300])
     finally:
         for obj in client.list_objects(name, recursive=True):
             client.remove_object(name, obj.object_name)

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
 from runs.rendering.base import StorageUnavailable
+from runs.sandbox import task as sandbox_task  # noqa: F401 - registers runs.recipe_sandbox
 from runs.services import recipes as recipes_service
 from runs.services import renditions
 from runs.services import table_sort as table_sort_service
@@ -77,15 +78,32 @@ def table_sort(self, *, rendition_id: int, column: int) -> str:
         raise self.retry(exc=exc, countdown=_backoff(self)) from exc
 
 
-@shared_task(
-    name=recipes_service.RECIPE_RUN_TASK,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    # The sandbox has its own wall clock (SANDBOX_WALL_S); these only catch a stuck worker.
-    soft_time_limit=int(settings.SANDBOX_WALL_S) + 60,
-    time_limit=int(settings.SANDBOX_WALL_S) + 90,
-)
+# Recipe runs (runs/services/recipes.py): the trusted steps on the render queue, the
+# recipe itself in the sandbox worker (runs/sandbox/task.py, registered by the import
+# above; it needs no database). Redelivered if the worker dies; each step is idempotent
+# (it acts only on a run in the state it expects).
+_RECIPE_STEP = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": True,
+    "soft_time_limit": settings.RENDER_SOFT_TIME_LIMIT_S,
+    "time_limit": settings.RENDER_HARD_TIME_LIMIT_S,
+}
+
+
+@shared_task(name=recipes_service.RECIPE_RUN_TASK, **_RECIPE_STEP)
 def recipe_run(run_id: int) -> str:
-    """Run one recipe on one artifact version in the sandbox (served by the sandbox worker)."""
-    return recipes_service.recipe_run_execute(run_id=int(run_id))
+    """Claim a recipe run, read its input, send it to the sandbox worker."""
+    return recipes_service.recipe_run_dispatch(run_id=int(run_id))
+
+
+@shared_task(name=recipes_service.RECIPE_RESULT_TASK, **_RECIPE_STEP)
+def recipe_result(*, run_id: int, result: dict) -> str:
+    """Store what the sandbox worker sent back for a run."""
+    return recipes_service.recipe_run_store(run_id=int(run_id), result=dict(result))
+
+
+@shared_task(name=recipes_service.RECIPE_DEADLINE_TASK, **_RECIPE_STEP)
+def recipe_deadline(*, run_id: int, deadline_at: float) -> str:
+    """Fail a recipe run whose result did not come back in time."""
+    return recipes_service.recipe_run_deadline(run_id=int(run_id), deadline_at=float(deadline_at))

@@ -2,7 +2,9 @@
 
 A plain ASGI app, separate from the portal: no sessions, no cookies read or
 set, no Django middleware. ``GET /app/<token>/`` answers the document a
-valid signed token names, under ``Content-Security-Policy: sandbox
+valid signed token names, fetched from the portal (WEBAPP_PORTAL_URL, vizsite/internal.py:
+this origin has no database or object store access, docs/deploy.md#network-policy;
+502/504 when the portal does not answer), under ``Content-Security-Policy: sandbox
 allow-scripts`` (scripts run, but in an opaque origin: no cookies, no
 storage, no same-origin access to anything) plus WEBAPP_CSP, which by
 default lets the document load nothing from and send nothing to the network
@@ -18,10 +20,17 @@ browsers do not even send the portal's cookies here (docs/viewers.md).
 
 from __future__ import annotations
 
+import asyncio
+import http.client
+import logging
 import re
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
-from asgiref.sync import sync_to_async
+logger = logging.getLogger("pipelens.webapp")
+DOCUMENT_TYPE = "text/html; charset=utf-8"  # vizsite/internal.py DOCUMENT_TYPE
 
 HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -54,13 +63,59 @@ def _vendor_file(path: str) -> bytes:
     return _vendor_cache[path]
 
 
-def _document(token: str):
-    from django.db import close_old_connections
+class PortalUnavailable(Exception):
+    """The portal did not answer (502) or not in time (504): say so, do not pretend 404."""
 
-    from runs.rendering.readback import webapp_document
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
 
-    close_old_connections()
-    return webapp_document(token=token)
+
+# No proxy from the environment: the portal is an internal address, and a proxy in
+# HTTP_PROXY would see every token.
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _fetch_document(token: str) -> bytes | None:
+    """GET WEBAPP_PORTAL_URL/internal/webapp/<token> (vizsite/internal.py): the HTML, or None
+    when the portal says the token names nothing (404). At most TEXT_MAX_BYTES are read."""
+    from django.conf import settings
+
+    limit = settings.TEXT_MAX_BYTES
+    url = f"{settings.WEBAPP_PORTAL_URL.rstrip('/')}/internal/webapp/{urllib.parse.quote(token, safe='')}"
+    request = urllib.request.Request(url, headers={"Accept": "application/octet-stream"})
+    try:
+        with _opener.open(request, timeout=settings.WEBAPP_PORTAL_TIMEOUT_S) as response:
+            if response.headers.get("X-Pipelens-Content-Type") != DOCUMENT_TYPE:
+                raise PortalUnavailable(502, "The portal answered something that is not a document.")
+            body = response.read(limit + 1)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise PortalUnavailable(502, f"The portal answered {exc.code}.") from exc
+    except TimeoutError as exc:
+        raise PortalUnavailable(504, "The portal did not answer in time.") from exc
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError):
+            raise PortalUnavailable(504, "The portal did not answer in time.") from exc
+        raise PortalUnavailable(502, "The portal could not be reached.") from exc
+    if len(body) > limit:
+        raise PortalUnavailable(502, "The document is larger than TEXT_MAX_BYTES.")
+    return body
+
+
+async def _document(token: str) -> bytes | None:
+    from django.conf import settings
+
+    try:
+        # The socket timeout bounds each read; this bounds the whole answer (a portal
+        # trickling bytes). The thread, if left behind, ends at its own socket timeout.
+        return await asyncio.wait_for(
+            asyncio.to_thread(_fetch_document, token), timeout=2 * settings.WEBAPP_PORTAL_TIMEOUT_S
+        )
+    except TimeoutError as exc:
+        raise PortalUnavailable(504, "The portal did not answer in time.") from exc
 
 
 def content_security_policy() -> bytes:
@@ -118,7 +173,17 @@ async def application(scope, receive, send) -> None:
     if scope.get("method") not in ("GET", "HEAD") or not match:
         await _respond(send, 404, b"Not found.", b"text/plain; charset=utf-8")
         return
-    body = await sync_to_async(_document, thread_sensitive=True)(match.group(1))
+    try:
+        body = await _document(match.group(1))
+    except PortalUnavailable as exc:
+        logger.warning("webapp_portal_unavailable status=%s error=%s", exc.status, exc)
+        await _respond(
+            send,
+            exc.status,
+            f"The document could not be loaded: {exc} Try again in a moment.".encode(),
+            b"text/plain; charset=utf-8",
+        )
+        return
     if body is None:
         await _respond(
             send,
@@ -127,4 +192,4 @@ async def application(scope, receive, send) -> None:
             b"text/plain; charset=utf-8",
         )
         return
-    await _respond(send, 200, body, b"text/html; charset=utf-8")
+    await _respond(send, 200, body, DOCUMENT_TYPE.encode())

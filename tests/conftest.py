@@ -391,11 +391,14 @@ def celery_worker_process(transactional_db, settings, minio, unique_name, tmp_pa
     _tcp_check("Redis", settings.CELERY_BROKER_URL.split("//", 1)[1].split("/", 1)[0])
     queue = unique_name("render-test")
     settings.RENDER_QUEUE = queue
+    # Where this worker sends recipe jobs (sandbox_worker_process serves it).
+    settings.SANDBOX_QUEUE = unique_name("sandbox-test")
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
         "DATABASE_URL": database_url(application_name="pipelens-test-worker"),
         "RENDER_QUEUE": queue,
+        "SANDBOX_QUEUE": settings.SANDBOX_QUEUE,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "RENDER_RETRY_BACKOFF_S": "0.5",
     }
@@ -406,22 +409,25 @@ def celery_worker_process(transactional_db, settings, minio, unique_name, tmp_pa
 
 
 @pytest.fixture
-def sandbox_worker_process(transactional_db, settings, minio, unique_name, tmp_path):
+def sandbox_worker_process(celery_worker_process, settings, unique_name, tmp_path):
     """The recipe sandbox worker (its own process, real Redis broker) on a queue only this
-    test uses, with short limits; ``DJANGO_SECRET_KEY`` is a canary recipes must not see."""
+    test uses, with short limits; ``DJANGO_SECRET_KEY`` is a canary recipes must not see.
+
+    Recipe runs take the render worker too (celery_worker_process: it claims, reads and
+    stores). The sandbox worker gets no database: its DATABASE_URL points at a port
+    nothing listens on, so a query there would fail the run (docs/deploy.md#network-policy).
+    """
     import os
 
     import redis
 
-    _tcp_check("Redis", settings.CELERY_BROKER_URL.split("//", 1)[1].split("/", 1)[0])
-    queue = unique_name("sandbox-test")
-    settings.SANDBOX_QUEUE = queue
+    queue = settings.SANDBOX_QUEUE  # the one the render worker sends jobs to
     settings.RECIPES_ENABLED = True
     canary = unique_name("canary-secret")
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
-        "DATABASE_URL": database_url(application_name="pipelens-test-sandbox-worker"),
+        "DATABASE_URL": NO_DATABASE_URL,
         "SANDBOX_QUEUE": queue,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "DJANGO_SECRET_KEY": canary,
@@ -435,19 +441,36 @@ def sandbox_worker_process(transactional_db, settings, minio, unique_name, tmp_p
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(queue, f"_kombu.binding.{queue}")
 
 
-class WebAppServer:
-    """The web-app origin (``daphne vizsite.webapp_asgi:application``) in a subprocess."""
+# The web-app origin has no database: its DATABASE_URL points at a port nothing listens on,
+# so any query it tried would fail the test (docs/deploy.md#network-policy).
+NO_DATABASE_URL = "postgres://nobody:nothing@127.0.0.1:9/none"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Daphne:
+    """A daphne subprocess serving ``asgi_app``, up once ``probe_path`` answers (any HTTP status)."""
+
+    asgi_app = ""
+    probe_path = "/"
+    what = "daphne"
 
     def __init__(self, log_path, **env):
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = env
 
-    def start(self) -> "WebAppServer":
+    def _env(self) -> dict:
+        return dict(self.env)
+
+    def start(self):
         import os
         import subprocess
         import sys
@@ -456,15 +479,10 @@ class WebAppServer:
 
         from django.conf import settings as dj
 
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "vizsite.settings.test",
-            "DATABASE_URL": database_url(application_name="pipelens-test-webapp"),
-            **self.env,
-        }
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vizsite.settings.test", **self._env()}
         daphne = os.path.join(os.path.dirname(sys.executable), "daphne")
         self.proc = subprocess.Popen(
-            [daphne, "-b", "127.0.0.1", "-p", str(self.port), "vizsite.webapp_asgi:application"],
+            [daphne, "-b", "127.0.0.1", "-p", str(self.port), self.asgi_app],
             cwd=dj.BASE_DIR,
             env=env,
             stdout=self.log_path.open("ab"),
@@ -475,29 +493,72 @@ class WebAppServer:
         def up():
             assert self.proc.poll() is None, self.log_path.read_text()[-2000:]
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=1)
+                urllib.request.urlopen(self.url + self.probe_path, timeout=1)
+                return True
             except urllib.error.HTTPError:
-                return True  # 404 for "/": it answers
+                return True  # e.g. 404 for "/": it answers
             except OSError:
                 return False
 
-        wait_for(up, timeout=30, what="the web-app origin server")
+        wait_for(up, timeout=30, what=self.what)
         return self
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(15)
-        wait_db_sessions_gone("pipelens-test-webapp")
+
+
+class PortalServer(_Daphne):
+    """The portal (``daphne vizsite.asgi:application``) in a subprocess, on the test database."""
+
+    asgi_app = "vizsite.asgi:application"
+    probe_path = "/healthz"
+    what = "the portal server"
+
+    def _env(self) -> dict:
+        return {
+            "DATABASE_URL": database_url(application_name="pipelens-test-portal"),
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            **self.env,
+        }
+
+    def stop(self) -> None:
+        super().stop()
+        wait_db_sessions_gone("pipelens-test-portal")
+
+
+class WebAppServer(_Daphne):
+    """The web-app origin (``daphne vizsite.webapp_asgi:application``) in a subprocess, with
+    no database (NO_DATABASE_URL) and its documents from the portal at ``portal_url``."""
+
+    asgi_app = "vizsite.webapp_asgi:application"
+    what = "the web-app origin server"
+
+    def __init__(self, log_path, *, portal_url: str, **env):
+        super().__init__(log_path, **env)
+        self.portal_url = portal_url
+
+    def _env(self) -> dict:
+        return {"DATABASE_URL": NO_DATABASE_URL, "WEBAPP_PORTAL_URL": self.portal_url, **self.env}
 
 
 @pytest.fixture
 def webapp_origin(transactional_db, tmp_path):
-    """Starts web-app origin servers: ``webapp_origin(**env)`` → a running WebAppServer."""
+    """Starts web-app origin servers: ``webapp_origin(portal_url=None, **env)`` → a running
+    WebAppServer fetching its documents from ``portal_url``, or, when None, from a portal
+    server started here for it."""
     servers = []
 
-    def start(**env):
-        servers.append(WebAppServer(tmp_path / f"webapp-{len(servers)}.log", **env).start())
+    def start(portal_url: str | None = None, **env):
+        if portal_url is None:
+            # Same settings on both sides (the token's lifetime is checked by the portal).
+            portal = PortalServer(tmp_path / f"portal-{len(servers)}.log", **env).start()
+            servers.append(portal)
+            portal_url = portal.url
+        servers.append(
+            WebAppServer(tmp_path / f"webapp-{len(servers)}.log", portal_url=portal_url, **env).start()
+        )
         return servers[-1]
 
     yield start

@@ -127,4 +127,23 @@ def test_the_graph_sees_function_level_imports():
     # A check that cannot see what it is meant to forbid proves nothing.
     graph = import_graph()
     assert "runs.services.renditions" in graph["runs.apps"]  # imported inside ready()
-    assert "runs.rendering.readback" in graph["runs.webapp"]  # imported inside a function
+    assert "runs.rendering.readback" in graph["vizsite.internal"]  # imported inside a function
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for target in graph.get(todo.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def test_the_webapp_origin_and_the_sandbox_task_reach_no_database_or_store_code():
+    # They run where the network policy allows neither (docs/deploy.md#network-policy).
+    graph = import_graph()
+    forbidden = ("runs.models", "runs.storage", "runs.services", "runs.selectors", "runs.rendering")
+    for module in ("runs.webapp", "runs.sandbox.task", "vizsite.webapp_asgi"):
+        reached = _reachable(graph, module)
+        assert module in graph and not [m for m in reached if m.startswith(forbidden)], (module, reached)

@@ -74,7 +74,7 @@ clean_env() {
     for v in $(compgen -e); do
         case "$v" in
             PIPELENS_* | MINIO_* | SEAWEEDFS_* | DATABASE_URL | REDIS_URL | KAFKA_* | DJANGO_* | RENDER_QUEUE | CELERY_* | \
-                CHANNEL_LAYER* | WEBAPP_ORIGIN | PYTEST_* | VIRTUAL_ENV | MAKEFLAGS | MAKELEVEL | MFLAGS | B)
+                CHANNEL_LAYER* | WEBAPP_ORIGIN | WEBAPP_PORTAL_URL | SANDBOX_QUEUE | PYTEST_* | VIRTUAL_ENV | MAKEFLAGS | MAKELEVEL | MFLAGS | B)
                 unset_args+=(-u "$v") ;;
         esac
     done

@@ -9,6 +9,8 @@ export PIPELENS_WEB_PORT="${PIPELENS_WEB_PORT:-8000}"
 # 127.0.0.1 makes it another site, so the portal's cookies never go there.
 export PIPELENS_WEBAPP_PORT="${PIPELENS_WEBAPP_PORT:-8001}"
 export WEBAPP_ORIGIN="${WEBAPP_ORIGIN:-http://localhost:${PIPELENS_WEBAPP_PORT}}"
+# The web-app origin has no database or store access: it asks the portal (the `web:` daphne).
+export WEBAPP_PORTAL_URL="${WEBAPP_PORTAL_URL:-http://127.0.0.1:${PIPELENS_WEB_PORT}}"
 # Recipes (user Python in the bubblewrap sandbox, docs/recipes.md) are on for local work;
 # the Procfile's `sandbox:` worker serves them.
 export RECIPES_ENABLED="${RECIPES_ENABLED:-true}"

@@ -3,12 +3,20 @@
 A run is asked for by a user (``recipe_run_request``) or by ingest for the
 recipes set to run on new artifacts of a bucket (``on_changes``). It creates
 a ``RecipeRun`` and the artifact version's recipe ``Rendition`` (pending),
-and after commit queues ``runs.recipe_run`` by name on SANDBOX_QUEUE, served
-by the sandbox worker. The task (``recipe_run_execute``) reads the artifact's
-bytes itself, runs the recipe in the sandbox (runs/sandbox/) and stores the
-output as the rendition (ready, or failed with the exit reason) and the logs
-on the run. Outputs are cached per (recipe version, artifact etag): asking
-again for a version that has a final rendition queues nothing.
+and after commit queues ``runs.recipe_run`` on RENDER_QUEUE. Running it takes
+three tasks, so that the sandbox worker needs neither the database nor the
+object store (docs/deploy.md#network-policy):
+
+1. ``recipe_run_dispatch`` (render worker): reads the artifact's bytes, claims
+   the run and sends the job to SANDBOX_QUEUE (runs/sandbox/task.py);
+2. the sandbox worker runs it in the sandbox (runs/sandbox/) and sends the
+   bounded result back to the render queue;
+3. ``recipe_run_store`` (render worker) stores the output as the rendition
+   (ready, or failed with the exit reason) and the logs on the run;
+   ``recipe_run_deadline`` fails a run whose result never came back.
+
+Outputs are cached per (recipe version, artifact etag): asking again for a
+version that has a final rendition queues nothing.
 
 Recipe renditions (viewer ``recipe``, position RECIPE_POSITION + recipe id)
 are written only here; the built-in render path leaves them alone.
@@ -17,8 +25,10 @@ are written only here; the built-in render path leaves them alone.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import posixpath
+import time
 
 from celery import current_app
 from django.conf import settings
@@ -29,7 +39,14 @@ from django.utils import timezone
 from runs.kinds import Viewer
 from runs.models import Artifact, Recipe, RecipeRun, Rendition
 from runs.rendering.base import RenderError, StorageUnavailable
-from runs.sandbox.runner import Limits, SandboxUnavailable, run_recipe
+from runs.sandbox.task import (
+    RECIPE_RESULT_TASK,
+    RECIPE_SANDBOX_TASK,
+    SANDBOX_JOB_EXPIRES_S,
+    SANDBOX_TIME_LIMIT_S,
+    sandbox_job,
+    sandbox_job_run,
+)
 from runs.sandbox.vega_lite import vega_lite_document
 from runs.selectors.recipes import recipe_applies, recipe_editable_by, recipes_auto_for, user_may_author
 from runs.services.changes import Changes, changes_on_commit, runs_touch
@@ -38,7 +55,9 @@ from vizsite.logs import log_event
 
 logger = logging.getLogger("pipelens.recipes")
 
-RECIPE_RUN_TASK = "runs.recipe_run"
+RECIPE_RUN_TASK = "runs.recipe_run"  # claim + read + send to the sandbox (RENDER_QUEUE)
+RECIPE_DEADLINE_TASK = "runs.recipe_deadline"  # fail a run whose result never came (RENDER_QUEUE)
+__all__ = ["RECIPE_RESULT_TASK", "RECIPE_SANDBOX_TASK"]  # named here for runs/tasks.py
 RECIPE_POSITION = 1000
 MAX_TABLE_ROWS_SHOWN = 1000
 
@@ -170,7 +189,7 @@ def recipe_run_request(
     _announce([artifact])
     transaction.on_commit(
         lambda: current_app.send_task(
-            RECIPE_RUN_TASK, args=[run.pk], queue=settings.SANDBOX_QUEUE, expires=3600
+            RECIPE_RUN_TASK, args=[run.pk], queue=settings.RENDER_QUEUE, expires=3600
         )
     )
     return run
@@ -192,28 +211,35 @@ def on_changes(changes: Changes) -> None:
         log_event(logger, "recipe_auto_enqueue_failed", level=logging.WARNING, error=repr(exc)[:200])
 
 
-# --- running (the sandbox worker) -------------------------------------------------------
+# --- running: claim and read here, the recipe in the sandbox worker, store here ---------
 
 
-def sandbox_limits() -> Limits:
-    return Limits(
-        wall_s=settings.SANDBOX_WALL_S,
-        cpu_s=settings.SANDBOX_CPU_S,
-        memory_bytes=settings.SANDBOX_MEMORY_MB * 2**20,
-        file_bytes=settings.SANDBOX_FILE_MB * 2**20,
-        tmp_bytes=settings.SANDBOX_TMP_MB * 2**20,
-        open_files=settings.SANDBOX_OPEN_FILES,
-        processes=settings.SANDBOX_PROCESSES,
-        log_bytes=settings.SANDBOX_LOG_BYTES,
-        flood_bytes=settings.SANDBOX_FLOOD_BYTES,
-        result_bytes=settings.SANDBOX_RESULT_BYTES,
+def _deadline_hop_s() -> float:
+    # A countdown longer than the broker's visibility timeout gets the message handed out
+    # again meanwhile (Redis); hop in shorter steps instead (recipe_run_deadline).
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
+    return max(10.0, float(visibility) - 60)
+
+
+def _send_deadline(*, run_id: int, deadline_at: float) -> None:
+    countdown = max(0.0, min(deadline_at - time.time(), _deadline_hop_s()))
+    current_app.send_task(
+        RECIPE_DEADLINE_TASK,
+        kwargs={"run_id": run_id, "deadline_at": deadline_at},
+        queue=settings.RENDER_QUEUE,
+        countdown=countdown,
     )
 
 
 @transaction.atomic
-def _claim(run_id: int) -> RecipeRun | None:
+def _claim(run_id: int, *, job: dict | None = None) -> RecipeRun | None:
+    """QUEUED → RUNNING (its rendition: rendering). With ``job``, after commit: the job to the
+    sandbox worker, and the deadline by which its result must be back."""
+    # Only the run's row is locked (of=self): a FOR UPDATE over the joined rows would lock
+    # the artifact and its pipeline run too, in an order that deadlocks with
+    # recipe_run_request (artifact, then runs_touch) on the same artifact.
     run = (
-        RecipeRun.objects.select_for_update()
+        RecipeRun.objects.select_for_update(of=("self",))
         .select_related("recipe", "artifact", "artifact__bucket", "artifact__run")
         .filter(pk=run_id)
         .first()
@@ -226,71 +252,149 @@ def _claim(run_id: int) -> RecipeRun | None:
         artifact_id=run.artifact_id, etag=run.etag, position=_position(run.recipe), payload__recipe_run=run.pk
     ).update(status=Rendition.Status.RENDERING)
     _announce([run.artifact])
+    if job is not None:
+        deadline_at = time.time() + SANDBOX_JOB_EXPIRES_S + SANDBOX_TIME_LIMIT_S + 60
+
+        def send() -> None:
+            current_app.send_task(
+                RECIPE_SANDBOX_TASK, args=[job], queue=settings.SANDBOX_QUEUE, expires=SANDBOX_JOB_EXPIRES_S
+            )
+            _send_deadline(run_id=run.pk, deadline_at=deadline_at)
+
+        transaction.on_commit(send)
     return run
 
 
-def recipe_run_execute(*, run_id: int) -> str:
-    """Run one queued RecipeRun in the sandbox and store its outcome; returns its status."""
-    run = _claim(run_id)
+def _read_job(run: RecipeRun) -> dict:
+    """The sandbox job of a run: its source, the artifact's bytes (at most
+    SANDBOX_INPUT_MAX_BYTES) and metadata. Raises RenderError, ValueError, StorageUnavailable."""
+    artifact, recipe = run.artifact, run.recipe
+    if artifact.deleted or artifact.etag != run.etag:
+        raise RenderError("The object changed or was removed before the recipe ran.")
+    source = ObjectSource(
+        artifact.bucket.name,
+        artifact.key,
+        name=artifact.name,
+        size=artifact.size,
+        etag=artifact.etag,
+        content_type=artifact.content_type,
+        store=artifact.bucket.store,
+    )
+    data = source.read_all(settings.SANDBOX_INPUT_MAX_BYTES, "The file")
+    meta = {
+        "name": artifact.name,
+        "key": artifact.key,
+        "bucket": artifact.bucket.name,
+        "kind": artifact.kind,
+        "size": len(data),
+        "etag": artifact.etag,
+        "content_type": artifact.content_type,
+        "run": artifact.run.name,
+    }
+    return sandbox_job(
+        run_id=run.pk,
+        source=recipe.source,
+        data=data,
+        filename=posixpath.basename(artifact.name),
+        meta=meta,
+        reply_queue=settings.RENDER_QUEUE,
+    )
+
+
+def recipe_run_dispatch(*, run_id: int) -> str:
+    """Claim a queued RecipeRun, read its input and hand it to the sandbox worker (served by
+    the render worker, which may read the database and the store; the sandbox worker may not).
+
+    Returns "dispatched", "skipped" (not queued any more: a redelivered message) or the
+    run's final status when the input could not be read.
+    """
+    run = (
+        RecipeRun.objects.select_related("recipe", "artifact", "artifact__bucket", "artifact__run")
+        .filter(pk=run_id, status=RecipeRun.Status.QUEUED)
+        .first()
+    )
     if run is None:
         return "skipped"
-    artifact, recipe = run.artifact, run.recipe
-    stored: dict = {}
     try:
-        if artifact.deleted or artifact.etag != run.etag:
-            raise RenderError("The object changed or was removed before the recipe ran.")
-        source = ObjectSource(
-            artifact.bucket.name,
-            artifact.key,
-            name=artifact.name,
-            size=artifact.size,
-            etag=artifact.etag,
-            content_type=artifact.content_type,
-            store=artifact.bucket.store,
-        )
-        data = source.read_all(settings.SANDBOX_INPUT_MAX_BYTES, "The file")
-        meta = {
-            "name": artifact.name,
-            "key": artifact.key,
-            "bucket": artifact.bucket.name,
-            "kind": artifact.kind,
-            "size": len(data),
-            "etag": artifact.etag,
-            "content_type": artifact.content_type,
-            "run": artifact.run.name,
-        }
-        result = run_recipe(
-            source=recipe.source,
-            data=data,
-            filename=posixpath.basename(artifact.name),
-            meta=meta,
-            venv=settings.SANDBOX_VENV,
-            limits=sandbox_limits(),
-            allow_weak=settings.SANDBOX_ALLOW_WEAK,
-            uid=settings.SANDBOX_UID,
-        )
-        stored = {
-            "reason": result.reason,
-            "message": result.message,
-            "stdout": result.stdout,
-            "stderr": result.stderr,
-            "traceback": result.extra.get("traceback", ""),
-            "sandbox_mode": result.mode,
-            "duration_ms": result.duration_ms,
-        }
-        if result.ok:
-            payload, preview_key = _output_payload(run=run, output=result.output)
-            payload["sandbox_mode"] = result.mode
+        job = _read_job(run)
+    except (RenderError, ValueError, StorageUnavailable) as exc:
+        claimed = _claim(run_id)
+        if claimed is None:
+            return "skipped"
+        if isinstance(exc, StorageUnavailable):
+            msg = f"Object storage could not be read: {exc}"
+            return _finish(run=claimed, ok=False, reason="storage", message=msg, error=msg)
+        msg = str(exc) or type(exc).__name__
+        return _finish(run=claimed, ok=False, reason="input", message=msg, error=msg)
+    # Claimed only once the input is in hand: a worker lost while reading leaves the run
+    # queued, and the redelivered message (acks_late) starts over.
+    return "dispatched" if _claim(run_id, job=job) is not None else "skipped"
+
+
+def recipe_run_store(*, run_id: int, result: dict) -> str:
+    """Store what the sandbox worker sent back for a running RecipeRun (``runs.recipe_result``):
+    the output as the rendition, or the failure with its reason; returns the run's status.
+    A result for a run that is no longer running (a duplicate, or after its deadline) is dropped."""
+    run = (
+        RecipeRun.objects.select_related("recipe", "artifact")
+        .filter(pk=run_id, status=RecipeRun.Status.RUNNING)
+        .first()
+    )
+    if run is None:
+        return "skipped"
+    reason, message = str(result.get("reason") or "crashed"), str(result.get("message") or "")
+    stored = {
+        "reason": reason,
+        "message": message,
+        "stdout": str(result.get("stdout") or ""),
+        "stderr": str(result.get("stderr") or ""),
+        "traceback": str(result.get("traceback") or ""),
+        "sandbox_mode": str(result.get("sandbox_mode") or ""),
+        "duration_ms": result.get("duration_ms"),
+    }
+    try:
+        if reason == "ok":
+            payload, preview_key = _output_payload(run=run, output=result.get("output") or {})
+            payload["sandbox_mode"] = stored["sandbox_mode"]
             return _finish(run=run, ok=True, payload=payload, preview_key=preview_key, **stored)
-        return _finish(run=run, ok=False, error=_reason_sentence(result.reason, result.message), **stored)
-    except SandboxUnavailable as exc:
-        return _finish(run=run, ok=False, reason="unavailable", message=str(exc), error=str(exc))
+        if reason in ("unavailable", "input"):
+            return _finish(run=run, ok=False, reason=reason, message=message, error=message)
+        return _finish(run=run, ok=False, error=_reason_sentence(reason, message), **stored)
     except (RenderError, ValueError) as exc:
         msg = str(exc) or type(exc).__name__
-        return _finish(run=run, ok=False, reason=stored.get("reason") or "input", message=msg, error=msg)
+        return _finish(run=run, ok=False, **{**stored, "message": msg}, error=msg)
     except StorageUnavailable as exc:
-        msg = f"Object storage could not be read: {exc}"
-        return _finish(run=run, ok=False, reason="storage", message=msg, error=msg)
+        msg = f"Object storage could not be written: {exc}"
+        return _finish(run=run, ok=False, **{**stored, "reason": "storage", "message": msg}, error=msg)
+
+
+def recipe_run_deadline(*, run_id: int, deadline_at: float) -> str:
+    """Fail a run still running at ``deadline_at`` (its sandbox job expired unserved, or the
+    sandbox worker running it was lost); before then, check again later."""
+    run = (
+        RecipeRun.objects.select_related("recipe").filter(pk=run_id, status=RecipeRun.Status.RUNNING).first()
+    )
+    if run is None:
+        return "done"
+    if time.time() < deadline_at:
+        _send_deadline(run_id=run_id, deadline_at=deadline_at)
+        return "waiting"
+    msg = "No result came back from the sandbox worker (it was lost, or none took the run in time)."
+    return _finish(run=run, ok=False, reason="lost", message=msg, error=msg)
+
+
+def recipe_run_execute(*, run_id: int) -> str:
+    """The three steps in this process (bench/recipes.py): dispatch's reading, the sandbox
+    job (through JSON, as over the broker), the store. The deployed path is the tasks."""
+    run = (
+        RecipeRun.objects.select_related("recipe", "artifact", "artifact__bucket", "artifact__run")
+        .filter(pk=run_id)
+        .first()
+    )
+    if _claim(run_id) is None:
+        return "skipped"
+    job = json.loads(json.dumps(_read_job(run)))
+    return recipe_run_store(run_id=run_id, result=json.loads(json.dumps(sandbox_job_run(job))))
 
 
 _REASONS = {
@@ -378,6 +482,10 @@ def _finish(
     def clean(s: str) -> str:
         return (s or "").replace("\x00", "\ufffd")
 
+    # Only a running run ends, once: a duplicate result, or one after the deadline, is dropped.
+    current = RecipeRun.objects.select_for_update().filter(pk=run.pk).values_list("status", flat=True).first()
+    if current != RecipeRun.Status.RUNNING:
+        return current or "skipped"
     run.status = RecipeRun.Status.OK if ok else RecipeRun.Status.FAILED
     run.reason = reason[:40]
     run.message, run.stdout, run.stderr = clean(message)[:5000], clean(stdout), clean(stderr)

@@ -85,6 +85,13 @@ def test_every_role_and_service_is_there_with_a_health_check():
     assert services["migrate"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
 
 
+def test_the_webapp_origin_fetches_its_documents_from_the_portal_service():
+    # It has no database or store access of its own (vizsite/internal.py); "web" is the
+    # portal's service name on the compose network, 8000 its port there.
+    services = _config()["services"]
+    assert services["webapp"]["environment"]["WEBAPP_PORTAL_URL"] == "http://web:8000"
+
+
 def test_nothing_is_published_beyond_loopback():
     published = {}
     for name, svc in _config()["services"].items():

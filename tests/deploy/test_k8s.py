@@ -126,21 +126,14 @@ def _policy(objects, component):
     return policy
 
 
-@pytest.mark.parametrize(
-    ("path", "store_pods", "store_port"),
-    [
-        ("base", {"app.kubernetes.io/name": "minio"}, 9000),
-        ("overlays/kubeflow", {"app": "minio"}, 9000),
-        ("overlays/seaweedfs", {"app": "seaweedfs"}, 8333),
-    ],
-)
-def test_network_policy_limits_the_webapp_and_sandbox_pods_to_what_they_need(path, store_pods, store_port):
+@pytest.mark.parametrize("path", ["base", "overlays/kubeflow", "overlays/seaweedfs"])
+def test_network_policy_limits_the_webapp_and_sandbox_pods_to_what_they_need(path):
     objects = build(path)
     allowed = {
-        # Reads the rendition a signed link names, and its HTML from the preview bucket.
-        "webapp": {("postgres", 5432), ("store", store_port), ("dns", 53)},
-        # The Celery broker, the recipe run's row, the artifact and the output.
-        "sandbox-worker": {("redis", 6379), ("postgres", 5432), ("store", store_port), ("dns", 53)},
+        # The portal's web pods, which hand it each document (vizsite/internal.py).
+        "webapp": {("web", 8000), ("dns", 53)},
+        # The Celery broker only: jobs in, results out (runs/sandbox/task.py).
+        "sandbox-worker": {("redis", 6379), ("dns", 53)},
     }
     for component, expected in allowed.items():
         spec = _policy(objects, component)["spec"]
@@ -152,13 +145,22 @@ def test_network_policy_limits_the_webapp_and_sandbox_pods_to_what_they_need(pat
             ports = {p["port"] for p in rule["ports"]}
             if labels == {"k8s-app": "kube-dns"}:
                 reached |= {("dns", p) for p in ports}
-            elif labels == store_pods:
+            elif labels == {"app.kubernetes.io/name": "pipelens", "app.kubernetes.io/component": "web"}:
                 assert "namespaceSelector" not in peer
-                reached |= {("store", p) for p in ports}
+                reached |= {("web", p) for p in ports}
             else:
                 assert "namespaceSelector" not in peer, labels
+                assert labels.get("app.kubernetes.io/part-of") == "pipelens", labels
                 reached |= {(labels["app.kubernetes.io/name"], p) for p in ports}
         assert reached == expected, component
+    # The web pods' port is the one the Service pipelens-web sends to, and the web-app
+    # origin is told to go there (WEBAPP_PORTAL_URL).
+    pods = {obj["metadata"]["name"]: pod for obj, pod in _pipelens_pods(objects)}
+    assert {"name": "http", "containerPort": 8000} in pods["pipelens-web"]["containers"][0]["ports"]
+    (config,) = [
+        o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("pipelens-config")
+    ]
+    assert config["data"]["WEBAPP_PORTAL_URL"] == "http://pipelens-web:8000"
     # Nobody connects to the sandbox worker; the web-app origin answers on its port only.
     assert _policy(objects, "sandbox-worker")["spec"]["ingress"] == []
     (webapp_in,) = _policy(objects, "webapp")["spec"]["ingress"]

@@ -15,11 +15,12 @@ def recipes_portal(transactional_db, webapp_origin, sandbox_worker_process):
 
     from tests.helpers import database_url
 
-    app = webapp_origin()
     RESULTS.mkdir(parents=True, exist_ok=True)
     server = Daphne(database_url(application_name=APP_NAME), free_port(), RESULTS / "daphne-recipes.log")
+    app = webapp_origin(portal_url=server.url)  # its documents come from this portal
     server.env["WEBAPP_ORIGIN"] = f"http://localhost:{app.port}"
     server.env["SANDBOX_QUEUE"] = settings.SANDBOX_QUEUE
+    server.env["RENDER_QUEUE"] = settings.RENDER_QUEUE  # runs.recipe_run goes to the render worker
     server.env["RECIPES_ENABLED"] = "true"
     server.start()
     yield server

@@ -56,9 +56,9 @@ def portal(transactional_db, webapp_origin, celery_worker_process):
 
     from tests.helpers import database_url
 
-    app = webapp_origin()
     RESULTS.mkdir(parents=True, exist_ok=True)
     server = Daphne(database_url(application_name=APP_NAME), free_port(), RESULTS / "daphne-viewers.log")
+    app = webapp_origin(portal_url=server.url)  # its documents come from this portal
     # "localhost" vs the portal's 127.0.0.1: another site, so no portal cookie ever goes there.
     server.env["WEBAPP_ORIGIN"] = f"http://localhost:{app.port}"
     server.env["RENDER_QUEUE"] = settings.RENDER_QUEUE

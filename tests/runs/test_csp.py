@@ -44,8 +44,13 @@ def webapp_get(path: str) -> tuple[int, dict]:
     return status, headers
 
 
-@pytest.mark.django_db
-def test_webapp_documents_may_not_reach_the_network(settings):
+@pytest.fixture
+def portal_for_webapp(live_server, settings):
+    """The web-app origin asks the portal for its documents (WEBAPP_PORTAL_URL): a live one."""
+    settings.WEBAPP_PORTAL_URL = live_server.url
+
+
+def test_webapp_documents_may_not_reach_the_network(portal_for_webapp):
     status, headers = webapp_get("/app/not-a-valid-token/")
     assert status == 403
     policy = directives(headers["content-security-policy"])
@@ -107,8 +112,7 @@ def test_webapp_origin_answers_its_probe_without_the_database():
     assert webapp_request("/healthz/")[0] == 404
 
 
-@pytest.mark.django_db
-def test_webapp_policy_is_a_setting_and_keeps_the_sandbox(settings):
+def test_webapp_policy_is_a_setting_and_keeps_the_sandbox(portal_for_webapp, settings):
     settings.WEBAPP_CSP = "default-src 'none'; script-src https://cdn.example.org 'unsafe-inline'"
     _status, headers = webapp_get("/app/x/")
     policy = directives(headers["content-security-policy"])

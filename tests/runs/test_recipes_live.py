@@ -5,8 +5,10 @@ artifact page; hostile recipes end with a reason on the recipe page while the
 same worker goes on serving; permissions over pages and API.
 """
 
+import base64
 import json
 import random
+import time
 
 import pytest
 from django.contrib.auth.models import Group, Permission
@@ -153,6 +155,11 @@ def test_hostile_recipes_end_with_a_reason_on_the_recipe_page_and_the_worker_car
     client.post(f"/runs/{artifact.run_id}/artifacts/{artifact.pk}/recipes/{good.pk}/run")
     assert final_rendition(artifact, good).status == "ready"
     assert sandbox_worker_process.proc.poll() is None
+    # Every run went through the sandbox worker, which has no database (its DATABASE_URL
+    # points at a closed port) and never tried one.
+    log = sandbox_worker_process.log()
+    assert log.count(b"Task runs.recipe_sandbox[") >= len(HOSTILE) + 1
+    assert b"OperationalError" not in log and b"could not connect" not in log
 
 
 @pytest.mark.django_db
@@ -258,3 +265,95 @@ def test_recipes_off_means_every_recipe_url_is_gone(client, django_user_model, s
     assert client.get("/recipes/").status_code == 404
     assert client.get("/recipes/new").status_code == 404
     assert client.post("/api/recipes", "{}", "application/json").status_code == 404
+
+
+def recipe_tasks(messages) -> list[str]:
+    # The render queue also gets the ingest's render_batch of the uploaded file.
+    return sorted(task for task, _body in messages if task.startswith("runs.recipe"))
+
+
+@pytest.fixture
+def own_queues(settings, unique_name):
+    """Queues of this test alone, that no worker serves: what the services send stays there,
+    read back from Redis as a worker would get it."""
+    import redis
+
+    settings.RENDER_QUEUE = unique_name("render-test")
+    settings.SANDBOX_QUEUE = unique_name("sandbox-test")
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+    def messages(queue):
+        out = []
+        for raw in broker.lrange(queue, 0, -1):
+            message = json.loads(raw)
+            body = message["body"]
+            if message["properties"].get("body_encoding") == "base64":
+                body = base64.b64decode(body)
+            out.append((message["headers"]["task"], json.loads(body)))
+        return out
+
+    yield messages
+    for queue in (settings.RENDER_QUEUE, settings.SANDBOX_QUEUE):
+        broker.delete(queue, f"_kombu.binding.{queue}")
+
+
+def test_a_run_whose_result_never_comes_back_fails_as_lost_and_a_late_result_is_dropped(
+    minio, live_bucket, running_consumer, django_user_model, settings, own_queues
+):
+    """The trusted steps, with no worker: the dispatch reads the input and sends the job
+    (checked in Redis); no result comes (the sandbox worker was lost); the deadline fails
+    the run; a late result changes nothing."""
+    from runs.services.recipes import (
+        recipe_run_deadline,
+        recipe_run_dispatch,
+        recipe_run_request,
+        recipe_run_store,
+    )
+
+    settings.RECIPES_ENABLED = True
+    user, _group = author(django_user_model, bucket=live_bucket)
+    put(minio, live_bucket.name, "r3/step/data.csv", b"a,b\n1,2\n")
+    artifact = artifact_of(live_bucket, "r3/step/data.csv")
+    recipe = recipe_save(user=user, name="lost", source="def render(path, meta):\n    return 'x'\n")
+    run = recipe_run_request(recipe=recipe, artifact=artifact, user=user)
+    assert recipe_tasks(own_queues(settings.RENDER_QUEUE)) == ["runs.recipe_run"]
+    assert recipe_run_dispatch(run_id=run.pk) == "dispatched"
+    assert recipe_run_dispatch(run_id=run.pk) == "skipped"  # a redelivered message
+    ((task, (args, _kwargs, _embed)),) = own_queues(settings.SANDBOX_QUEUE)
+    (job,) = args
+    assert task == "runs.recipe_sandbox" and job["run_id"] == run.pk and job["source"] == recipe.source
+    assert base64.b64decode(job["data_b64"]) == b"a,b\n1,2\n" and job["filename"] == "data.csv"
+    assert job["reply_queue"] == settings.RENDER_QUEUE and job["meta"]["etag"] == artifact.etag
+    assert recipe_tasks(own_queues(settings.RENDER_QUEUE)) == ["runs.recipe_deadline", "runs.recipe_run"]
+    rendition = Rendition.objects.get(artifact=artifact, viewer="recipe", payload__recipe_id=recipe.pk)
+    assert rendition.status == "rendering"
+    assert recipe_run_deadline(run_id=run.pk, deadline_at=time.time() + 3600) == "waiting"
+    assert recipe_run_deadline(run_id=run.pk, deadline_at=0) == "failed"
+    run.refresh_from_db()
+    rendition.refresh_from_db()
+    assert run.reason == "lost" and "sandbox worker" in run.message
+    assert rendition.status == "failed" and "No result came back" in rendition.error
+    late = {"reason": "ok", "output": {"type": "html", "html": "<p>late</p>"}, "message": ""}
+    assert recipe_run_store(run_id=run.pk, result=late) == "skipped"
+    rendition.refresh_from_db()
+    assert rendition.status == "failed" and rendition.preview_key == ""
+
+
+def test_an_input_over_the_limit_fails_before_anything_is_sent(
+    minio, live_bucket, running_consumer, django_user_model, settings, own_queues
+):
+    from runs.services.recipes import recipe_run_dispatch, recipe_run_request
+
+    settings.RECIPES_ENABLED = True
+    settings.SANDBOX_INPUT_MAX_BYTES = 4
+    user, _group = author(django_user_model, bucket=live_bucket)
+    put(minio, live_bucket.name, "r4/step/data.csv", b"a,b\n1,2\n")
+    artifact = artifact_of(live_bucket, "r4/step/data.csv")
+    recipe = recipe_save(user=user, name="big", source="def render(path, meta):\n    return 'x'\n")
+    run = recipe_run_request(recipe=recipe, artifact=artifact, user=user)
+    assert recipe_run_dispatch(run_id=run.pk) == "failed"
+    assert own_queues(settings.SANDBOX_QUEUE) == []  # no job for the sandbox
+    run.refresh_from_db()
+    assert run.reason == "input" and "4" in run.message
+    rendition = Rendition.objects.get(artifact=artifact, viewer="recipe", payload__recipe_id=recipe.pk)
+    assert rendition.status == "failed" and rendition.error == run.message

@@ -150,3 +150,105 @@ def test_webapp_origin_serves_signed_urls_sandboxed_and_expires_them(
         urllib.request.urlopen(aged)
     assert err.value.code == 403 and b"expired" in err.value.read()
     assert rendered_run["web_app"].payload["bytes"] == len(b"<html><body>hi<script>1</script></body></html>")
+
+
+def test_portal_hands_webapp_documents_only_for_valid_tokens_and_never_as_a_page(
+    rendered_run, live_bucket, django_user_model, tmp_path
+):
+    """GET /internal/webapp/<token> on the portal (vizsite/internal.py), over real HTTP."""
+    from tests.conftest import PortalServer
+
+    portal = PortalServer(tmp_path / "portal.log", WEBAPP_URL_MAX_AGE_S="30").start()
+    c = Client()
+    c.force_login(user_with_grant(django_user_model, "ana", live_bucket))
+    link = c.get(url("webapp_link", rendered_run["web_app"])).json()["url"]
+    token = link.rstrip("/").rsplit("/", 1)[1]
+    import django.core.signing
+
+    real_time = django.core.signing.time.time
+    with mock.patch.object(django.core.signing.time, "time", lambda: real_time() - 120):
+        aged = c.get(url("webapp_link", rendered_run["web_app"])).json()["url"].rstrip("/").rsplit("/", 1)[1]
+    try:
+        # A browser can send this request too: cookies are neither read nor set, and the
+        # untrusted HTML is an attachment the browser may not sniff or run as the portal.
+        request = urllib.request.Request(
+            f"{portal.url}/internal/webapp/{token}", headers={"Cookie": "sessionid=whatever"}
+        )
+        with urllib.request.urlopen(request) as resp:
+            assert resp.read() == b"<html><body>hi<script>1</script></body></html>"
+            assert resp.headers["Content-Type"] == "application/octet-stream"
+            assert resp.headers["Content-Disposition"] == "attachment"
+            assert resp.headers["X-Pipelens-Content-Type"] == "text/html; charset=utf-8"
+            assert resp.headers["X-Content-Type-Options"] == "nosniff"
+            assert "sandbox" in resp.headers["Content-Security-Policy"].split("; ")
+            assert resp.headers["Set-Cookie"] is None
+        answers = set()
+        for bad in (token[:-4] + "xxxx", "nope", aged, token + "/", token + "/../x"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(f"{portal.url}/internal/webapp/{bad}")
+            answers.add((err.value.code, err.value.read(), err.value.headers["Set-Cookie"]))
+        post = urllib.request.Request(f"{portal.url}/internal/webapp/{token}", data=b"", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(post)
+        answers.add((err.value.code, err.value.read(), err.value.headers["Set-Cookie"]))
+        assert answers == {(404, b"Not found.", None)}  # the same answer, whatever was wrong
+    finally:
+        portal.stop()
+
+
+def test_webapp_origin_says_so_when_the_portal_is_down_or_silent(webapp_origin):
+    import socket
+
+    # Down: a port nothing listens on.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    down = webapp_origin(portal_url=f"http://127.0.0.1:{closed}")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"http://127.0.0.1:{down.port}/app/some-token/")
+    assert err.value.code == 502
+    body = err.value.read()
+    assert b"The portal could not be reached" in body and b"some-token" not in body
+    assert "sandbox allow-scripts" in err.value.headers["Content-Security-Policy"]
+    # Silent: accepts the connection, never answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        slow = webapp_origin(
+            portal_url=f"http://127.0.0.1:{silent.getsockname()[1]}", WEBAPP_PORTAL_TIMEOUT_S="1"
+        )
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"http://127.0.0.1:{slow.port}/app/some-token/", timeout=60)
+        assert err.value.code == 504 and b"did not answer in time" in err.value.read()
+
+
+def test_webapp_origin_refuses_a_portal_answer_past_its_bound_or_not_a_document(webapp_origin):
+    """A misbehaving peer where the portal should be: more than TEXT_MAX_BYTES, or bytes
+    without the document type the portal sends, end as a 502 page, never as the document."""
+    import http.server
+    import threading
+
+    class Peer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<p>" + b"x" * 5000
+            self.send_response(200)
+            if self.path.endswith("/typed"):
+                self.send_header("X-Pipelens-Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Peer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        app = webapp_origin(portal_url=f"http://127.0.0.1:{server.server_port}", TEXT_MAX_BYTES="1000")
+        for token, sentence in (("typed", b"larger than TEXT_MAX_BYTES"), ("plain", b"not a document")):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(f"http://127.0.0.1:{app.port}/app/{token}/")
+            assert err.value.code == 502 and sentence in err.value.read(), token
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -67,6 +67,9 @@ MIDDLEWARE = [
     # /healthz, /readyz and /metrics are answered here, before the host check, the HTTPS
     # redirect and the login machinery (vizsite/probes.py says why).
     "vizsite.probes.probe_middleware",
+    # The web-app origin's document fetch (/internal/webapp/<token>), for the same reasons
+    # (vizsite/internal.py).
+    "vizsite.internal.internal_middleware",
     "django.middleware.security.SecurityMiddleware",
     # A strict Content-Security-Policy on every portal response (vizsite/csp.py); near the
     # top, so responses made by the middleware below (400, 403, redirects) carry it too.
@@ -443,6 +446,14 @@ KFP_SOURCE_MAX_LISTED = env.int("KFP_SOURCE_MAX_LISTED", default=10_000)
 # cookies by host, so a different site never receives the portal's session.
 WEBAPP_ORIGIN = env("WEBAPP_ORIGIN", default="http://localhost:8001")
 WEBAPP_URL_MAX_AGE_S = env.int("WEBAPP_URL_MAX_AGE_S", default=300)
+# The web-app origin has no database or object store access (docs/deploy.md#network-policy):
+# it fetches each document from the portal's web processes at
+# WEBAPP_PORTAL_URL/internal/webapp/<token> (vizsite/internal.py), which check the same
+# signed token. Inside a cluster: the portal's Service (http://web:8000); locally the
+# portal's daphne. Answers are bounded by TEXT_MAX_BYTES; a portal that does not answer
+# within WEBAPP_PORTAL_TIMEOUT_S seconds gets the browser a 504 page.
+WEBAPP_PORTAL_URL = env("WEBAPP_PORTAL_URL", default="http://127.0.0.1:8000")
+WEBAPP_PORTAL_TIMEOUT_S = env.float("WEBAPP_PORTAL_TIMEOUT_S", default=10.0)
 # Content-Security-Policy of web-app documents (runs/webapp.py), besides the
 # "sandbox allow-scripts" always sent. The default lets a self-contained document
 # run its inline scripts and styles but load nothing from, and send nothing to, the
@@ -517,5 +528,8 @@ SANDBOX_PROCESSES = env.int("SANDBOX_PROCESSES", default=32)
 SANDBOX_LOG_BYTES = env.int("SANDBOX_LOG_BYTES", default=32 * 1024)
 SANDBOX_FLOOD_BYTES = env.int("SANDBOX_FLOOD_BYTES", default=4 * 1024 * 1024)
 SANDBOX_RESULT_BYTES = env.int("SANDBOX_RESULT_BYTES", default=8 * 1024 * 1024)
-# Largest artifact a recipe is given (the bytes are copied into the sandbox's directory).
-SANDBOX_INPUT_MAX_BYTES = env.int("SANDBOX_INPUT_MAX_BYTES", default=256 * 1024 * 1024)
+# Largest artifact a recipe is given. The render worker reads it and sends it to the
+# sandbox worker inside the job message (base64 in Celery's JSON, which the Redis transport
+# base64-encodes again: about 1.8 times the bytes in Redis and in each worker's memory),
+# since the sandbox worker may not reach the object store (runs/sandbox/task.py).
+SANDBOX_INPUT_MAX_BYTES = env.int("SANDBOX_INPUT_MAX_BYTES", default=32 * 1024 * 1024)
