@@ -285,6 +285,8 @@ def deployment(minio, kafka_bootstrap):
         "MINIO_SECRET_KEY": store["secret_key"],
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "WEBAPP_ORIGIN": f"http://localhost:{webapp_port}",
+        # The web-app origin reads documents from the portal only (no database, no store).
+        "WEBAPP_PORTAL_URL": f"http://127.0.0.1:{web_port}",
         # Ours alone: ports, queues, consumer group, Redis key prefixes; the bucket is
         # wired to the test topic (kafka_bootstrap holds it for this session).
         "PIPELENS_BIND": "127.0.0.1",
@@ -412,6 +414,30 @@ def test_upload_appears_in_portal_and_renders_and_runs_a_recipe(deployment, mini
     assert status == 200 and json.loads(body)["queued"], body
     output = d.wait(lambda: _rendition(portal, key, viewer="recipe"), WORK_S, "the recipe's output")
     assert output["status"] == "ready", output
+
+
+def test_html_report_is_served_by_the_webapp_role_through_the_portal(deployment, minio):
+    """The web-app role has no database or store of its own: the document it serves
+    comes from the web role (/internal/webapp/<token>), as in the NetworkPolicy."""
+    d = deployment
+    d.wait(lambda: http_status(f"http://127.0.0.1:{d.web_port}/readyz") == 200, START_S, "/readyz: 200")
+    key = f"smoke/run-{d.tag}/report/report.html"
+    marker = f"smoke report {d.tag}"
+    put(minio, d.bucket, key, f"<h1>{marker}</h1>".encode(), content_type="text/html")
+    portal = Portal(d.web_port)
+    portal.login("smoke", d.password)
+    run_id, artifact = d.wait(lambda: _artifact(portal, key), WORK_S, "the report to appear in the portal")
+    rendition = d.wait(lambda: _rendition(portal, key, viewer="web_app"), WORK_S, "the report's rendition")
+    assert rendition["status"] == "ready", rendition
+    status, _, body = portal.get(
+        f"/runs/{run_id}/artifacts/{artifact['id']}/renditions/{rendition['id']}/app-url"
+    )
+    assert status == 200, body
+    link = urlsplit(json.loads(body)["url"])
+    assert link.port == d.webapp_port, link
+    with urllib.request.urlopen(f"http://127.0.0.1:{d.webapp_port}{link.path}", timeout=30) as resp:
+        assert resp.status == 200
+        assert marker.encode() in resp.read()
 
 
 def test_backfill_imports_the_bucket(deployment, minio):
