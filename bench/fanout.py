@@ -29,7 +29,11 @@ ROUND_TIMEOUT_S = float(os.environ.get("BENCH_ROUND_TIMEOUT_S", "10"))
 MAX_SECONDS = 900  # hard bound per layer (connects + rounds x timeout stays below it)
 
 
-async def run_clients(services, run_id: int, cookie: str, kafka_seen: dict) -> dict:
+async def run_clients(
+    services, run_id: int, cookie: str, kafka_seen: dict, *, clients: int = CLIENTS, rounds: int = ROUNDS
+) -> dict:
+    """``clients`` sockets on ``services.ws_url`` (one daphne, or nginx in front of several:
+    bench/scale.py), ``rounds`` puts; the timings of each round."""
     import websockets
 
     arrivals: dict[str, list[float]] = {}
@@ -68,21 +72,21 @@ async def run_clients(services, run_id: int, cookie: str, kafka_seen: dict) -> d
             sockets.append(ws)
 
     started = time.monotonic()
-    await asyncio.gather(*(connect() for _ in range(CLIENTS)))
+    await asyncio.gather(*(connect() for _ in range(clients)))
     connect_s = time.monotonic() - started
     readers = [asyncio.create_task(reader(ws)) for ws in sockets]
     await asyncio.sleep(1.0)
 
     put_to_last, kafka_to_last, kafka_to_first, first_to_last, complete, missing = [], [], [], [], 0, 0
-    for i in range(ROUNDS):
+    for i in range(rounds):
         key = f"watched/step/round-{i:04d}.txt"
         await asyncio.to_thread(services.put, key)
         put_at = time.monotonic()
         deadline = put_at + ROUND_TIMEOUT_S
-        while len(arrivals.get(key, ())) < CLIENTS and time.monotonic() < deadline:
+        while len(arrivals.get(key, ())) < clients and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         got = arrivals.get(key, [])
-        if len(got) == CLIENTS:
+        if len(got) == clients:
             complete += 1
             put_to_last.append((max(got) - put_at) * 1000)
             first_to_last.append((max(got) - min(got)) * 1000)
@@ -90,10 +94,10 @@ async def run_clients(services, run_id: int, cookie: str, kafka_seen: dict) -> d
                 kafka_to_last.append((max(got) - kafka_seen[key]) * 1000)
                 kafka_to_first.append((min(got) - kafka_seen[key]) * 1000)
         else:
-            missing += CLIENTS - len(got)
+            missing += clients - len(got)
             if got and key in kafka_seen:  # how fast it was for those it did reach
                 kafka_to_first.append((min(got) - kafka_seen[key]) * 1000)
-            print(f"round {i}: only {len(got)} of {CLIENTS} clients got the push within {ROUND_TIMEOUT_S} s")
+            print(f"round {i}: only {len(got)} of {clients} clients got the push within {ROUND_TIMEOUT_S} s")
         await asyncio.sleep(0.3)
     for ws in sockets:
         await ws.close()

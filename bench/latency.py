@@ -40,7 +40,8 @@ def background(services, stop: threading.Event) -> int:
     return sent
 
 
-async def measure(services, run_id: int, cookie: str):
+async def measure(services, run_id: int, cookie: str, *, samples: int = SAMPLES):
+    """``samples`` measured puts, each timed until the socket on ``services.ws_url`` has it."""
     import websockets
 
     put_at: dict[str, float] = {}
@@ -53,14 +54,14 @@ async def measure(services, run_id: int, cookie: str):
         assert hello["type"] == "hello", hello
 
         async def reader():
-            while len(got_at) < SAMPLES:
+            while len(got_at) < samples:
                 msg = json.loads(await ws.recv())
                 now = time.monotonic()
                 for art in msg.get("artifacts", ()):
                     got_at.setdefault(art["key"], now)
 
         async def writer():
-            for i in range(SAMPLES):
+            for i in range(samples):
                 key = f"watched/step/sample-{i:04d}.txt"
                 await asyncio.to_thread(services.put, key)
                 put_at[key] = time.monotonic()
