@@ -61,9 +61,11 @@ async def run_clients(
                         url, additional_headers=headers, open_timeout=60, ping_interval=None, max_queue=None
                     )
                     break
-                except websockets.InvalidStatus as exc:
-                    # A refused handshake under connect load: retry as live.js does.
-                    retries.append(str(exc))
+                except (websockets.InvalidStatus, websockets.InvalidMessage, OSError) as exc:
+                    # A refused handshake under connect load, or one daphne dropped (it
+                    # closes a socket its application has not accepted within
+                    # --websocket_connect_timeout, 5 s): retry as live.js does.
+                    retries.append(f"{type(exc).__name__}: {exc}")
                     await asyncio.sleep(0.5 * (attempt + 1))
             else:
                 raise SystemExit(f"a client was refused 5 times: {retries[-1]}")
