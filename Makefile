@@ -8,13 +8,14 @@ WITH_ENV := bash deploy/local/with-env.sh
 B ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv proto sandbox services services-down migrate test test-fast lint format run bench check-first-run
+.PHONY: help venv proto sandbox services services-down migrate test test-fast lint format run bench scale-demo check-first-run
 
 help:
 	@echo "make run    - start the portal with its real services and a demo login"
 	@echo "make test   - run the whole test suite against the real services"
 	@echo "              (PYTEST_ARGS='tests/streaming -k consumer' passes arguments to pytest)"
 	@echo "make bench  - run every benchmark (B=<name> runs bench/<name>.py)"
+	@echo "make scale-demo - 2 web behind nginx, 2 consumers, 2 render workers vs one of each (bench/scale.py)"
 	@echo "make test-fast - the tests that need no service (seconds)"
 	@echo "make lint   - ruff check and ruff format --check (CI runs it before the tests)"
 	@echo "make format - apply ruff's fixes and formatting"
@@ -57,6 +58,7 @@ migrate: services
 
 test: services sandbox
 	bash deploy/local/install-browser.sh
+	bash deploy/nginx/install.sh
 	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 # The tier that needs no service: parsers, layouts, renderers, import rules, settings.
@@ -76,6 +78,11 @@ run: migrate sandbox
 
 bench: migrate
 	$(WITH_ENV) bash bench/run.sh $(B)
+
+# Scale-out on this machine (docs/deploy.md#scaling-out): nginx is the Debian package.
+scale-demo: migrate
+	bash deploy/nginx/install.sh
+	$(WITH_ENV) bash bench/run.sh scale
 
 check-first-run:
 	bash deploy/local/check-first-run.sh

@@ -55,7 +55,7 @@ from _common import ROOT, claim_events_topic, median, percentile, report, setup_
 from _live import LOG_DIR, free_port, kafka_watch, session_cookie, skip_to_end
 
 sys.path.insert(0, str(ROOT / "deploy" / "nginx"))
-from loopback import LoopbackNginx  # noqa: E402 - deploy/nginx is not a package
+from loopback import NGINX, LoopbackNginx  # noqa: E402 - deploy/nginx is not a package
 
 WEBS = int(os.environ.get("BENCH_SCALE_WEBS", "2"))
 CONSUMERS = int(os.environ.get("BENCH_SCALE_CONSUMERS", "2"))
@@ -455,6 +455,8 @@ def main() -> None:
     # A stopped demo still stops its processes (finally blocks) and removes its bucket and topics.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
     signal.signal(signal.SIGHUP, lambda *_: (_ for _ in ()).throw(SystemExit(129)))
+    if "scaled" in TOPOLOGIES and not os.access(NGINX, os.X_OK):
+        raise SystemExit(f"{NGINX} is missing: `make scale-demo` installs it (deploy/nginx/install.sh)")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = max(CLIENT_COUNTS) * 2 + 1024
     if hard < need:

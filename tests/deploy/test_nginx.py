@@ -3,7 +3,8 @@
 WebSocket passes through it to daphne processes behind it.
 
 nginx is the Debian package (deploy/nginx/install.sh); a missing nginx fails
-these tests and says how to install it."""
+these tests and says how to install it (`make test` does); the tests that run it are
+integration tests, outside `make test-fast`."""
 
 import os
 import subprocess
@@ -28,6 +29,7 @@ def nginx_binary() -> str:
     return NGINX
 
 
+@pytest.mark.integration
 def test_the_loopback_variant_passes_nginx_t(nginx_binary, tmp_path):
     proxy = LoopbackNginx(prefix=tmp_path / "nginx", web_ports=[free_port(), free_port()])
     result = proxy.test()
@@ -40,6 +42,7 @@ def test_the_loopback_variant_passes_nginx_t(nginx_binary, tmp_path):
     assert "proxy_set_header Upgrade $http_upgrade;" in site
 
 
+@pytest.mark.integration
 def test_the_shipped_config_passes_nginx_t_with_certificates(nginx_binary, tmp_path):
     """The production file itself, only its certificate paths pointing at a throwaway pair."""
     cert, key = tmp_path / "fullchain.pem", tmp_path / "privkey.pem"
