@@ -337,6 +337,7 @@ def fanout_phase(topo: Topology, run_id: int, cookie: str, clients: int) -> dict
     )
     watcher.start()
     load = [loadavg()]
+    started = time.monotonic()
     try:
         figures = asyncio.run(
             asyncio.wait_for(
@@ -344,6 +345,16 @@ def fanout_phase(topo: Topology, run_id: int, cookie: str, clients: int) -> dict
                 FANOUT_MAX_S,
             )
         )
+    except (SystemExit, TimeoutError) as exc:
+        # Clients that could not all connect (a saturated daphne drops handshakes): a
+        # result of its own, reported as such; the other phases and topologies still run.
+        topo.check_alive()
+        return {
+            "clients": clients,
+            "failed": str(exc) or type(exc).__name__,
+            "after_s": round(time.monotonic() - started),
+            "load": [*load, loadavg()],
+        }
     finally:
         stop.set()
         watcher.join(10)
@@ -481,6 +492,10 @@ def main() -> None:
                 b = scaled.get(key, {}).get(part, {}).get(q)
                 figures[f"{key}_{part}_{q}"] = {"single": a, "scaled": b}
                 print(f"| fan-out {clients} clients, {part} {q} | {a} | {b} | {ratio(b, a)} |")
+        for label, result in (("single", single), ("scaled", scaled)):
+            if "failed" in result.get(key, {}):
+                figures[f"{key}_failed_{label}"] = result[key]["failed"]
+                print(f"| fan-out {clients} clients, {label} | failed: {result[key]['failed']} | | |")
         a = single.get(key, {}).get("rounds_complete")
         b = scaled.get(key, {}).get("rounds_complete")
         figures[f"{key}_rounds_complete"] = {"single": a, "scaled": b}
