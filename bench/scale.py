@@ -444,13 +444,19 @@ def measure(db_url: str, name: str) -> dict:
         run = topo.wait_run("watched")
         cookie = session_cookie()
         out = {"name": name, "webs": topo.webs, "consumers": topo.consumers, "workers": topo.workers}
-        for clients in CLIENT_COUNTS:
-            out[f"fanout_{clients}"] = fanout_phase(topo, run.pk, cookie, clients)
-            print(f"   fan-out {clients}: {out[f'fanout_{clients}']}", flush=True)
-        out["latency"] = latency_phase(topo, run.pk, cookie)
-        print(f"   latency: {out['latency']}", flush=True)
-        out["ingest"] = ingest_phase(topo)
-        print(f"   ingest: {out['ingest']}", flush=True)
+        phases = [(f"fanout_{n}", lambda n=n: fanout_phase(topo, run.pk, cookie, n)) for n in CLIENT_COUNTS]
+        phases += [
+            ("latency", lambda: latency_phase(topo, run.pk, cookie)),
+            ("ingest", lambda: ingest_phase(topo)),
+        ]
+        for key, phase in phases:
+            load = loadavg()
+            try:
+                out[key] = phase()
+            except Exception as exc:  # noqa: BLE001 - a failed phase is a result; the others still run
+                topo.check_alive()
+                out[key] = {"failed": f"{type(exc).__name__}: {exc}", "load": [load, loadavg()]}
+            print(f"   {key}: {out[key]}", flush=True)
         out["shares"] = topo.shares()
         print(f"   shares: {out['shares']}", flush=True)
         return out
@@ -508,7 +514,11 @@ def main() -> None:
     figures["ingest_events_per_s"] = {"single": a, "scaled": b}
     print(f"| ingest events/s ({INGEST_EVENTS:,} events) | {a} | {b} | {ratio(b, a)} |")
     loads = [
-        x for r in results.values() for phase in r.values() if isinstance(phase, dict) for x in phase["load"]
+        x
+        for r in results.values()
+        for phase in r.values()
+        if isinstance(phase, dict)
+        for x in phase.get("load", ())
     ]
     report(
         {
