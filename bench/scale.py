@@ -70,6 +70,7 @@ INGEST_EVENTS = int(os.environ.get("BENCH_SCALE_EVENTS", "30000"))
 TOPOLOGIES = os.environ.get("BENCH_SCALE_TOPOLOGIES", "single scaled").split()
 INGEST_PARTITIONS = 4  # >= the group's size, or a consumer idles
 START_TIMEOUT_S = 90
+SETTLE_MAX_S = 300  # a daphne still refusing sockets this long after a fan-out fails the demo
 FANOUT_MAX_S = 900  # per client count: connects + rounds x timeout stay below it
 INGEST_MAX_S = 600
 
@@ -252,6 +253,9 @@ class Topology:
         """Stop everything started, remove the bucket, the ingest topic and the queue's leftovers."""
         if self.nginx is not None:
             self.nginx.stop()
+            error_log = self.nginx.prefix / "error.log"
+            if error_log.exists():
+                shutil.copy(error_log, LOG_DIR / f"bench-{self.tag}-nginx-error.log")
             shutil.rmtree(self.nginx.prefix, ignore_errors=True)
         for _, proc, _ in self.procs:
             if proc.poll() is None:
@@ -332,6 +336,33 @@ def stats(values: list[float]) -> dict:
     }
 
 
+def wait_settled(topo: Topology, run_id: int, cookie: str) -> float:
+    """Seconds until every daphne (and nginx) completes a WebSocket handshake again.
+
+    After thousands of sockets close at once each daphne spends a long while on their
+    disconnects (it logs "took too long to shut down and was killed" for many) and
+    drops or refuses new handshakes meanwhile (502 through nginx): the next phase
+    waits for that to end, and the time is a figure of its own."""
+    from websockets.sync.client import connect
+
+    bases = [f"ws://127.0.0.1:{p}" for p in topo.web_ports] + ([topo.ws_url] if topo.behind_nginx else [])
+    headers = {"Cookie": cookie, "Origin": topo.url}
+    started = time.monotonic()
+    while bases:
+        try:
+            with connect(f"{bases[0]}/ws/runs/{run_id}/", additional_headers=headers, open_timeout=5) as ws:
+                if '"hello"' in ws.recv(timeout=5):
+                    bases.pop(0)
+                    continue
+        except Exception:  # noqa: BLE001 - refused, dropped or slow: not settled yet
+            pass
+        topo.check_alive()
+        if time.monotonic() - started > SETTLE_MAX_S:
+            raise TimeoutError(f"{bases[0]} still refuses WebSockets {SETTLE_MAX_S} s after the fan-out")
+        time.sleep(1.0)
+    return round(time.monotonic() - started, 1)
+
+
 def fanout_phase(topo: Topology, run_id: int, cookie: str, clients: int) -> dict:
     seen: dict[str, float] = {}
     stop = threading.Event()
@@ -364,6 +395,7 @@ def fanout_phase(topo: Topology, run_id: int, cookie: str, clients: int) -> dict
             "clients": clients,
             "failed": str(exc) or type(exc).__name__,
             "after_s": round(time.monotonic() - started),
+            "settle_s": wait_settled(topo, run_id, cookie),
             "load": [*load, loadavg()],
         }
     finally:
@@ -380,6 +412,7 @@ def fanout_phase(topo: Topology, run_id: int, cookie: str, clients: int) -> dict
         "put_to_last": stats(figures["put_to_last"]),
         "kafka_to_last": stats(figures["kafka_to_last"]),
         "first_to_last": stats(figures["first_to_last"]),
+        "settle_s": wait_settled(topo, run_id, cookie),
         "load": load,
     }
 
@@ -514,6 +547,9 @@ def main() -> None:
             if "failed" in result.get(key, {}):
                 figures[f"{key}_failed_{label}"] = result[key]["failed"]
                 print(f"| fan-out {clients} clients, {label} | failed: {result[key]['failed']} | | |")
+        a, b = single.get(key, {}).get("settle_s"), scaled.get(key, {}).get("settle_s")
+        figures[f"{key}_settle_s"] = {"single": a, "scaled": b}
+        print(f"| fan-out {clients} clients, s until every daphne takes sockets again | {a} | {b} | |")
         a = single.get(key, {}).get("rounds_complete")
         b = scaled.get(key, {}).get("rounds_complete")
         figures[f"{key}_rounds_complete"] = {"single": a, "scaled": b}
