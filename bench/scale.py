@@ -68,7 +68,8 @@ LATENCY_SAMPLES = int(os.environ.get("BENCH_SCALE_SAMPLES", "200"))
 CONNECT_CONCURRENCY = int(os.environ.get("BENCH_SCALE_CONNECT_CONCURRENCY", "20"))
 INGEST_EVENTS = int(os.environ.get("BENCH_SCALE_EVENTS", "30000"))
 TOPOLOGIES = os.environ.get("BENCH_SCALE_TOPOLOGIES", "single scaled").split()
-INGEST_PARTITIONS = 4  # >= the group's size, or a consumer idles
+# >= the group's size, or a consumer idles; bench/ingest.py's all_committed reads 4.
+INGEST_PARTITIONS = 4
 START_TIMEOUT_S = 90
 SETTLE_MAX_S = 300  # a daphne still refusing sockets this long after a fan-out fails the demo
 FANOUT_MAX_S = 900  # per client count: connects + rounds x timeout stay below it
@@ -517,6 +518,10 @@ def main() -> None:
     # A stopped demo still stops its processes (finally blocks) and removes its bucket and topics.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
     signal.signal(signal.SIGHUP, lambda *_: (_ for _ in ()).throw(SystemExit(129)))
+    if CONSUMERS > INGEST_PARTITIONS:
+        raise SystemExit(
+            f"BENCH_SCALE_CONSUMERS={CONSUMERS}: the ingest topic has {INGEST_PARTITIONS} partitions"
+        )
     if "scaled" in TOPOLOGIES and not os.access(NGINX, os.X_OK):
         raise SystemExit(f"{NGINX} is missing: `make scale-demo` installs it (deploy/nginx/install.sh)")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
