@@ -10,13 +10,14 @@ PYTEST_ARGS ?=
 # The OCI image (deploy/docker/Containerfile): its name, tagged <git describe> and latest.
 IMAGE ?= localhost/pipelens
 
-.PHONY: help venv proto sandbox services services-down migrate test test-fast lint format run bench check-first-run image image-smoke
+.PHONY: help venv proto sandbox services services-down migrate test test-fast lint format run bench scale-demo check-first-run image image-smoke
 
 help:
 	@echo "make run    - start the portal with its real services and a demo login"
 	@echo "make test   - run the whole test suite against the real services"
 	@echo "              (PYTEST_ARGS='tests/streaming -k consumer' passes arguments to pytest)"
 	@echo "make bench  - run every benchmark (B=<name> runs bench/<name>.py)"
+	@echo "make scale-demo - 2 web behind nginx, 2 consumers, 2 render workers vs one of each (bench/scale.py)"
 	@echo "make test-fast - the tests that need no service (seconds)"
 	@echo "make lint   - ruff check and ruff format --check (CI runs it before the tests)"
 	@echo "make format - apply ruff's fixes and formatting"
@@ -62,6 +63,7 @@ migrate: services
 test: services sandbox
 	bash deploy/local/install-browser.sh
 	bash deploy/install-deploy-tools.sh
+	bash deploy/nginx/install.sh
 	$(WITH_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 # The tier that needs no service: parsers, layouts, renderers, import rules, settings.
@@ -81,6 +83,11 @@ run: migrate sandbox
 
 bench: migrate
 	$(WITH_ENV) bash bench/run.sh $(B)
+
+# Scale-out on this machine (docs/deploy.md#scaling-out): nginx is the Debian package.
+scale-demo: migrate
+	bash deploy/nginx/install.sh
+	$(WITH_ENV) bash bench/run.sh scale
 
 check-first-run:
 	bash deploy/local/check-first-run.sh

@@ -126,14 +126,14 @@ def plan(n: int) -> tuple[list[tuple[str, str, datetime, int]], set[str]]:
     return changes, live
 
 
-def workload(n: int) -> tuple[list[tuple[bytes, bytes]], set[str]]:
+def workload(n: int, *, bucket: str = BUCKET) -> tuple[list[tuple[bytes, bytes]], set[str]]:
     """n object changes as Kafka (key, value) pairs in the store's format, and the live keys.
     (SeaweedFS: more messages than changes, see ``filer_messages``.)"""
     changes, live = plan(n)
     if STORE == "seaweedfs":
         return filer_messages(changes), live
     return [
-        (f"{BUCKET}/{key}".encode(), record(BUCKET, key, name, at, seq)) for name, key, at, seq in changes
+        (f"{bucket}/{key}".encode(), record(bucket, key, name, at, seq)) for name, key, at, seq in changes
     ], live
 
 
@@ -216,13 +216,15 @@ def filer_messages(changes) -> list[tuple[bytes, bytes, int]]:
     return out
 
 
-def produce(topic: str, messages) -> None:
+def produce(topic: str, messages, *, create: bool = True) -> None:
+    """``messages`` onto ``topic`` (created first with 4 partitions unless ``create`` is false)."""
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
     from django.conf import settings
 
-    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS})
-    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
+    if create:
+        admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS})
+        admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
     producer = Producer(
         {
             "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,

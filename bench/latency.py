@@ -40,27 +40,39 @@ def background(services, stop: threading.Event) -> int:
     return sent
 
 
-async def measure(services, run_id: int, cookie: str):
+async def open_socket(url: str, headers: dict, attempts: int = 8):
+    """A WebSocket to ``url``, retried as live.js does when a busy daphne refuses or drops
+    the handshake (e.g. just after a fan-out closed thousands of sockets: bench/scale.py)."""
     import websockets
+
+    for attempt in range(attempts):
+        try:
+            return await websockets.connect(url, additional_headers=headers, max_size=2**22)
+        except (websockets.InvalidStatus, websockets.InvalidMessage, OSError):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.5 * (attempt + 1))
+
+
+async def measure(services, run_id: int, cookie: str, *, samples: int = SAMPLES):
+    """``samples`` measured puts, each timed until the socket on ``services.ws_url`` has it."""
 
     put_at: dict[str, float] = {}
     got_at: dict[str, float] = {}
     headers = {"Cookie": cookie, "Origin": services.url}
-    async with websockets.connect(
-        f"{services.ws_url}/ws/runs/{run_id}/", additional_headers=headers, max_size=2**22
-    ) as ws:
+    async with await open_socket(f"{services.ws_url}/ws/runs/{run_id}/", headers) as ws:
         hello = json.loads(await ws.recv())
         assert hello["type"] == "hello", hello
 
         async def reader():
-            while len(got_at) < SAMPLES:
+            while len(got_at) < samples:
                 msg = json.loads(await ws.recv())
                 now = time.monotonic()
                 for art in msg.get("artifacts", ()):
                     got_at.setdefault(art["key"], now)
 
         async def writer():
-            for i in range(SAMPLES):
+            for i in range(samples):
                 key = f"watched/step/sample-{i:04d}.txt"
                 await asyncio.to_thread(services.put, key)
                 put_at[key] = time.monotonic()

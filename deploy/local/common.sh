@@ -122,15 +122,17 @@ wait_healthy() {
 }
 
 # apt_install PKG...: one `apt-get update` per run, then a quiet install.
+# Another apt-get on the machine (a parallel install) holds dpkg's lock: wait
+# for it up to 10 minutes instead of failing at once.
 APT_UPDATED=""
 apt_install() {
     local log="$LOG_DIR/install-apt.log"
     if [[ -z "$APT_UPDATED" ]]; then
-        DEBIAN_FRONTEND=noninteractive apt-get update >>"$log" 2>&1 ||
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update >>"$log" 2>&1 ||
             { tail_log "$log"; die "apt-get update failed"; }
         APT_UPDATED=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >>"$log" 2>&1 ||
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "$@" >>"$log" 2>&1 ||
         { tail_log "$log"; die "apt-get install $* failed"; }
 }
 
