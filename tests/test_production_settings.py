@@ -47,6 +47,19 @@ def test_production_refuses_to_start_without_its_secrets():
     assert "ImproperlyConfigured: Missing required environment variables: DJANGO_SECRET_KEY" in result.stderr
 
 
+CREDENTIALS = ("DJANGO_SECRET_KEY", "DATABASE_URL", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY")
+
+
+def test_only_the_webapp_and_sandbox_worker_roles_start_without_credentials():
+    without = {k: v for k, v in SECRETS.items() if k not in CREDENTIALS}
+    for role in ("webapp", "sandbox-worker"):
+        assert manage("check", env={**without, "PIPELENS_ROLE": role}).returncode == 0, role
+    for role in ("web", "consume", "worker", "migrate", ""):
+        result = manage("check", env={**without, "PIPELENS_ROLE": role})
+        assert result.returncode != 0, role
+        assert "Missing required environment variables: DJANGO_SECRET_KEY, DATABASE_URL" in result.stderr
+
+
 def test_production_settings_pass_check_deploy():
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=SECRETS)
     assert result.returncode == 0, result.stdout + result.stderr

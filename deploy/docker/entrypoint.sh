@@ -10,6 +10,8 @@ set -eu
 
 role="${1:-web}"
 [ "$#" -gt 0 ] && shift
+# The production settings read it: webapp and sandbox-worker start without credentials.
+export PIPELENS_ROLE="$role"
 
 bind="${PIPELENS_BIND:-0.0.0.0}"
 

@@ -52,6 +52,7 @@ IMAGE = os.environ.get("PIPELENS_IMAGE", "localhost/pipelens:latest")
 # The container's user (deploy/docker/Containerfile).
 IMAGE_UID = "10001"
 ROLES = ("web", "webapp", "consume", "worker", "sandbox-worker")
+CREDENTIALS = ("DJANGO_SECRET_KEY", "DATABASE_URL", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY")
 # Startup includes Django's import and the services' first answers; renders and
 # recipes run on two cores shared with everyone's work.
 START_S = 120
@@ -131,8 +132,13 @@ class Deployment:
     def podman(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(["podman", *args], capture_output=True, text=True, check=check, timeout=timeout)
 
-    def env_args(self) -> list[str]:
-        return [a for k, v in self.env.items() for a in ("--env", f"{k}={v}")]
+    def env_args(self, role: str = "") -> list[str]:
+        # The web-app origin and the sandbox worker start without any credential, as their
+        # Kubernetes pods do (vizsite/settings/production.py CREDENTIAL_FREE_ROLES).
+        env = self.env
+        if role in ("webapp", "sandbox-worker"):
+            env = {k: v for k, v in env.items() if k not in CREDENTIALS}
+        return [a for k, v in env.items() for a in ("--env", f"{k}={v}")]
 
     def run_once(self, *command: str, timeout: float = 300) -> subprocess.CompletedProcess:
         """A one-off container of the image (``--rm``), in the foreground; fails with its output."""
@@ -151,7 +157,7 @@ class Deployment:
             # as deploy/compose and deploy/k8s run it: no capabilities, no privilege gain.
             "run", "--detach", "--name", name, *self.flags, "--read-only", "--tmpfs", "/tmp",
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            *self.sandbox_flags(role), *self.env_args(), IMAGE, role,
+            *self.sandbox_flags(role), *self.env_args(role), IMAGE, role,
         )  # fmt: skip
         self.containers[role] = name
 

@@ -184,9 +184,14 @@ def test_seaweedfs_overlay_ships_the_filer_notification_for_pipelens_topic():
     assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://pipelens-kafka:9092"
 
 
+CREDENTIAL_FREE = ("pipelens-webapp", "pipelens-sandbox-worker")
+
+
 @pytest.mark.parametrize("path", OVERLAYS)
 def test_overlays_read_the_store_with_kfp_credentials(path):
     for obj, pod in _pipelens_pods(build(path)):
+        if obj["metadata"]["name"] in CREDENTIAL_FREE:
+            continue
         env = {e["name"]: e for e in pod["containers"][0]["env"]}
         for name, key in (("MINIO_ACCESS_KEY", "accesskey"), ("MINIO_SECRET_KEY", "secretkey")):
             assert env[name]["valueFrom"]["secretKeyRef"] == {
@@ -280,3 +285,21 @@ def test_kustomize_edit_set_image_retargets_every_pipelens_container(path, tmp_p
         for c in obj["spec"]["template"]["spec"]["containers"]
     ]
     assert images == ["registry.example.org/pipelens:1.0"] * 6
+
+
+@pytest.mark.parametrize("path", BUILDS[:1] + OVERLAYS)
+def test_webapp_and_sandbox_pods_hold_no_credentials_and_still_start(path):
+    """Neither the Secret nor a secretKeyRef reaches the web-app origin or the sandbox
+    worker, and the production settings start with what they do get: the ConfigMap and
+    PIPELENS_ROLE (docs/deploy.md#network-policy)."""
+    objects = build(path)
+    pods = {obj["metadata"]["name"]: pod for obj, pod in _pipelens_pods(objects)}
+    for name in CREDENTIAL_FREE:
+        container = pods[name]["containers"][0]
+        assert all("secretRef" not in source for source in container.get("envFrom", [])), name
+        assert all("valueFrom" not in e for e in container.get("env", [])), name
+        env = {e["name"]: e["value"] for e in container.get("env", [])}
+        got = settings_with({**_config(objects), **env})
+        assert got["DEBUG"] is False, name
+        assert got["DATABASE_HOST"] == "127.0.0.1", name  # the discard port: opens nothing
+        assert got["OBJECT_STORES"]["default"]["access_key"] == "none", name

@@ -18,6 +18,20 @@ _REQUIRED = (
     # (localhost:8001) would be wrong, and unsafe if it were the portal's.
     "WEBAPP_ORIGIN",
 )
+# The web-app origin and the sandbox worker hold no credentials (docs/deploy.md#network-policy):
+# they reach neither the database nor the object store and sign nothing, so their pods get no
+# Secret. The image's entrypoint names the role (PIPELENS_ROLE); what these two would otherwise
+# be required to have gets values that open nothing: a per-process random key, a database
+# address nothing listens on (the discard port) and no store credentials.
+CREDENTIAL_FREE_ROLES = ("webapp", "sandbox-worker")
+if env.str("PIPELENS_ROLE", default="") in CREDENTIAL_FREE_ROLES:
+    import os
+    import secrets
+
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.setdefault("DATABASE_URL", "postgres://none@127.0.0.1:9/none")
+    os.environ.setdefault("MINIO_ACCESS_KEY", "none")
+    os.environ.setdefault("MINIO_SECRET_KEY", "none")
 _missing = [name for name in _REQUIRED if not env.str(name, default="")]
 if _missing:
     raise ImproperlyConfigured(f"Missing required environment variables: {', '.join(_missing)}")
