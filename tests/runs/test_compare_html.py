@@ -9,7 +9,6 @@ Python twin fails here. Pure: no database (the URLs are reversed, nothing is rea
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -23,8 +22,8 @@ HOSTILE = "<script>alert(\"x\")</script> & 'q'"
 
 
 def rendition(viewer, payload, *, status="ready", title="out/file", error="", rid=31):
-    at = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
-    return _RenditionRow(rid, 7, 0, viewer, title, status, error, payload, "prev/key", at)
+    stamp = "2026-11-29 06:00:00+00"
+    return _RenditionRow(rid, 7, 0, viewer, title, status, error, payload, "prev/key", stamp)
 
 
 ARTIFACT = SimpleNamespace(run_id=5, pk=7, id=7, key="b/k", name="step/file <1>.txt", kind="text")
