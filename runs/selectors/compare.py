@@ -90,11 +90,9 @@ class Comparison:
     tables: list[dict] = field(default_factory=list)
     images: list[dict] = field(default_factory=list)
     confusion: list[dict] = field(default_factory=list)
-    pairing: list[dict] = field(default_factory=list)  # per run: its artifacts for the re-pair form
     pairs: dict[tuple[int, int], str] = field(default_factory=dict)
     sigs: dict[str, str] = field(default_factory=dict)  # per section: changes when its content does
     unrendered: list[int] = field(default_factory=list)  # artifacts without a rendition of their version
-    base_keys: list[str] = field(default_factory=list)  # every match key, for the re-pair form
 
     @property
     def seqs(self) -> dict[str, int]:
@@ -224,7 +222,6 @@ def comparison_load(*, user, run_ids: list[int], pairs: dict[tuple[int, int], st
     by_run: dict[int, list] = {}
     for a in artifacts:
         by_run.setdefault(a[1], []).append(a)
-    pairing = []
     for run in runs:
         rows = by_run.get(run.pk, [])
         keys = compare_match.unique_keys(
@@ -239,11 +236,9 @@ def comparison_load(*, user, run_ids: list[int], pairs: dict[tuple[int, int], st
             ],
             fixed={i: pairs[(run.pk, a[0])] for i, a in enumerate(rows) if (run.pk, a[0]) in pairs},
         )
+        # (The re-pair form's choices come from the matching table's cells: compare.js.)
         for (aid, *_rest), key in zip(rows, keys, strict=True):
             base_keys[aid] = key
-        pairing.append(
-            {"run": run, "artifacts": [{"id": a[0], "name": a[4], "key": base_keys[a[0]]} for a in rows]}
-        )
 
     table: dict[str, Row] = {}
     for aid, run_id, _step_id, key, name, kind in artifacts:
@@ -265,7 +260,7 @@ def comparison_load(*, user, run_ids: list[int], pairs: dict[tuple[int, int], st
                 run_id=run_id, artifact=ns, rendition=rendition, base_key=base_keys[aid]
             )
     rows = sorted(table.values(), key=lambda r: r.key)
-    comparison = Comparison(runs=runs, rows=rows, pairing=pairing, pairs=pairs)
+    comparison = Comparison(runs=runs, rows=rows, pairs=pairs)
     comparison.unrendered = [a[0] for a in artifacts if a[0] not in renditions]
     for run in runs:
         run.kind_counts = sorted(Counter(a[5] for a in by_run.get(run.pk, [])).items())
@@ -276,7 +271,6 @@ def comparison_load(*, user, run_ids: list[int], pairs: dict[tuple[int, int], st
     comparison.tables = _tables(rows)
     comparison.confusion = _confusion(comparison.sections[Viewer.CONFUSION_MATRIX], runs)
     comparison.images = _image_series([r for r in rows if r.viewer == Viewer.IMAGE])
-    comparison.base_keys = sorted({c.base_key for r in rows for c in r.cells if c is not None})
     comparison.sigs = _signatures(comparison)
     return comparison
 
